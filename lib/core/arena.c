@@ -1,0 +1,212 @@
+/* core/arena.c — see arena.h. */
+#include "core/arena.h"
+
+#include "core/error.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct block {
+	struct block *next;
+	size_t size; /* usable bytes after the header */
+	size_t used;
+	/* data follows, starting at an RWD_ARENA_ALIGN boundary */
+};
+
+struct cleanup {
+	struct cleanup *next;
+	void (*fn)(void *);
+	void *ptr;
+};
+
+struct rwd_arena {
+	struct block *head;     /* current block (newest) */
+	struct cleanup *cleanups;
+	size_t block_size;
+	size_t limit;
+	size_t total;           /* bytes handed out, padding included */
+	int over_limit;
+};
+
+#define HDR_SIZE ((sizeof(struct block) + RWD_ARENA_ALIGN - 1) & ~(size_t)(RWD_ARENA_ALIGN - 1))
+
+static unsigned char *block_data(struct block *b)
+{
+	return (unsigned char *)b + HDR_SIZE;
+}
+
+static struct block *block_new(size_t size)
+{
+	if (size > SIZE_MAX - HDR_SIZE)
+		return NULL;
+	struct block *b = aligned_alloc(RWD_ARENA_ALIGN,
+		(HDR_SIZE + size + RWD_ARENA_ALIGN - 1) & ~(size_t)(RWD_ARENA_ALIGN - 1));
+	if (!b)
+		return NULL;
+	b->next = NULL;
+	b->size = size;
+	b->used = 0;
+	return b;
+}
+
+rwd_arena *rwd_arena_create(size_t block_size, size_t limit)
+{
+	rwd_arena *a = calloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
+	a->block_size = block_size ? block_size : 16 * 1024;
+	a->limit = limit;
+	return a;
+}
+
+static void run_cleanups(rwd_arena *a)
+{
+	while (a->cleanups) {
+		struct cleanup *c = a->cleanups;
+		a->cleanups = c->next;
+		c->fn(c->ptr);
+		free(c);
+	}
+}
+
+void rwd_arena_destroy(rwd_arena *a)
+{
+	if (!a)
+		return;
+	run_cleanups(a);
+	struct block *b = a->head;
+	while (b) {
+		struct block *next = b->next;
+		free(b);
+		b = next;
+	}
+	free(a);
+}
+
+void rwd_arena_reset(rwd_arena *a)
+{
+	if (!a)
+		return;
+	run_cleanups(a);
+	/* Keep the oldest block: it has the configured size, the newer ones may be huge. */
+	struct block *b = a->head, *keep = NULL;
+	while (b) {
+		struct block *next = b->next;
+		if (!next)
+			keep = b;
+		else
+			free(b);
+		b = next;
+	}
+	a->head = keep;
+	if (keep)
+		keep->used = 0;
+	a->total = 0;
+	a->over_limit = 0;
+}
+
+void *rwd_arena_alloc(rwd_arena *a, size_t n)
+{
+	if (n > SIZE_MAX / 2)
+		return NULL;
+	size_t need = (n + RWD_ARENA_ALIGN - 1) & ~(size_t)(RWD_ARENA_ALIGN - 1);
+	if (need == 0)
+		need = RWD_ARENA_ALIGN;
+	if (a->limit && (need > a->limit || a->total > a->limit - need)) {
+		a->over_limit = 1;
+		return NULL;
+	}
+	struct block *b = a->head;
+	if (!b || b->size - b->used < need) {
+		/* Large requests get a block of their own so the spare room of the
+		 * current block is not wasted. */
+		size_t size = need > a->block_size ? need : a->block_size;
+		struct block *nb = block_new(size);
+		if (!nb)
+			return NULL;
+		if (b && need > a->block_size) {
+			/* insert behind the current block: keep filling the current one */
+			nb->next = b->next;
+			b->next = nb;
+			nb->used = need;
+			a->total += need;
+			return block_data(nb);
+		}
+		nb->next = b;
+		a->head = b = nb;
+	}
+	void *p = block_data(b) + b->used;
+	b->used += need;
+	a->total += need;
+	return p;
+}
+
+void *rwd_arena_calloc(rwd_arena *a, size_t count, size_t size)
+{
+	if (size && count > SIZE_MAX / size)
+		return NULL;
+	void *p = rwd_arena_alloc(a, count * size);
+	if (p)
+		memset(p, 0, count * size);
+	return p;
+}
+
+char *rwd_arena_strndup(rwd_arena *a, const char *s, size_t n)
+{
+	size_t len = strnlen(s, n);
+	char *p = rwd_arena_alloc(a, len + 1);
+	if (!p)
+		return NULL;
+	memcpy(p, s, len);
+	p[len] = '\0';
+	return p;
+}
+
+char *rwd_arena_strdup(rwd_arena *a, const char *s)
+{
+	return rwd_arena_strndup(a, s, SIZE_MAX);
+}
+
+char *rwd_arena_sprintf(rwd_arena *a, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return NULL;
+	char *p = rwd_arena_alloc(a, (size_t)n + 1);
+	if (!p)
+		return NULL;
+	va_start(ap, fmt);
+	vsnprintf(p, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return p;
+}
+
+int rwd_arena_add_cleanup(rwd_arena *a, void (*fn)(void *), void *ptr)
+{
+	/* Cleanup records come from malloc, not the arena: they must survive
+	 * the limit, or a full arena could leak the resource it guards. */
+	struct cleanup *c = malloc(sizeof(*c));
+	if (!c)
+		return RWD_E_NOMEM;
+	c->fn = fn;
+	c->ptr = ptr;
+	c->next = a->cleanups;
+	a->cleanups = c;
+	return 0;
+}
+
+size_t rwd_arena_used(const rwd_arena *a)
+{
+	return a->total;
+}
+
+int rwd_arena_over_limit(const rwd_arena *a)
+{
+	return a->over_limit;
+}

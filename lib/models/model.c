@@ -1,0 +1,257 @@
+/* models/model.c — the generic model handle and the registry of kinds. */
+#include "models/model.h"
+
+#include "core/thread.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * The kinds. Each lib/models/<kind>.c defines one `const rwd_model_ops
+ * rwd__<kind>_ops` and is listed here once it exists.
+ */
+extern const rwd_model_ops rwd__mlp_ops;
+
+static const rwd_model_ops *const kinds[] = {
+	&rwd__mlp_ops,
+	NULL,
+};
+
+struct rwd_model {
+	const rwd_model_ops *ops;
+	void *state;
+	rwd_model_info info;
+	rwd_batch_limits limits;
+	char *name;
+	char *path;
+};
+
+rwd_model_params rwd_model_default_params(void)
+{
+	rwd_model_params p = {0};
+	p.limits.max_batch_size = 32;
+	p.limits.max_batch_tokens = 16384;
+	p.limits.max_tokens = 4096;
+	p.limits.max_image_pixels = 4096ull * 4096ull;
+	return p;
+}
+
+const rwd_model_ops *rwd_model_kind(const char *kind)
+{
+	for (size_t i = 0; kinds[i]; i++)
+		if (strcmp(kinds[i]->kind, kind) == 0)
+			return kinds[i];
+	return NULL;
+}
+
+const char *const *rwd_model_kinds(void)
+{
+	static const char *names[sizeof(kinds) / sizeof(kinds[0])];
+	/* Filled on each call; the table is constant, so this is idempotent
+	 * and safe to race on (every writer stores the same pointers). */
+	for (size_t i = 0; kinds[i]; i++)
+		names[i] = kinds[i]->kind;
+	return names;
+}
+
+/* Map a Hugging Face "architectures" entry to one of our kinds. */
+static const char *kind_from_architecture(const char *arch)
+{
+	size_t n = strlen(arch);
+	static const char suffix[] = "ForSequenceClassification";
+	if (strcmp(arch, "CLIPModel") == 0)
+		return "clip";
+	if (n > sizeof(suffix) - 1 && strcmp(arch + n - (sizeof(suffix) - 1), suffix) == 0)
+		return "seqcls";
+	return NULL;
+}
+
+/*
+ * Decide the kind of the model at `path`: a .safetensors file is an `mlp`
+ * head; a folder's config.json says it with "rewardd_kind" or
+ * "architectures".
+ */
+static int detect_kind(const char *path, char *out, size_t size, rwd_error *err)
+{
+	size_t n = strlen(path);
+	if (n > 12 && strcmp(path + n - 12, ".safetensors") == 0) {
+		snprintf(out, size, "mlp");
+		return 0;
+	}
+	char cfg[PATH_MAX];
+	snprintf(cfg, sizeof(cfg), "%s/config.json", path);
+	json_error_t jerr;
+	json_t *root = json_load_file(cfg, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		rwd_error_where(err, cfg, NULL);
+		rwd_error_at(err, jerr.line, jerr.column, jerr.position);
+		return rwd_errorf(err, RWD_E_NOTFOUND,
+			"cannot tell the model kind: %s (give the kind explicitly or add config.json)",
+			jerr.text);
+	}
+	int r = 0;
+	const char *kind = json_string_value(json_object_get(root, "rewardd_kind"));
+	if (!kind) {
+		json_t *arch = json_object_get(root, "architectures");
+		size_t i;
+		json_t *v;
+		json_array_foreach(arch, i, v) {
+			if (json_is_string(v) && (kind = kind_from_architecture(json_string_value(v))))
+				break;
+		}
+	}
+	if (!kind) {
+		rwd_error_where(err, cfg, "architectures");
+		r = rwd_errorf(err, RWD_E_UNSUPPORTED,
+			"no supported architecture (expected CLIPModel, *ForSequenceClassification or \"rewardd_kind\")");
+	} else {
+		snprintf(out, size, "%s", kind);
+	}
+	json_decref(root);
+	return r;
+}
+
+int rwd_model_load(const rwd_model_params *params, rwd_model **out, rwd_error *err)
+{
+	char kind_buf[64];
+	const char *kind = params->kind;
+	rwd_model *m = NULL;
+	int r;
+
+	if (!params->name || !params->name[0])
+		return rwd_errorf(err, RWD_E_INVALID, "a model needs a name");
+	if (!kind) {
+		if (!params->path)
+			return rwd_errorf(err, RWD_E_INVALID, "model '%s' has neither a kind nor a path", params->name);
+		r = detect_kind(params->path, kind_buf, sizeof(kind_buf), err);
+		if (r)
+			return r;
+		kind = kind_buf;
+	}
+	const rwd_model_ops *ops = rwd_model_kind(kind);
+	if (!ops) {
+		rwd_error_where(err, NULL, "kind");
+		return rwd_errorf(err, RWD_E_UNSUPPORTED, "unknown model kind '%s'", kind);
+	}
+
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+	m->ops = ops;
+	m->limits = params->limits;
+	m->name = strdup(params->name);
+	m->path = strdup(params->path ? params->path : "");
+	if (!m->name || !m->path) {
+		r = rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	uint64_t t0 = rwd_now_ns();
+	r = ops->load(params->path, params->options, &m->limits, &m->state, err);
+	if (r)
+		goto fail;
+	ops->describe(m->state, &m->info);
+	if (m->info.n_dims > RWD_MAX_DIMS) {
+		r = rwd_errorf(err, RWD_E_LIMIT, "model '%s' has %zu dimensions, more than %d",
+			params->name, m->info.n_dims, RWD_MAX_DIMS);
+		goto fail;
+	}
+	m->info.name = m->name;
+	m->info.kind = ops->kind;
+	m->info.path = m->path;
+	m->info.inputs = ops->inputs;
+	m->info.load_seconds = (double)(rwd_now_ns() - t0) / 1e9;
+	*out = m;
+	return 0;
+fail:
+	rwd_model_free(m);
+	return r;
+}
+
+void rwd_model_free(rwd_model *m)
+{
+	if (!m)
+		return;
+	if (m->state)
+		m->ops->free(m->state);
+	free(m->name);
+	free(m->path);
+	free(m);
+}
+
+const rwd_model_info *rwd_model_get_info(const rwd_model *m)
+{
+	return &m->info;
+}
+
+const rwd_batch_limits *rwd_model_limits(const rwd_model *m)
+{
+	return &m->limits;
+}
+
+int rwd_model_dim_index(const rwd_model *m, const char *name)
+{
+	for (size_t i = 0; i < m->info.n_dims; i++)
+		if (strcmp(m->info.dims[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+int rwd_model_check(const rwd_model *m, const json_t *item, size_t *cost, rwd_error *err)
+{
+	*cost = 1;
+	if (!json_is_object(item))
+		return rwd_errorf(err, RWD_E_INVALID, "an item must be a JSON object");
+	return m->ops->check(m->state, item, cost, err);
+}
+
+int rwd_model_scratch_new(const rwd_model *m, void **scratch, rwd_error *err)
+{
+	*scratch = NULL;
+	if (!m->ops->scratch_new)
+		return 0;
+	return m->ops->scratch_new(m->state, scratch, err);
+}
+
+void rwd_model_scratch_free(const rwd_model *m, void *scratch)
+{
+	if (scratch && m->ops->scratch_free)
+		m->ops->scratch_free(scratch);
+}
+
+int rwd_model_run(const rwd_model *m, void *scratch, rwd_item *const *items, size_t n,
+	rwd_arena *arena)
+{
+	/* Items that fail preparation are compacted out of the forward batch. */
+	rwd_item *stack_ok[64];
+	rwd_item **ok = n <= 64 ? stack_ok : rwd_arena_alloc(arena, n * sizeof(*ok));
+	if (!ok)
+		return RWD_E_NOMEM;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		rwd_item *it = items[i];
+		memset(it->present, 0, sizeof(it->present));
+		if (m->ops->prepare) {
+			rwd_error_clear(&it->err);
+			int r = m->ops->prepare(m->state, scratch, it, arena, &it->err);
+			if (r) {
+				it->status = r;
+				continue;
+			}
+		}
+		ok[k++] = it;
+	}
+	if (k == 0)
+		return 0;
+	int r = m->ops->forward(m->state, scratch, ok, k, arena);
+	if (r) {
+		for (size_t i = 0; i < k; i++) {
+			if (!ok[i]->status) {
+				ok[i]->status = r;
+				rwd_errorf(&ok[i]->err, r, "the batch's forward pass failed: %s", rwd_strerror(r));
+			}
+		}
+	}
+	return r;
+}

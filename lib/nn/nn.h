@@ -1,0 +1,92 @@
+/*
+ * nn/nn.h — the numeric ops every model kind is built from, over cblas_sgemm.
+ *
+ * Conventions (as PyTorch stores things, so checkpoints are used in place):
+ *   - activations are row-major float32 matrices [rows, cols] with a leading
+ *     dimension (row stride, in floats) where a view into a wider buffer is
+ *     useful (e.g. q/k/v slices of a fused projection);
+ *   - a linear layer's weight is [out, in] (nn.Linear.weight), used through
+ *     a transposed GEMM, never copied transposed;
+ *   - ops write into caller-provided buffers and never allocate: models
+ *     reserve their scratch at load for the largest batch.
+ *
+ * Threading: these functions are re-entrant. How many BLAS threads run under
+ * them is a process-wide OpenBLAS setting chosen once at start-up; see
+ * rwd_nn_threading_init() below for the model and its reasoning.
+ */
+#ifndef RWD_NN_NN_H
+#define RWD_NN_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* y[m, n] = x[m, k] · w[n, k]^T (+ b[n] when b != NULL). ldx/ldy: row strides (0 = dense). */
+void rwd_nn_linear(const float *x, size_t m, size_t k, size_t ldx,
+	const float *w, const float *b, size_t n, float *y, size_t ldy);
+
+/* Row-wise LayerNorm over n columns: y = (x - mean) / sqrt(var + eps) * g + b. In place allowed. */
+void rwd_nn_layernorm(const float *x, size_t m, size_t n, const float *g, const float *b,
+	float eps, float *y);
+
+/* Row-wise RMSNorm: y = x / sqrt(mean(x^2) + eps) * w (Llama/Qwen; w NULL = 1). In place allowed. */
+void rwd_nn_rmsnorm(const float *x, size_t m, size_t n, const float *w, float eps, float *y);
+
+/* Row-wise softmax in place over n columns (max-subtracted). */
+void rwd_nn_softmax(float *x, size_t m, size_t n);
+
+/* Activations in place over n floats. */
+void rwd_nn_gelu_erf(float *x, size_t n);   /* 0.5 x (1 + erf(x/sqrt2)), torch "gelu" */
+void rwd_nn_gelu_tanh(float *x, size_t n);  /* torch gelu(approximate="tanh"), "gelu_new"/"gelu_pytorch_tanh" */
+void rwd_nn_quick_gelu(float *x, size_t n); /* x * sigmoid(1.702 x), OpenAI CLIP */
+void rwd_nn_silu(float *x, size_t n);       /* x * sigmoid(x) */
+void rwd_nn_relu(float *x, size_t n);
+/* gate[i] = silu(gate[i]) * up[i]: the SwiGLU MLP's elementwise step. */
+void rwd_nn_swiglu(float *gate, const float *up, size_t n);
+
+/*
+ * Multi-head scaled dot-product attention for one sequence of t tokens.
+ *   q: [t, n_heads * head_dim] with row stride ldq
+ *   k, v: [t, n_kv_heads * head_dim] with row strides ldk, ldv
+ *   out: [t, n_heads * head_dim] with row stride ldo
+ * Grouped-query: head h reads kv head h / (n_heads / n_kv_heads), as
+ * repeat_interleave does. causal != 0 masks keys after the query position.
+ * scale is usually 1/sqrt(head_dim). scratch holds rwd_nn_attention_scratch()
+ * floats.
+ */
+typedef struct rwd_nn_attn {
+	size_t t, n_heads, n_kv_heads, head_dim;
+	size_t ldq, ldk, ldv, ldo;
+	int causal;
+	float scale;
+} rwd_nn_attn;
+
+size_t rwd_nn_attention_scratch(const rwd_nn_attn *p);
+void rwd_nn_attention(const rwd_nn_attn *p, const float *q, const float *k, const float *v,
+	float *out, float *scratch);
+
+/*
+ * Rotary embeddings, "half-split" layout (HF rotate_half): for each head,
+ * x[i] and x[i + d/2] rotate by angle pos * inv_freq[i].
+ * rwd_nn_rope_inv_freq fills inv_freq[head_dim/2] from theta and optional
+ * Llama-3 scaling (factor <= 0 disables it).
+ */
+typedef struct rwd_nn_rope_scaling {
+	float factor, low_freq_factor, high_freq_factor;
+	int original_max_position;
+} rwd_nn_rope_scaling;
+
+void rwd_nn_rope_inv_freq(float theta, size_t head_dim, const rwd_nn_rope_scaling *scaling,
+	float *inv_freq);
+/* x: [t, n_heads * head_dim] with row stride ldx; pos: [t] positions. */
+void rwd_nn_rope(float *x, size_t t, size_t n_heads, size_t head_dim, size_t ldx,
+	const int32_t *pos, const float *inv_freq);
+
+/*
+ * The compute threading model (read the reasoning in nn.c): set OpenBLAS's
+ * process-wide thread count once at start-up, before any worker runs.
+ * Returns the BLAS thread count in force. Fills `desc` (if non-NULL) with a
+ * one-line summary of OpenBLAS's configuration for the daemon's start-up log.
+ */
+int rwd_nn_threading_init(int blas_threads, char *desc, size_t desc_size);
+
+#endif

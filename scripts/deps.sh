@@ -1,0 +1,52 @@
+# scripts/deps.sh — sourced by scripts/run and scripts/test: install what is
+# missing (Debian packages, the pinned npm packages), quietly when nothing is.
+# Idempotent: a second call does nothing and prints nothing.
+
+# Packages to build and run rewardd.
+RWD_BUILD_PKGS="meson ninja-build pkg-config gcc libopenblas-dev libjansson-dev
+ libmicrohttpd-dev libpng-dev libjpeg62-turbo-dev libpcre2-dev libutf8proc-dev
+ check curl ca-certificates"
+# Oracles and peers used by the tests only (PyTorch, Pillow, scikit-image, NLTK,
+# Node for the HF tokenizers binding, clang for fuzz targets, nginx, systemd).
+RWD_TEST_PKGS="python3 python3-torch python3-numpy python3-pil python3-skimage
+ python3-nltk python3-yaml python3-jsonschema nodejs npm clang libclang-rt-14-dev"
+
+rwd_apt_install() {
+	local missing=()
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	echo "installing: ${missing[*]}"
+	local sudo=""
+	[ "$(id -u)" -ne 0 ] && sudo="sudo"
+	export DEBIAN_FRONTEND=noninteractive
+	$sudo apt-get update -qq >/dev/null
+	$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# npm packages pinned in package.json, installed into node_modules/ at the root.
+rwd_npm_install() {
+	command -v npm >/dev/null || return 0
+	[ -f package.json ] || return 0
+	if [ ! -d node_modules ] || [ package.json -nt node_modules ] ||
+	   { [ -f package-lock.json ] && [ package-lock.json -nt node_modules ]; }; then
+		echo "installing npm packages"
+		# onnxruntime-node's install script fetches a GPU add-on that is not
+		# available here; the CPU library ships inside the package itself.
+		npm install --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+		touch node_modules
+	fi
+}
+
+# Configure (once) and build a meson build directory quietly; show errors.
+rwd_build() {
+	local dir="$1"; shift
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; return 1; }
+		rm -f "$dir.setup.log"
+	fi
+	local out
+	out=$(ninja -C "$dir" 2>&1) || { printf '%s\n' "$out"; return 1; }
+	printf '%s\n' "$out" | grep -E 'warning:' || true
+}
