@@ -1,0 +1,54 @@
+#!/usr/bin/python3
+"""Write randomly initialised checkpoints in exact Hugging Face folder layout.
+
+    /usr/bin/python3 tools/make_tiny_models.py KIND SIZE OUTDIR [--dtype f32|bf16|f16] [--seed N] [...]
+
+KIND is one of the generators below (clip, qwen2, qwen3, llama, mlp); SIZE
+names a preset of that generator (e.g. tiny, base). Each generator lives in
+its own module (tools/tiny_<family>.py) with a `make(kind, size, outdir,
+args)` function and a `KINDS` tuple; this file only dispatches. The parity
+tests call it to build the checkpoints they compare against PyTorch.
+"""
+import argparse
+import importlib
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+FAMILIES = ("tiny_clip", "tiny_seqcls", "tiny_mlp")
+
+
+def _generators():
+    gens = {}
+    for fam in FAMILIES:
+        try:
+            mod = importlib.import_module(fam)
+        except ModuleNotFoundError as e:
+            if e.name == fam:
+                continue  # family not written yet
+            raise
+        for kind in mod.KINDS:
+            gens[kind] = mod
+    return gens
+
+
+def main():
+    gens = _generators()
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("kind", choices=sorted(gens))
+    ap.add_argument("size")
+    ap.add_argument("outdir")
+    ap.add_argument("--dtype", default="f32", choices=("f32", "bf16", "f16"))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--labels", default=None,
+                    help="comma-separated id2label names for classifier heads")
+    ap.add_argument("--layers", type=int, default=None, help="override the layer count")
+    args = ap.parse_args()
+    os.makedirs(args.outdir, exist_ok=True)
+    gens[args.kind].make(args.kind, args.size, args.outdir, args)
+
+
+if __name__ == "__main__":
+    main()
