@@ -24,7 +24,8 @@
 void rwd_nn_linear(const float *x, size_t m, size_t k, size_t ldx,
 	const float *w, const float *b, size_t n, float *y, size_t ldy);
 
-/* Row-wise LayerNorm over n columns: y = (x - mean) / sqrt(var + eps) * g + b. In place allowed. */
+/* Row-wise LayerNorm over n columns: y = (x - mean) / sqrt(var + eps) * g + b. In place allowed.
+ * g NULL = 1, b NULL = 0; var is the biased variance, as torch. */
 void rwd_nn_layernorm(const float *x, size_t m, size_t n, const float *g, const float *b,
 	float eps, float *y);
 
@@ -51,7 +52,11 @@ void rwd_nn_swiglu(float *gate, const float *up, size_t n);
  * Grouped-query: head h reads kv head h / (n_heads / n_kv_heads), as
  * repeat_interleave does. causal != 0 masks keys after the query position.
  * scale is usually 1/sqrt(head_dim). scratch holds rwd_nn_attention_scratch()
- * floats.
+ * floats (t * t: one head's scores at a time).
+ * A leading dimension of 0 means dense; n_kv_heads 0 means n_heads. n_heads
+ * must be a multiple of n_kv_heads, all sizes below INT_MAX (cblas ints).
+ * out must not overlap q, k or v. Causal masking is for self-attention
+ * (query i sees keys 0..i). Uses sgemm per head for QK^T and PV.
  */
 typedef struct rwd_nn_attn {
 	size_t t, n_heads, n_kv_heads, head_dim;
@@ -82,11 +87,29 @@ void rwd_nn_rope(float *x, size_t t, size_t n_heads, size_t head_dim, size_t ldx
 	const int32_t *pos, const float *inv_freq);
 
 /*
- * The compute threading model (read the reasoning in nn.c): set OpenBLAS's
- * process-wide thread count once at start-up, before any worker runs.
- * Returns the BLAS thread count in force. Fills `desc` (if non-NULL) with a
- * one-line summary of OpenBLAS's configuration for the daemon's start-up log.
+ * The compute threading model (measurements and full reasoning in nn.c).
+ * OpenBLAS's pthread build has one process-wide thread count, and runs
+ * multi-threaded GEMMs from different caller threads one at a time (a global
+ * lock), so the choice is:
+ *   (i) default: ONE compute worker per model owns the stacked batch, with
+ *       BLAS threads = cores. Best latency, and best throughput on the large
+ *       batched GEMMs that batching produces (measured in nn.c).
+ *   (ii) K compute workers (K <= cores) with BLAS threads = 1: when several
+ *       models compute concurrently, or every GEMM is tiny (< ~262k
+ *       multiply-adds, which OpenBLAS runs single-threaded anyway).
+ *   Never K > 1 workers with BLAS threads > 1.
+ *
+ * rwd_nn_threading_init sets OpenBLAS's process-wide thread count once at
+ * start-up, before any worker runs and never while a thread is inside BLAS
+ * (blas_threads <= 0: the usable cores). Returns the BLAS thread count in
+ * force. Fills `desc` (if non-NULL) with a one-line summary for the daemon's
+ * start-up log: "<openblas_get_config()>; core <corename>; parallel
+ * <sequential|pthread|openmp>; threads <n>".
  */
 int rwd_nn_threading_init(int blas_threads, char *desc, size_t desc_size);
+
+/* The BLAS thread count for `compute_workers` concurrent compute workers:
+ * the usable cores for one worker (model i), 1 for more (model ii). */
+int rwd_nn_blas_threads_for(int compute_workers);
 
 #endif

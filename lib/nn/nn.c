@@ -1,0 +1,390 @@
+/*
+ * nn/nn.c — see nn.h. The numeric ops every model kind is built from.
+ *
+ * GEMMs go to OpenBLAS's cblas_sgemm; everything else is plain C over
+ * contiguous rows, written so the elementwise loops vectorise. Reductions
+ * (norm statistics) accumulate in double: they are O(rows * cols) against
+ * the GEMMs' O(rows * cols * k), so the cost is invisible and float32
+ * parity with PyTorch stays well under 1e-5.
+ *
+ * ---------------------------------------------------------------------------
+ * Compute threading model (the reasoning behind rwd_nn_threading_init)
+ * ---------------------------------------------------------------------------
+ * What OpenBLAS 0.3.21 (Debian, pthread variant) really does:
+ *   - the BLAS thread count is one process-wide number (blas_cpu_number);
+ *     it must not change while any thread is inside BLAS;
+ *   - a GEMM with m*n*k <= ~262k multiply-adds runs single-threaded in the
+ *     caller whatever that number is;
+ *   - a larger GEMM takes a global mutex (level3_lock in level3_thread.c) for
+ *     its whole multi-threaded run, so multi-threaded GEMMs issued by
+ *     different caller threads at once are serialised, and while they wait
+ *     the callers' own threads compete with BLAS's pool for the cores.
+ *
+ * Measured on this 2-core box (bench/blas_threads.c, Haswell kernels, same
+ * total work per row; other builds were running, so +-15%):
+ *
+ *   GEMM [m x k] . [n x k]^T          model A: 1 worker,   model B: 2 workers,
+ *                                     T = 2 BLAS threads  T = 1 BLAS thread
+ *                                     GFLOP/s  latency    GFLOP/s  latency
+ *   head, batch 1   1x768 -> 1024       9.0   0.17 ms       9.5   0.30 ms
+ *   head, batch 32 32x768 -> 1024     111     0.45 ms     104     0.96 ms
+ *   attention QK^T  77x64 . 77x64       60    0.013 ms     72    0.020 ms
+ *   ViT-B qkv      197x768 -> 2304    133     5.2 ms      152     8.6 ms
+ *   ViT-L mlp      257x1024 -> 4096   157    13.7 ms      159    25.7 ms
+ *   LM mlp        1024x896 -> 4864    164    55 ms        110   148 ms
+ *   (2 workers x 2 BLAS threads, the mix to avoid: 41..166 GFLOP/s, never
+ *    better than the best of A and B, and 1.5-3x A's latency.)
+ *
+ * So throughput is a wash for mid-sized GEMMs, B wins a little on tiny ones
+ * (no thread hand-off), A wins clearly on large ones (one weight stream in
+ * the shared cache instead of two) and A always halves the latency of a
+ * forward pass. rewardd batches requests, which turns many small GEMMs into
+ * one large one — exactly where A is strongest.
+ *
+ * The model:
+ *   (i) default — one compute worker per model owns the stacked batch and
+ *       runs with BLAS threads = cores (rwd_nn_threading_init(0, ...)).
+ *       Applies whenever one model computes at a time: the usual deployment.
+ *   (ii) K compute workers (K <= cores) with BLAS threads = 1: when several
+ *       models must compute concurrently (each has its own worker), or when
+ *       a model's GEMMs are all below OpenBLAS's threading threshold (tiny
+ *       MLP heads) so BLAS threads would idle anyway.
+ *   Never K > 1 workers with BLAS threads > 1: they serialise on
+ *   level3_lock and oversubscribe (row "mix" above).
+ * rwd_nn_blas_threads_for(workers) encodes the rule. On the OpenMP variant
+ * (parallel=2) OpenBLAS warns that concurrent callers beyond NUM_PARALLEL
+ * must not overlap, so there too K > 1 must run with 1 BLAS thread; the
+ * sequential variant (parallel=0) ignores the setting and leaves only (ii)
+ * to use more than one core.
+ */
+#include "nn/nn.h"
+
+#include "core/thread.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* cblas takes int dimensions; callers keep shapes below INT_MAX (checked at model load). */
+#define BI(x) ((blasint)(x))
+
+void rwd_nn_linear(const float *x, size_t m, size_t k, size_t ldx,
+	const float *w, const float *b, size_t n, float *y, size_t ldy)
+{
+	if (!ldx)
+		ldx = k;
+	if (!ldy)
+		ldy = n;
+	if (m == 0 || n == 0)
+		return;
+	float beta = 0.0f;
+	if (b) {
+		/* y starts as the bias and the GEMM adds onto it (beta = 1), as addmm does */
+		for (size_t i = 0; i < m; i++)
+			memcpy(y + i * ldy, b, n * sizeof(*y));
+		beta = 1.0f;
+	}
+	if (k == 0) {
+		if (!b)
+			for (size_t i = 0; i < m; i++)
+				memset(y + i * ldy, 0, n * sizeof(*y));
+		return;
+	}
+	/* w is [n, k] row-major = w^T [k, n] read through CblasTrans: no copy */
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, BI(m), BI(n), BI(k),
+		1.0f, x, BI(ldx), w, BI(k), beta, y, BI(ldy));
+}
+
+/* Mean and biased variance of one row, two-pass in double (four partial sums for ILP). */
+static void row_moments(const float *x, size_t n, double *mean, double *var)
+{
+	double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+	size_t j = 0;
+	for (; j + 4 <= n; j += 4) {
+		s0 += x[j];
+		s1 += x[j + 1];
+		s2 += x[j + 2];
+		s3 += x[j + 3];
+	}
+	for (; j < n; j++)
+		s0 += x[j];
+	double mu = (s0 + s1 + s2 + s3) / (double)n;
+	s0 = s1 = s2 = s3 = 0;
+	for (j = 0; j + 4 <= n; j += 4) {
+		double d0 = x[j] - mu, d1 = x[j + 1] - mu, d2 = x[j + 2] - mu, d3 = x[j + 3] - mu;
+		s0 += d0 * d0;
+		s1 += d1 * d1;
+		s2 += d2 * d2;
+		s3 += d3 * d3;
+	}
+	for (; j < n; j++) {
+		double d = x[j] - mu;
+		s0 += d * d;
+	}
+	*mean = mu;
+	*var = (s0 + s1 + s2 + s3) / (double)n;
+}
+
+static double row_sumsq(const float *x, size_t n)
+{
+	double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+	size_t j = 0;
+	for (; j + 4 <= n; j += 4) {
+		s0 += (double)x[j] * x[j];
+		s1 += (double)x[j + 1] * x[j + 1];
+		s2 += (double)x[j + 2] * x[j + 2];
+		s3 += (double)x[j + 3] * x[j + 3];
+	}
+	for (; j < n; j++)
+		s0 += (double)x[j] * x[j];
+	return s0 + s1 + s2 + s3;
+}
+
+void rwd_nn_layernorm(const float *x, size_t m, size_t n, const float *g, const float *b,
+	float eps, float *y)
+{
+	if (n == 0)
+		return;
+	for (size_t i = 0; i < m; i++) {
+		const float *xr = x + i * n;
+		float *yr = y + i * n;
+		double mu, var;
+		row_moments(xr, n, &mu, &var);
+		const float mean = (float)mu;
+		const float rstd = (float)(1.0 / sqrt(var + (double)eps));
+		if (g && b) {
+			for (size_t j = 0; j < n; j++)
+				yr[j] = (xr[j] - mean) * rstd * g[j] + b[j];
+		} else {
+			for (size_t j = 0; j < n; j++) {
+				float v = (xr[j] - mean) * rstd;
+				yr[j] = (g ? v * g[j] : v) + (b ? b[j] : 0.0f);
+			}
+		}
+	}
+}
+
+void rwd_nn_rmsnorm(const float *x, size_t m, size_t n, const float *w, float eps, float *y)
+{
+	if (n == 0)
+		return;
+	for (size_t i = 0; i < m; i++) {
+		const float *xr = x + i * n;
+		float *yr = y + i * n;
+		const float r = (float)(1.0 / sqrt(row_sumsq(xr, n) / (double)n + (double)eps));
+		/* HF order: w * (x * r), each product rounded to float */
+		if (w)
+			for (size_t j = 0; j < n; j++)
+				yr[j] = w[j] * (xr[j] * r);
+		else
+			for (size_t j = 0; j < n; j++)
+				yr[j] = xr[j] * r;
+	}
+}
+
+/* Softmax of one row of n > 0 floats, in place. */
+static void softmax_row(float *x, size_t n)
+{
+	float mx = x[0];
+	for (size_t j = 1; j < n; j++)
+		mx = x[j] > mx ? x[j] : mx;
+	if (mx == -INFINITY) {
+		/* every entry masked: torch yields NaN; give a uniform row instead of poison */
+		for (size_t j = 0; j < n; j++)
+			x[j] = 1.0f / (float)n;
+		return;
+	}
+	double sum = 0;
+	for (size_t j = 0; j < n; j++) {
+		x[j] = expf(x[j] - mx);
+		sum += x[j];
+	}
+	const float inv = (float)(1.0 / sum);
+	for (size_t j = 0; j < n; j++)
+		x[j] *= inv;
+}
+
+void rwd_nn_softmax(float *x, size_t m, size_t n)
+{
+	if (n == 0)
+		return;
+	for (size_t i = 0; i < m; i++)
+		softmax_row(x + i * n, n);
+}
+
+void rwd_nn_gelu_erf(float *x, size_t n)
+{
+	/* 0.5 x (1 + erf(x/sqrt2)) == 0.5 x erfc(-x/sqrt2); erfc keeps the negative tail exact */
+	for (size_t i = 0; i < n; i++)
+		x[i] = 0.5f * x[i] * erfcf(-x[i] * (float)M_SQRT1_2);
+}
+
+void rwd_nn_gelu_tanh(float *x, size_t n)
+{
+	/* 0.5 x (1 + tanh(u)) == x / (1 + exp(-2u)): same value, no cancellation for x < 0 */
+	const float c = (float)(2.0 * 0.7978845608028654); /* 2 sqrt(2/pi) */
+	for (size_t i = 0; i < n; i++) {
+		float v = x[i];
+		float u = c * (v + 0.044715f * v * v * v);
+		x[i] = v / (1.0f + expf(-u));
+	}
+}
+
+void rwd_nn_quick_gelu(float *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		x[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
+}
+
+void rwd_nn_silu(float *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		x[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
+void rwd_nn_relu(float *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		x[i] = x[i] < 0.0f ? 0.0f : x[i]; /* NaN passes through, as in torch */
+}
+
+void rwd_nn_swiglu(float *gate, const float *up, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+size_t rwd_nn_attention_scratch(const rwd_nn_attn *p)
+{
+	return p->t * p->t;
+}
+
+void rwd_nn_attention(const rwd_nn_attn *p, const float *q, const float *k, const float *v,
+	float *out, float *scratch)
+{
+	const size_t t = p->t, d = p->head_dim;
+	if (t == 0 || d == 0 || p->n_heads == 0)
+		return;
+	const size_t n_kv = p->n_kv_heads ? p->n_kv_heads : p->n_heads;
+	const size_t group = p->n_heads / n_kv;
+	const size_t ldq = p->ldq ? p->ldq : p->n_heads * d;
+	const size_t ldk = p->ldk ? p->ldk : n_kv * d;
+	const size_t ldv = p->ldv ? p->ldv : n_kv * d;
+	const size_t ldo = p->ldo ? p->ldo : p->n_heads * d;
+	float *s = scratch; /* [t, t] scores, then probabilities, of one head */
+
+	for (size_t h = 0; h < p->n_heads; h++) {
+		const size_t g = h / group; /* repeat_interleave: heads [g*group, (g+1)*group) share kv g */
+		/* s[t, t] = scale * q_h[t, d] . k_g[t, d]^T */
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, BI(t), BI(t), BI(d),
+			p->scale, q + h * d, BI(ldq), k + g * d, BI(ldk), 0.0f, s, BI(t));
+		if (p->causal) {
+			for (size_t i = 0; i < t; i++) {
+				float *row = s + i * t;
+				softmax_row(row, i + 1);
+				memset(row + i + 1, 0, (t - i - 1) * sizeof(*row));
+			}
+		} else {
+			for (size_t i = 0; i < t; i++)
+				softmax_row(s + i * t, t);
+		}
+		/* out_h[t, d] = s[t, t] . v_g[t, d] */
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, BI(t), BI(d), BI(t),
+			1.0f, s, BI(t), v + g * d, BI(ldv), 0.0f, out + h * d, BI(ldo));
+	}
+}
+
+void rwd_nn_rope_inv_freq(float theta, size_t head_dim, const rwd_nn_rope_scaling *scaling,
+	float *inv_freq)
+{
+	const size_t half = head_dim / 2;
+	for (size_t i = 0; i < half; i++) {
+		/* as HF: exponent 2i/d rounded to float, theta^e, then 1/x in float */
+		float e = (float)(2 * i) / (float)head_dim;
+		float f = 1.0f / (float)pow((double)theta, (double)e);
+		inv_freq[i] = f;
+	}
+	if (!scaling || !(scaling->factor > 0.0f))
+		return;
+	/*
+	 * Llama 3 scaling (transformers' rope_type "llama3"): wavelengths longer
+	 * than original_max / low_freq_factor are divided by `factor`, shorter
+	 * than original_max / high_freq_factor kept, and in between blended
+	 * linearly in original_max / wavelen.
+	 */
+	const double factor = scaling->factor;
+	const double lo = scaling->low_freq_factor, hi = scaling->high_freq_factor;
+	const double old_ctx = scaling->original_max_position;
+	const double lo_wavelen = old_ctx / lo, hi_wavelen = old_ctx / hi;
+	for (size_t i = 0; i < half; i++) {
+		const double f = inv_freq[i];
+		const double wavelen = 2.0 * M_PI / f;
+		double r;
+		if (wavelen < hi_wavelen) {
+			r = f;
+		} else if (wavelen > lo_wavelen) {
+			r = f / factor;
+		} else {
+			double smooth = (old_ctx / wavelen - lo) / (hi - lo);
+			r = (1.0 - smooth) * f / factor + smooth * f;
+		}
+		inv_freq[i] = (float)r;
+	}
+}
+
+void rwd_nn_rope(float *x, size_t t, size_t n_heads, size_t head_dim, size_t ldx,
+	const int32_t *pos, const float *inv_freq)
+{
+	enum { CHUNK = 64 };
+	const size_t half = head_dim / 2;
+	if (!ldx)
+		ldx = n_heads * head_dim;
+	float c[CHUNK], s[CHUNK];
+	for (size_t r = 0; r < t; r++) {
+		float *row = x + r * ldx;
+		const float p = (float)pos[r];
+		/* cos/sin once per (token, frequency), applied to every head */
+		for (size_t i0 = 0; i0 < half; i0 += CHUNK) {
+			const size_t nc = half - i0 < CHUNK ? half - i0 : CHUNK;
+			for (size_t i = 0; i < nc; i++) {
+				/* the angle rounded to float, as HF's float32 inv_freq @ positions */
+				const float a = p * inv_freq[i0 + i];
+				c[i] = (float)cos((double)a);
+				s[i] = (float)sin((double)a);
+			}
+			for (size_t h = 0; h < n_heads; h++) {
+				float *x1 = row + h * head_dim + i0;
+				float *x2 = x1 + half;
+				for (size_t i = 0; i < nc; i++) {
+					/* rotate_half: (x1, x2) -> (x1 c - x2 s, x2 c + x1 s) */
+					const float a1 = x1[i], a2 = x2[i];
+					x1[i] = a1 * c[i] - a2 * s[i];
+					x2[i] = a2 * c[i] + a1 * s[i];
+				}
+			}
+		}
+	}
+}
+
+int rwd_nn_blas_threads_for(int compute_workers)
+{
+	return compute_workers <= 1 ? rwd_cpu_count() : 1;
+}
+
+int rwd_nn_threading_init(int blas_threads, char *desc, size_t desc_size)
+{
+	if (blas_threads <= 0)
+		blas_threads = rwd_cpu_count();
+	openblas_set_num_threads(blas_threads);
+	const int n = openblas_get_num_threads();
+	if (desc && desc_size) {
+		static const char *const modes[] = { "sequential", "pthread", "openmp" };
+		const int par = openblas_get_parallel();
+		const char *cfg = openblas_get_config(), *core = openblas_get_corename();
+		snprintf(desc, desc_size, "%s; core %s; parallel %s; threads %d",
+			cfg ? cfg : "OpenBLAS (no config)", core ? core : "unknown",
+			par >= 0 && par <= 2 ? modes[par] : "unknown", n);
+	}
+	return n;
+}
