@@ -1,0 +1,536 @@
+/*
+ * tests/unit/test_serve.c — lib/serve: the batcher (ordering, priorities,
+ * batch limits, deadlines, full queue, cancelled clients, drain) against a
+ * fake executor that records what it ran, and the metrics exposition.
+ */
+#include "rwd_check.h"
+
+#include "core/thread.h"
+#include "serve/batcher.h"
+#include "serve/metrics.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+/* The fake model: records every item it runs (job tag, item index) and each
+ * batch's size, and can hold the first batch until released. */
+typedef struct fake {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int hold;           /* block run() while set */
+	int in_run;         /* a run() is blocked */
+	int order[1024];    /* tag * 100 + index, in run order */
+	size_t n_order;
+	size_t sizes[256];
+	size_t n_batches;
+	int scratch_made;
+} fake;
+
+typedef struct tjob {
+	rwd_job job;
+	rwd_item items[16];
+	int tag;
+	atomic_int done;
+	int gone;
+} tjob;
+
+static void fake_init(fake *f)
+{
+	memset(f, 0, sizeof(*f));
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cv, NULL);
+}
+
+static int fake_scratch_new(void *ctx, void **scratch, rwd_error *err)
+{
+	fake *f = ctx;
+	f->scratch_made++;
+	*scratch = f;
+	return 0;
+}
+
+static int fake_run(void *ctx, void *scratch, rwd_item *const *items, size_t n, rwd_arena *arena)
+{
+	fake *f = ctx;
+	ck_assert_ptr_eq(scratch, f);
+	ck_assert_ptr_nonnull(rwd_arena_alloc(arena, 1000));
+	pthread_mutex_lock(&f->mu);
+	f->in_run = 1;
+	pthread_cond_broadcast(&f->cv);
+	while (f->hold)
+		pthread_cond_wait(&f->cv, &f->mu);
+	f->in_run = 0;
+	for (size_t i = 0; i < n; i++) {
+		tjob *tj = (tjob *)((char *)(items[i] - items[i]->index) - offsetof(tjob, items));
+		f->order[f->n_order++] = tj->tag * 100 + (int)items[i]->index;
+		items[i]->scores[0] = (float)(tj->tag * 100 + (int)items[i]->index);
+		items[i]->present[0] = 1;
+	}
+	f->sizes[f->n_batches++] = n;
+	pthread_mutex_unlock(&f->mu);
+	return 0;
+}
+
+static void fake_release(fake *f)
+{
+	pthread_mutex_lock(&f->mu);
+	f->hold = 0;
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+}
+
+static void fake_wait_in_run(fake *f)
+{
+	pthread_mutex_lock(&f->mu);
+	while (!f->in_run)
+		pthread_cond_wait(&f->cv, &f->mu);
+	pthread_mutex_unlock(&f->mu);
+}
+
+static void tjob_done(rwd_job *job)
+{
+	tjob *tj = (tjob *)job;
+	atomic_store(&tj->done, 1);
+}
+
+static int tjob_gone(rwd_job *job)
+{
+	return ((tjob *)job)->gone;
+}
+
+static void tjob_init(tjob *tj, int tag, size_t n, int prio, size_t cost)
+{
+	memset(tj, 0, sizeof(*tj));
+	tj->tag = tag;
+	tj->job.items = tj->items;
+	tj->job.n = n;
+	tj->job.priority = prio;
+	tj->job.done = tjob_done;
+	tj->job.gone = tjob_gone;
+	for (size_t i = 0; i < n; i++) {
+		tj->items[i].index = i;
+		tj->items[i].cost = cost;
+	}
+}
+
+static void wait_done(tjob *tj)
+{
+	for (int i = 0; i < 5000 && !atomic_load(&tj->done); i++)
+		usleep(1000);
+	ck_assert_int_eq(atomic_load(&tj->done), 1);
+}
+
+static rwd_batcher *start(fake *f, rwd_batcher_params p)
+{
+	rwd_batch_exec e = {0};
+	e.ctx = f;
+	e.scratch_new = fake_scratch_new;
+	e.run = fake_run;
+	rwd_batcher *b = NULL;
+	rwd_error err;
+	rwd_error_clear(&err);
+	ck_assert_int_eq(rwd_batcher_new(&p, &e, &b, &err), 0);
+	return b;
+}
+
+START_TEST(fifo_order_and_item_order_kept)
+{
+	fake f;
+	fake_init(&f);
+	rwd_batcher_params p = rwd_batcher_default_params();
+	p.max_batch_size = 4;
+	p.max_delay_us = 0;
+	rwd_batcher *b = start(&f, p);
+	ck_assert_int_eq(f.scratch_made, 1);
+	static tjob j[5];
+	for (int i = 0; i < 5; i++) {
+		tjob_init(&j[i], i, 3, RWD_PRIO_NORMAL, 1);
+		ck_assert_int_eq(rwd_batcher_submit(b, &j[i].job), 0);
+	}
+	for (int i = 0; i < 5; i++) {
+		wait_done(&j[i]);
+		for (int k = 0; k < 3; k++) {
+			ck_assert_int_eq(j[i].items[k].status, 0);
+			ck_assert(j[i].items[k].scores[0] == (float)(i * 100 + k));
+		}
+	}
+	rwd_batcher_free(b);
+	/* one worker, FIFO: the run order is exactly submission order */
+	ck_assert_uint_eq(f.n_order, 15);
+	for (size_t i = 0; i < 15; i++)
+		ck_assert_int_eq(f.order[i], (int)(i / 3) * 100 + (int)(i % 3));
+	for (size_t i = 0; i < f.n_batches; i++)
+		ck_assert_uint_le(f.sizes[i], 4);
+}
+END_TEST
+
+START_TEST(high_priority_runs_first)
+{
+	fake f;
+	fake_init(&f);
+	f.hold = 1;
+	rwd_batcher_params p = rwd_batcher_default_params();
+	p.max_batch_size = 2;
+	p.max_delay_us = 0;
+	rwd_batcher *b = start(&f, p);
+	static tjob blocker, n1, n2, h1;
+	tjob_init(&blocker, 9, 1, RWD_PRIO_NORMAL, 1);
+	ck_assert_int_eq(rwd_batcher_submit(b, &blocker.job), 0);
+	fake_wait_in_run(&f);
+	tjob_init(&n1, 1, 2, RWD_PRIO_NORMAL, 1);
+	tjob_init(&n2, 2, 2, RWD_PRIO_NORMAL, 1);
+	tjob_init(&h1, 3, 2, RWD_PRIO_HIGH, 1);
+	ck_assert_int_eq(rwd_batcher_submit(b, &n1.job), 0);
+	ck_assert_int_eq(rwd_batcher_submit(b, &n2.job), 0);
+	ck_assert_int_eq(rwd_batcher_submit(b, &h1.job), 0);
+	fake_release(&f);
+	wait_done(&n1);
+	wait_done(&n2);
+	wait_done(&h1);
+	rwd_batcher_free(b);
+	int want[] = {900, 300, 301, 100, 101, 200, 201};
+	ck_assert_uint_eq(f.n_order, 7);
+	for (size_t i = 0; i < 7; i++)
+		ck_assert_int_eq(f.order[i], want[i]);
+}
+END_TEST
+
+START_TEST(batches_fill_up_to_size_and_tokens)
+{
+	fake f;
+	fake_init(&f);
+	f.hold = 1;
+	rwd_batcher_params p = rwd_batcher_default_params();
+	p.max_batch_size = 4;
+	p.max_delay_us = 0;
+	p.token_cost = 1;
+	p.max_batch_tokens = 10;
+	rwd_batcher *b = start(&f, p);
+	static tjob blocker, j[6];
+	tjob_init(&blocker, 9, 1, RWD_PRIO_NORMAL, 1);
+	ck_assert_int_eq(rwd_batcher_submit(b, &blocker.job), 0);
+	fake_wait_in_run(&f);
+	/* costs 4,4,4,1,1,1: budget 10 gives [4,4] [4,1,1,1] */
+	size_t cost[6] = {4, 4, 4, 1, 1, 1};
+	for (int i = 0; i < 6; i++) {
+		tjob_init(&j[i], i, 1, RWD_PRIO_NORMAL, cost[i]);
+		ck_assert_int_eq(rwd_batcher_submit(b, &j[i].job), 0);
+	}
+	fake_release(&f);
+	for (int i = 0; i < 6; i++)
+		wait_done(&j[i]);
+	rwd_batcher_free(b);
+	ck_assert_uint_eq(f.n_batches, 3);
+	ck_assert_uint_eq(f.sizes[0], 1);
+	ck_assert_uint_eq(f.sizes[1], 2);
+	ck_assert_uint_eq(f.sizes[2], 4);
+}
+END_TEST
+
+START_TEST(delay_collects_a_batch)
+{
+	fake f;
+	fake_init(&f);
+	rwd_batcher_params p = rwd_batcher_default_params();
+	p.max_batch_size = 8;
+	p.max_delay_us = 200000; /* long enough that 5 quick submits share a batch */
+	rwd_batcher *b = start(&f, p);
+	static tjob j[5];
+	uint64_t t0 = rwd_now_ns();
+	for (int i = 0; i < 5; i++) {
+		tjob_init(&j[i], i, 1, RWD_PRIO_NORMAL, 1);
+		ck_assert_int_eq(rwd_batcher_submit(b, &j[i].job), 0);
+	}
+	for (int i = 0; i < 5; i++)
+		wait_done(&j[i]);
+	uint64_t waited = rwd_now_ns() - t0;
+	rwd_batcher_free(b);
+	ck_assert_uint_eq(f.n_batches, 1);
+	ck_assert_uint_eq(f.sizes[0], 5);
+	/* a partial batch waits for the delay, not longer than a few times it */
+	ck_assert_uint_ge(waited, 150000000ull);
+	ck_assert_uint_lt(waited, 2000000000ull);
+	/* a full batch does not wait */
+	fake_init(&f);
+	p.max_batch_size = 2;
+	p.max_delay_us = 5000000;
+	b = start(&f, p);
+	t0 = rwd_now_ns();
+	tjob_init(&j[0], 0, 2, RWD_PRIO_NORMAL, 1);
+	ck_assert_int_eq(rwd_batcher_submit(b, &j[0].job), 0);
+	wait_done(&j[0]);
+	ck_assert_uint_lt(rwd_now_ns() - t0, 1000000000ull);
+	rwd_batcher_free(b);
+}
+END_TEST
+
+START_TEST(deadline_expires_queued_items)
+{
+	fake f;
+	fake_init(&f);
+	f.hold = 1;
+	rwd_batcher_params p = rwd_batcher_default_params();
+	p.max_batch_size = 1;
+	p.max_delay_us = 0;
+	p.workers = 1;
+	rwd_batcher *b = start(&f, p);
+	static tjob blocker, late, ok;
+	tjob_init(&blocker, 9, 1, RWD_PRIO_NORMAL, 1);
+	ck_assert_int_eq(rwd_batcher_submit(b, &blocker.job), 0);
+	fake_wait_in_run(&f);
+	tjob_init(&late, 1, 2, RWD_PRIO_NORMAL, 1);
+	late.job.deadline_ns = rwd_now_ns() + 30000000ull;
+	tjob_init(&ok, 2, 1, RWD_PRIO_NORMAL, 1);
+	ck_assert_int_eq(rwd_batcher_submit(b, &late.job), 0);
+	ck_assert_int_eq(rwd_batcher_submit(b, &ok.job), 0);
+	usleep(60000);
+	fake_release(&f);
+	wait_done(&late);
+	wait_done(&ok);
+	ck_assert_int_eq(late.items[0].status, RWD_E_TIMEOUT);
+	ck_assert_int_eq(late.items[1].status, RWD_E_TIMEOUT);
+	ck_assert_int_eq(late.items[0].err.code, RWD_E_TIMEOUT);
+	ck_assert_int_eq(ok.items[0].status, 0);
+	rwd_batcher_stats st;
+	rwd_batcher_get_stats(b, &st);
+	ck_assert_uint_eq(st.expired, 2);
+	rwd_batcher_free(b);
+	ck_assert_uint_eq(f.n_order, 2); /* blocker and ok; the expired never ran */
+}
+END_TEST
+
+START_TEST(idle_worker_expires_at_the_deadline)
+{
+	fake f;
+	fake_init(&f);
+	rwd_batcher_params p = rwd_batcher_default_params();
+	p.max_batch_size = 8;
+	p.max_delay_us = 10000000; /* 10 s: only the deadline can end the wait */
+	rwd_batcher *b = start(&f, p);
+	static tjob j;
+	tjob_init(&j, 1, 1, RWD_PRIO_NORMAL, 1);
+	uint64_t t0 = rwd_now_ns();
+	j.job.deadline_ns = t0 + 50000000ull;
+	ck_assert_int_eq(rwd_batcher_submit(b, &j.job), 0);
+	wait_done(&j);
+	ck_assert_uint_lt(rwd_now_ns() - t0, 1000000000ull);
+	ck_assert_int_eq(j.items[0].status, RWD_E_TIMEOUT);
+	rwd_batcher_free(b);
+}
+END_TEST
+
+START_TEST(full_queue_is_refused_whole)
+{
+	fake f;
+	fake_init(&f);
+	f.hold = 1;
+	rwd_batcher_params p = rwd_batcher_default_params();
+	p.max_batch_size = 1;
+	p.max_delay_us = 0;
+	p.max_queue_items = 4;
+	rwd_batcher *b = start(&f, p);
+	static tjob blocker, a, c, big, empty;
+	tjob_init(&blocker, 9, 1, RWD_PRIO_NORMAL, 1);
+	ck_assert_int_eq(rwd_batcher_submit(b, &blocker.job), 0);
+	fake_wait_in_run(&f);
+	tjob_init(&a, 1, 3, RWD_PRIO_NORMAL, 1);
+	tjob_init(&c, 2, 2, RWD_PRIO_HIGH, 1);
+	tjob_init(&big, 3, 5, RWD_PRIO_NORMAL, 1);
+	tjob_init(&empty, 4, 0, RWD_PRIO_NORMAL, 1);
+	ck_assert_int_eq(rwd_batcher_submit(b, &a.job), 0);
+	ck_assert_int_eq(rwd_batcher_submit(b, &c.job), RWD_E_FULL);
+	ck_assert_int_eq(rwd_batcher_submit(b, &big.job), RWD_E_INVALID);
+	ck_assert_int_eq(rwd_batcher_submit(b, &empty.job), RWD_E_INVALID);
+	rwd_batcher_stats st;
+	rwd_batcher_get_stats(b, &st);
+	ck_assert_uint_eq(st.queued, 3);
+	fake_release(&f);
+	wait_done(&a);
+	/* room again once the queue drained */
+	ck_assert_int_eq(rwd_batcher_submit(b, &c.job), 0);
+	wait_done(&c);
+	rwd_batcher_free(b);
+	ck_assert_int_eq(atomic_load(&big.done), 0);
+}
+END_TEST
+
+START_TEST(gone_clients_are_dropped)
+{
+	fake f;
+	fake_init(&f);
+	f.hold = 1;
+	rwd_batcher_params p = rwd_batcher_default_params();
+	p.max_delay_us = 0;
+	rwd_batcher *b = start(&f, p);
+	static tjob blocker, g, ok;
+	tjob_init(&blocker, 9, 1, RWD_PRIO_NORMAL, 1);
+	ck_assert_int_eq(rwd_batcher_submit(b, &blocker.job), 0);
+	fake_wait_in_run(&f);
+	tjob_init(&g, 1, 3, RWD_PRIO_NORMAL, 1);
+	g.gone = 1;
+	tjob_init(&ok, 2, 1, RWD_PRIO_NORMAL, 1);
+	ck_assert_int_eq(rwd_batcher_submit(b, &g.job), 0);
+	ck_assert_int_eq(rwd_batcher_submit(b, &ok.job), 0);
+	fake_release(&f);
+	wait_done(&g);
+	wait_done(&ok);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(g.items[i].status, RWD_E_CANCELLED);
+	ck_assert_int_eq(ok.items[0].status, 0);
+	rwd_batcher_stats st;
+	rwd_batcher_get_stats(b, &st);
+	ck_assert_uint_eq(st.cancelled, 3);
+	rwd_batcher_free(b);
+	ck_assert_uint_eq(f.n_order, 2);
+}
+END_TEST
+
+START_TEST(drain_finishes_everything_then_refuses)
+{
+	fake f;
+	fake_init(&f);
+	rwd_batcher_params p = rwd_batcher_default_params();
+	p.max_batch_size = 4;
+	p.max_delay_us = 10000000; /* draining must not wait for batches to fill */
+	p.workers = 2;
+	rwd_batcher *b = start(&f, p);
+	ck_assert_int_eq(f.scratch_made, 2);
+	static tjob j[6];
+	for (int i = 0; i < 6; i++) {
+		tjob_init(&j[i], i, 2, i % 2, 1);
+		ck_assert_int_eq(rwd_batcher_submit(b, &j[i].job), 0);
+	}
+	uint64_t t0 = rwd_now_ns();
+	ck_assert_int_eq(rwd_batcher_drain(b, 5000000000ull), 0);
+	ck_assert_uint_lt(rwd_now_ns() - t0, 2000000000ull);
+	for (int i = 0; i < 6; i++) {
+		ck_assert_int_eq(atomic_load(&j[i].done), 1);
+		ck_assert_int_eq(j[i].items[0].status, 0);
+		ck_assert_int_eq(j[i].items[1].status, 0);
+	}
+	static tjob late;
+	tjob_init(&late, 7, 1, RWD_PRIO_NORMAL, 1);
+	ck_assert_int_eq(rwd_batcher_submit(b, &late.job), RWD_E_STATE);
+	rwd_batcher_stats st;
+	rwd_batcher_get_stats(b, &st);
+	ck_assert_int_eq(st.draining, 1);
+	ck_assert_uint_eq(st.items_run, 12);
+	rwd_batcher_free(b);
+}
+END_TEST
+
+static void *release_later(void *arg)
+{
+	usleep(200000);
+	fake_release(arg);
+	return NULL;
+}
+
+START_TEST(drain_bound_answers_the_queued)
+{
+	fake f;
+	fake_init(&f);
+	f.hold = 1;
+	rwd_batcher_params p = rwd_batcher_default_params();
+	p.max_batch_size = 1;
+	p.max_delay_us = 0;
+	rwd_batcher *b = start(&f, p);
+	static tjob blocker, q;
+	tjob_init(&blocker, 9, 1, RWD_PRIO_NORMAL, 1);
+	ck_assert_int_eq(rwd_batcher_submit(b, &blocker.job), 0);
+	fake_wait_in_run(&f);
+	tjob_init(&q, 1, 2, RWD_PRIO_NORMAL, 1);
+	ck_assert_int_eq(rwd_batcher_submit(b, &q.job), 0);
+	pthread_t t;
+	pthread_create(&t, NULL, release_later, &f);
+	/* bound of 50 ms: the queued job is answered "shutting down", the
+	 * running batch is still waited for */
+	ck_assert_int_eq(rwd_batcher_drain(b, 50000000ull), RWD_E_TIMEOUT);
+	ck_assert_int_eq(atomic_load(&q.done), 1);
+	ck_assert_int_eq(q.items[0].status, RWD_E_STATE);
+	ck_assert_int_eq(atomic_load(&blocker.done), 1);
+	ck_assert_int_eq(blocker.items[0].status, 0);
+	pthread_join(t, NULL);
+	rwd_batcher_free(b);
+}
+END_TEST
+
+START_TEST(metrics_render_prometheus_text)
+{
+	rwd_metrics *m = rwd_metrics_new();
+	const char *lab[] = {"model", "code", NULL};
+	rwd_metric_family *c = rwd_metrics_family(m, RWD_METRIC_COUNTER, "rewardd_requests_total",
+		"Requests.", lab, NULL, 0);
+	ck_assert_ptr_eq(rwd_metrics_family(m, RWD_METRIC_COUNTER, "rewardd_requests_total", "x",
+		lab, NULL, 0), c);
+	const char *v1[] = {"m\"1", "200"};
+	rwd_metric *s = rwd_metric_with(c, v1);
+	ck_assert_ptr_eq(rwd_metric_with(c, v1), s);
+	rwd_metric_add(s, 2);
+	rwd_metric_add(s, 1);
+	ck_assert(rwd_metric_value(s) == 3.0);
+	double bounds[3];
+	rwd_metric_exp_bounds(1, 2, 3, bounds);
+	ck_assert(bounds[2] == 4.0);
+	const char *ml[] = {"model", NULL};
+	rwd_metric_family *h = rwd_metrics_family(m, RWD_METRIC_HISTOGRAM, "rewardd_batch_size_items",
+		"Items per batch.", ml, bounds, 3);
+	rwd_metric *hs = rwd_metric_1(h, "a");
+	rwd_metric_observe(hs, 1);
+	rwd_metric_observe(hs, 3);
+	rwd_metric_observe(hs, 100);
+	ck_assert_uint_eq(rwd_metric_count(hs), 3);
+	ck_assert_uint_eq(rwd_metric_bucket(hs, 0), 1);
+	ck_assert_uint_eq(rwd_metric_bucket(hs, 2), 2);
+	ck_assert_uint_eq(rwd_metric_bucket(hs, 3), 3);
+	rwd_metric *g = rwd_metric_0(rwd_metrics_family(m, RWD_METRIC_GAUGE, "rewardd_up", "Up.",
+		NULL, NULL, 0));
+	rwd_metric_set(g, 1);
+	/* bad bounds are refused; NULL series are no-ops */
+	double bad[2] = {2, 1};
+	ck_assert_ptr_null(rwd_metrics_family(m, RWD_METRIC_HISTOGRAM, "x", "", NULL, bad, 2));
+	rwd_metric_add(NULL, 1);
+	rwd_metric_observe(rwd_metric_0(NULL), 1);
+	size_t len;
+	char *txt = rwd_metrics_render(m, &len);
+	ck_assert_ptr_nonnull(txt);
+	ck_assert_uint_eq(strlen(txt), len);
+	ck_assert_ptr_nonnull(strstr(txt, "# TYPE rewardd_requests_total counter\n"));
+	ck_assert_ptr_nonnull(strstr(txt, "rewardd_requests_total{model=\"m\\\"1\",code=\"200\"} 3\n"));
+	ck_assert_ptr_nonnull(strstr(txt, "rewardd_batch_size_items_bucket{model=\"a\",le=\"1\"} 1\n"));
+	ck_assert_ptr_nonnull(strstr(txt, "rewardd_batch_size_items_bucket{model=\"a\",le=\"4\"} 2\n"));
+	ck_assert_ptr_nonnull(strstr(txt, "rewardd_batch_size_items_bucket{model=\"a\",le=\"+Inf\"} 3\n"));
+	ck_assert_ptr_nonnull(strstr(txt, "rewardd_batch_size_items_sum{model=\"a\"} 104\n"));
+	ck_assert_ptr_nonnull(strstr(txt, "rewardd_batch_size_items_count{model=\"a\"} 3\n"));
+	ck_assert_ptr_nonnull(strstr(txt, "rewardd_up 1\n"));
+	/* families in registration order */
+	ck_assert(strstr(txt, "rewardd_requests_total") < strstr(txt, "rewardd_up"));
+	free(txt);
+	rwd_metrics_free(m);
+}
+END_TEST
+
+static Suite *serve_suite(void)
+{
+	Suite *s = suite_create("serve");
+	TCase *tc = tcase_create("batcher");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, fifo_order_and_item_order_kept);
+	tcase_add_test(tc, high_priority_runs_first);
+	tcase_add_test(tc, batches_fill_up_to_size_and_tokens);
+	tcase_add_test(tc, delay_collects_a_batch);
+	tcase_add_test(tc, deadline_expires_queued_items);
+	tcase_add_test(tc, idle_worker_expires_at_the_deadline);
+	tcase_add_test(tc, full_queue_is_refused_whole);
+	tcase_add_test(tc, gone_clients_are_dropped);
+	tcase_add_test(tc, drain_finishes_everything_then_refuses);
+	tcase_add_test(tc, drain_bound_answers_the_queued);
+	suite_add_tcase(s, tc);
+	TCase *tm = tcase_create("metrics");
+	tcase_add_test(tm, metrics_render_prometheus_text);
+	suite_add_tcase(s, tm);
+	return s;
+}
+
+RWD_CHECK_MAIN(serve_suite)
