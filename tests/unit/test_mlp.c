@@ -1,0 +1,165 @@
+/*
+ * tests/unit/test_mlp.c — lib/models/mlp: the LAION aesthetic head fixture,
+ * layer inference, options, and the errors of malformed heads and items.
+ * (PyTorch parity on random inputs is tests/parity/test_mlp_torch.py.)
+ */
+#include "rwd_check.h"
+
+#include "models/mlp.h"
+#include "models/model.h"
+
+#include <math.h>
+
+static rwd_model *load_or_fail(const char *path, const char *opts_json)
+{
+	rwd_model_params p = rwd_model_default_params();
+	json_t *opts = opts_json ? json_loads(opts_json, 0, NULL) : NULL;
+	rwd_model *m = NULL;
+	rwd_error err;
+	rwd_error_clear(&err);
+	p.name = "head";
+	p.path = path;
+	p.options = opts;
+	int r = rwd_model_load(&p, &m, &err);
+	char buf[1024];
+	ck_assert_msg(r == 0, "load failed: %s", rwd_error_format(&err, buf, sizeof(buf)));
+	json_decref(opts);
+	return m;
+}
+
+/* Score one embedding through the generic model API (check + run). */
+static float score_one(const rwd_model *m, const float *x, size_t n)
+{
+	json_t *item = json_object(), *arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, json_real(x[i]));
+	json_object_set_new(item, "embedding", arr);
+	rwd_item it;
+	memset(&it, 0, sizeof(it));
+	it.input = item;
+	rwd_error err;
+	rwd_error_clear(&err);
+	ck_assert_int_eq(rwd_model_check(m, item, &it.cost, &err), 0);
+	void *scratch;
+	ck_assert_int_eq(rwd_model_scratch_new(m, &scratch, &err), 0);
+	rwd_arena *a = rwd_arena_create(0, 0);
+	rwd_item *items[1] = {&it};
+	ck_assert_int_eq(rwd_model_run(m, scratch, items, 1, a), 0);
+	ck_assert_int_eq(it.status, 0);
+	ck_assert_int_eq(it.present[0], 1);
+	rwd_arena_destroy(a);
+	rwd_model_scratch_free(m, scratch);
+	json_decref(item);
+	return it.scores[0];
+}
+
+/* The reference outputs published with the fixture (PyTorch, float32; shared/fixtures/README.md). */
+START_TEST(aesthetic_fixture_reference_outputs)
+{
+	char path[4096];
+	if (!rwd_fixture_path("aesthetic/aesthetic-linearMSE.safetensors", path, sizeof(path))) {
+		printf("SKIP aesthetic_fixture_reference_outputs: ../shared/fixtures/aesthetic is absent\n");
+		return;
+	}
+	rwd_model *m = load_or_fail(path, NULL);
+	const rwd_model_info *info = rwd_model_get_info(m);
+	ck_assert_str_eq(info->kind, "mlp");
+	ck_assert_uint_eq(info->n_dims, 1);
+	ck_assert_str_eq(info->dims[0], "score");
+	float x[768];
+	double worst = 0;
+
+	memset(x, 0, sizeof(x));
+	double d = fabs(score_one(m, x, 768) - 5.2366457);
+	worst = fmax(worst, d);
+	for (int i = 0; i < 768; i++)
+		x[i] = 1.0f / sqrtf(768.0f);
+	d = fabs(score_one(m, x, 768) - 4.8832850);
+	worst = fmax(worst, d);
+	memset(x, 0, sizeof(x));
+	x[0] = 1.0f;
+	d = fabs(score_one(m, x, 768) - 4.5450525);
+	worst = fmax(worst, d);
+	printf("aesthetic fixture: worst |ours - published PyTorch output| = %.3g\n", worst);
+	ck_assert_msg(worst <= 1e-5, "worst error %g > 1e-5", worst);
+	rwd_model_free(m);
+}
+END_TEST
+
+START_TEST(aesthetic_fixture_named_output_and_errors)
+{
+	char path[4096];
+	if (!rwd_fixture_path("aesthetic/aesthetic-linearMSE.safetensors", path, sizeof(path))) {
+		printf("SKIP: ../shared/fixtures/aesthetic is absent\n");
+		return;
+	}
+	rwd_model *m = load_or_fail(path, "{\"outputs\": [\"aesthetic\"]}");
+	ck_assert_str_eq(rwd_model_get_info(m)->dims[0], "aesthetic");
+	ck_assert_int_eq(rwd_model_dim_index(m, "aesthetic"), 0);
+	ck_assert_int_eq(rwd_model_dim_index(m, "nope"), -1);
+
+	rwd_error err;
+	size_t cost;
+	json_t *bad = json_loads("{\"embedding\": [1, 2, 3]}", 0, NULL);
+	rwd_error_clear(&err);
+	ck_assert_int_eq(rwd_model_check(m, bad, &cost, &err), RWD_E_INVALID);
+	ck_assert_str_eq(err.object, "embedding");
+	ck_assert_ptr_nonnull(strstr(err.msg, "768"));
+	json_decref(bad);
+	bad = json_loads("{\"text\": \"x\"}", 0, NULL);
+	ck_assert_int_eq(rwd_model_check(m, bad, &cost, &err), RWD_E_INVALID);
+	json_decref(bad);
+	bad = json_loads("[1]", 0, NULL);
+	ck_assert_int_eq(rwd_model_check(m, bad, &cost, &err), RWD_E_INVALID);
+	json_decref(bad);
+	rwd_model_free(m);
+
+	/* an option that does not fit the head is refused, naming the option */
+	rwd_model_params p = rwd_model_default_params();
+	json_t *opts = json_loads("{\"outputs\": [\"a\", \"b\"]}", 0, NULL);
+	rwd_model *m2 = NULL;
+	p.name = "x";
+	p.path = path;
+	p.options = opts;
+	rwd_error_clear(&err);
+	ck_assert_int_eq(rwd_model_load(&p, &m2, &err), RWD_E_INVALID);
+	ck_assert_ptr_null(m2);
+	ck_assert_str_eq(err.object, "outputs");
+	json_decref(opts);
+	opts = json_loads("{\"activation\": \"swish2\"}", 0, NULL);
+	p.options = opts;
+	ck_assert_int_eq(rwd_model_load(&p, &m2, &err), RWD_E_INVALID);
+	ck_assert_str_eq(err.object, "activation");
+	json_decref(opts);
+}
+END_TEST
+
+START_TEST(missing_path_and_unknown_kind)
+{
+	rwd_model_params p = rwd_model_default_params();
+	rwd_model *m = NULL;
+	rwd_error err;
+	rwd_error_clear(&err);
+	p.name = "x";
+	p.path = "/nonexistent/head.safetensors";
+	ck_assert_int_lt(rwd_model_load(&p, &m, &err), 0);
+	ck_assert_ptr_null(m);
+	p.kind = "no-such-kind";
+	ck_assert_int_eq(rwd_model_load(&p, &m, &err), RWD_E_UNSUPPORTED);
+	p.name = NULL;
+	ck_assert_int_eq(rwd_model_load(&p, &m, &err), RWD_E_INVALID);
+}
+END_TEST
+
+static Suite *mlp_suite(void)
+{
+	Suite *s = suite_create("mlp");
+	TCase *tc = tcase_create("mlp");
+	tcase_add_test(tc, aesthetic_fixture_reference_outputs);
+	tcase_add_test(tc, aesthetic_fixture_named_output_and_errors);
+	tcase_add_test(tc, missing_path_and_unknown_kind);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+RWD_CHECK_MAIN(mlp_suite)
