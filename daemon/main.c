@@ -1,15 +1,471 @@
-/* daemon/main.c — the rewardd process: flags, configuration, signals. */
+/*
+ * daemon/main.c — the rewardd process: flags, configuration, start-up,
+ * signals and the graceful drain.
+ *
+ * Start-up: defaults < config file < flags; a bad configuration is refused
+ * naming the file, the field and the reason. HTTP starts before the models
+ * load, so /healthz answers at once and /readyz says 503 until every model
+ * is loaded. SIGTERM/SIGINT: readiness turns 503 and new scoring requests
+ * get 503, every queued and running item is finished and every suspended
+ * connection answered (bounded by shutdown.drain_timeout_ms: what has not
+ * started by then is answered 503), then the listener closes and the
+ * process exits 0.
+ */
 #include "rwd_config.h"
 
+#include "app.h"
+#include "config.h"
+#include "core/thread.h"
+#include "http.h"
+#include "log.h"
+#include "nn/nn.h"
+#include "score.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: rewardd [--config FILE] [--listen HOST:PORT] [--model NAME=PATH]...\n"
+		"               [--check-config] [--version] [--help]\n"
+		"       rewardd score ...   (offline scorer; `rewardd score --help`)\n"
+		"\n"
+		"  --config FILE      JSON configuration (see config/example.json)\n"
+		"  --listen HOST:PORT address to serve on (default 127.0.0.1:8080; port 0: any free port)\n"
+		"  --model NAME=PATH  serve the model at PATH (folder or .safetensors) as NAME; repeatable\n"
+		"  --check-config     validate the configuration, load every model, print the\n"
+		"                     effective configuration as JSON and exit (0 = valid)\n"
+		"  --version          print the version\n"
+		"  --help             this text\n"
+		"\n"
+		"Environment: REWARDD_API_KEYS (comma-separated Bearer keys; the variable's name is\n"
+		"configurable with auth.api_keys_env).\n");
+}
+
+static void die_error(const char *what, const rwd_error *err)
+{
+	char buf[1024];
+	rwd_log(RWD_LOG_ERROR, "%s: %s", what, rwd_error_format(err, buf, sizeof(buf)));
+}
+
+/* Keys from auth.api_keys_file (one per line, '#' comments) and the env var. */
+static int add_key(rwd_app *app, const char *k, size_t n)
+{
+	while (n && (k[n - 1] == ' ' || k[n - 1] == '\t' || k[n - 1] == '\r' || k[n - 1] == '\n'))
+		n--;
+	while (n && (*k == ' ' || *k == '\t')) {
+		k++;
+		n--;
+	}
+	if (n == 0 || *k == '#')
+		return 0;
+	char **nk = realloc(app->keys, (app->n_keys + 1) * sizeof(*nk));
+	if (!nk)
+		return -1;
+	app->keys = nk;
+	size_t *nl = realloc(app->key_lens, (app->n_keys + 1) * sizeof(*nl));
+	if (!nl)
+		return -1;
+	app->key_lens = nl;
+	app->keys[app->n_keys] = strndup(k, n);
+	if (!app->keys[app->n_keys])
+		return -1;
+	app->key_lens[app->n_keys++] = n;
+	return 0;
+}
+
+static int load_keys(rwd_app *app, rwd_error *err)
+{
+	const rwd_config *c = app->cfg;
+	if (c->api_keys_file) {
+		FILE *f = fopen(c->api_keys_file, "r");
+		if (!f) {
+			rwd_error_where(err, c->api_keys_file, "auth.api_keys_file");
+			return rwd_errorf(err, RWD_E_IO, "cannot read the API keys: %s", strerror(errno));
+		}
+		char line[1024];
+		while (fgets(line, sizeof(line), f))
+			if (add_key(app, line, strlen(line))) {
+				fclose(f);
+				return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+			}
+		fclose(f);
+	}
+	const char *env = c->api_keys_env ? getenv(c->api_keys_env) : NULL;
+	while (env && *env) {
+		const char *comma = strchr(env, ',');
+		size_t n = comma ? (size_t)(comma - env) : strlen(env);
+		if (add_key(app, env, n))
+			return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+		env = comma ? comma + 1 : NULL;
+	}
+	return 0;
+}
+
+static void setup_metrics(rwd_app *app)
+{
+	rwd_metrics *m = app->metrics;
+	static const char *const l_model[] = {"model", NULL};
+	static const char *const l_model_code[] = {"model", "code", NULL};
+	static const char *const l_model_outcome[] = {"model", "outcome", NULL};
+	static const char *const l_route_code[] = {"route", "code", NULL};
+	static const char *const l_version[] = {"version", NULL};
+	double secs[24], items[13], tokens[21];
+	rwd_metric_exp_bounds(0.0001, 2.0, 24, secs);   /* 100 µs .. ~14 min */
+	rwd_metric_exp_bounds(1.0, 2.0, 13, items);     /* 1 .. 4096 */
+	rwd_metric_exp_bounds(1.0, 2.0, 21, tokens);    /* 1 .. 1M */
+
+	rwd_metric_set(rwd_metric_1(rwd_metrics_family(m, RWD_METRIC_GAUGE, "rewardd_build_info",
+		"Constant 1, labelled with the version.", l_version, NULL, 0), RWD_VERSION), 1);
+	rwd_metric_set(rwd_metric_0(rwd_metrics_family(m, RWD_METRIC_GAUGE,
+		"rewardd_process_start_time_seconds", "Start time of the process (Unix seconds).",
+		NULL, NULL, 0)), app->start_unix);
+	app->ready = rwd_metric_0(rwd_metrics_family(m, RWD_METRIC_GAUGE, "rewardd_ready",
+		"1 when every model is loaded and the server is not draining.", NULL, NULL, 0));
+	app->rss_bytes = rwd_metric_0(rwd_metrics_family(m, RWD_METRIC_GAUGE,
+		"rewardd_process_resident_memory_bytes", "Resident set size.", NULL, NULL, 0));
+	app->threads = rwd_metric_0(rwd_metrics_family(m, RWD_METRIC_GAUGE, "rewardd_process_threads",
+		"Threads in the process.", NULL, NULL, 0));
+	app->connections = rwd_metric_0(rwd_metrics_family(m, RWD_METRIC_GAUGE, "rewardd_http_connections",
+		"Open HTTP connections (sampled when a request starts).", NULL, NULL, 0));
+	app->inflight_gauge = rwd_metric_0(rwd_metrics_family(m, RWD_METRIC_GAUGE,
+		"rewardd_inflight_requests", "Scoring requests queued or running.", NULL, NULL, 0));
+	app->f_http = rwd_metrics_family(m, RWD_METRIC_COUNTER, "rewardd_http_requests_total",
+		"HTTP requests by route and status code.", l_route_code, NULL, 0);
+	app->f_requests = rwd_metrics_family(m, RWD_METRIC_COUNTER, "rewardd_requests_total",
+		"Scoring requests by model and status code.", l_model_code, NULL, 0);
+	app->f_items = rwd_metrics_family(m, RWD_METRIC_COUNTER, "rewardd_items_total",
+		"Items by model and outcome (ok, invalid, timeout, cancelled, unavailable, rejected, failed).",
+		l_model_outcome, NULL, 0);
+	rwd_metric_family *f_req_s = rwd_metrics_family(m, RWD_METRIC_HISTOGRAM,
+		"rewardd_request_duration_seconds", "Scoring request latency, headers in to reply queued.",
+		l_model, secs, 24);
+	rwd_metric_family *f_q_s = rwd_metrics_family(m, RWD_METRIC_HISTOGRAM,
+		"rewardd_queue_duration_seconds", "Time an item waited in the queue before its batch started.",
+		l_model, secs, 24);
+	rwd_metric_family *f_c_s = rwd_metrics_family(m, RWD_METRIC_HISTOGRAM,
+		"rewardd_compute_duration_seconds", "Time of one batch's prepare + forward pass.",
+		l_model, secs, 24);
+	rwd_metric_family *f_bs = rwd_metrics_family(m, RWD_METRIC_HISTOGRAM, "rewardd_batch_size_items",
+		"Items per batch.", l_model, items, 13);
+	rwd_metric_family *f_bt = rwd_metrics_family(m, RWD_METRIC_HISTOGRAM, "rewardd_batch_size_tokens",
+		"Summed item cost per batch (tokens for text models, else items).", l_model, tokens, 21);
+	rwd_metric_family *f_qd = rwd_metrics_family(m, RWD_METRIC_GAUGE, "rewardd_queue_depth_items",
+		"Items waiting in the model's queue.", l_model, NULL, 0);
+	rwd_metric_family *f_wb = rwd_metrics_family(m, RWD_METRIC_GAUGE, "rewardd_model_weight_bytes",
+		"Bytes of the model's weights.", l_model, NULL, 0);
+	rwd_metric_family *f_ld = rwd_metrics_family(m, RWD_METRIC_GAUGE, "rewardd_model_loaded",
+		"1 when the model is loaded and serving.", l_model, NULL, 0);
+	for (size_t i = 0; i < app->n_models; i++) {
+		rwd_served *s = &app->models[i];
+		const char *n = s->cfg->name;
+		s->request_seconds = rwd_metric_1(f_req_s, n);
+		s->queue_seconds = rwd_metric_1(f_q_s, n);
+		s->compute_seconds = rwd_metric_1(f_c_s, n);
+		s->batch_size = rwd_metric_1(f_bs, n);
+		s->batch_tokens = rwd_metric_1(f_bt, n);
+		s->queue_depth = rwd_metric_1(f_qd, n);
+		s->weight_bytes = rwd_metric_1(f_wb, n);
+		s->loaded = rwd_metric_1(f_ld, n);
+	}
+}
+
+static int load_model(rwd_app *app, rwd_served *s, rwd_error *err)
+{
+	const rwd_model_config *mc = s->cfg;
+	rwd_model_params mp = rwd_model_default_params();
+	mp.name = mc->name;
+	mp.kind = mc->kind;
+	mp.path = mc->path;
+	mp.options = mc->options;
+	mp.limits.max_batch_size = mc->batching.max_batch_size;
+	mp.limits.max_batch_tokens = mc->batching.max_batch_tokens;
+	mp.limits.max_tokens = mc->max_tokens;
+	mp.limits.max_image_pixels = mc->max_image_pixels;
+	int r = rwd_model_load(&mp, &s->model, err);
+	if (r) {
+		char f[RWD_ERROR_OBJECT_MAX + 80];
+		snprintf(f, sizeof(f), "models.%s%s%.*s", mc->name, err->object[0] ? ": " : "",
+			RWD_ERROR_OBJECT_MAX, err->object);
+		snprintf(err->object, sizeof(err->object), "%.*s", (int)sizeof(err->object) - 1, f);
+		return r;
+	}
+	if (!app)
+		return 0;
+	const rwd_model_info *info = rwd_model_get_info(s->model);
+	rwd_batcher_params bp = rwd_batcher_default_params();
+	bp.name = mc->name;
+	bp.max_batch_size = mc->batching.max_batch_size;
+	bp.max_batch_tokens = mc->batching.max_batch_tokens;
+	bp.token_cost = info->token_cost;
+	bp.max_delay_us = mc->batching.max_delay_us;
+	bp.max_queue_items = mc->batching.max_queue_items;
+	bp.workers = mc->batching.workers;
+	bp.metrics.queue_depth = s->queue_depth;
+	bp.metrics.batch_size = s->batch_size;
+	bp.metrics.batch_tokens = s->batch_tokens;
+	bp.metrics.queue_seconds = s->queue_seconds;
+	bp.metrics.compute_seconds = s->compute_seconds;
+	rwd_batch_exec ex = rwd_batcher_model_exec(s->model);
+	r = rwd_batcher_new(&bp, &ex, &s->batcher, err);
+	if (r)
+		return r;
+	rwd_metric_set(s->weight_bytes, (double)info->weight_bytes);
+	rwd_metric_set(s->loaded, 1);
+	atomic_store_explicit(&s->state, RWD_SERVED_READY, memory_order_release);
+	rwd_log(RWD_LOG_INFO, "model %s: kind %s, %zu dimensions, %zu weight bytes, loaded in %.3f s%s%s",
+		mc->name, info->kind, info->n_dims, info->weight_bytes, info->load_seconds,
+		info->path[0] ? " from " : "", info->path);
+	return 0;
+}
+
+static int check_config(rwd_config *cfg)
+{
+	rwd_error err;
+	rwd_error_clear(&err);
+	for (size_t i = 0; i < cfg->n_models; i++) {
+		rwd_served s;
+		memset(&s, 0, sizeof(s));
+		s.cfg = &cfg->models[i];
+		if (load_model(NULL, &s, &err)) {
+			rwd_error_where(&err, cfg->file, NULL);
+			die_error("invalid configuration", &err);
+			return 1;
+		}
+		rwd_model_free(s.model);
+	}
+	json_t *j = rwd_config_to_json(cfg);
+	char *txt = json_dumps(j, JSON_INDENT(2));
+	if (txt)
+		printf("%s\n", txt);
+	free(txt);
+	json_decref(j);
+	return 0;
+}
+
+/* Wait for SIGTERM/SIGINT (blocked in every thread); returns the signal. */
+static int wait_signal(const sigset_t *set)
+{
+	for (;;) {
+		int sig;
+		if (sigwait(set, &sig) == 0)
+			return sig;
+	}
+}
+
+static void drain(rwd_app *app, rwd_http *http)
+{
+	uint64_t bound = (uint64_t)app->cfg->drain_timeout_ms * 1000000ull;
+	uint64_t t0 = rwd_now_ns(), until = t0 + bound;
+	atomic_store(&app->draining, 1);
+	rwd_metric_set(app->ready, 0);
+	for (size_t i = 0; i < app->n_models; i++) {
+		rwd_served *s = &app->models[i];
+		if (atomic_load_explicit(&s->state, memory_order_acquire) != RWD_SERVED_READY)
+			continue;
+		uint64_t now = rwd_now_ns();
+		if (rwd_batcher_drain(s->batcher, until > now ? until - now : 0))
+			rwd_log(RWD_LOG_WARN, "model %s: drain bound reached; queued items answered 503",
+				s->cfg->name);
+	}
+	/* every job is done and its connection resumed; wait for the replies to go out */
+	while (atomic_load(&app->inflight) > 0 && rwd_now_ns() < until + 2000000000ull) {
+		struct timespec ts = {0, 2000000};
+		nanosleep(&ts, NULL);
+	}
+	rwd_http_quiesce(http);
+	rwd_log(RWD_LOG_INFO, "drained in %.3f s (%ld requests unanswered), stopping",
+		(double)(rwd_now_ns() - t0) / 1e9, atomic_load(&app->inflight));
+}
 
 int main(int argc, char **argv)
 {
-	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-		printf("rewardd %s\n", RWD_VERSION);
-		return 0;
+	if (argc > 1 && strcmp(argv[1], "score") == 0) {
+#ifdef RWD_HAVE_SCORE
+		return rwd_score_main(argc - 1, argv + 1);
+#else
+		fprintf(stderr, "rewardd: this build has no offline scorer\n");
+		return 2;
+#endif
 	}
-	fprintf(stderr, "rewardd: not implemented yet\n");
-	return 1;
+
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"listen", required_argument, NULL, 'l'},
+		{"model", required_argument, NULL, 'm'},
+		{"check-config", no_argument, NULL, 'C'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *config_file = NULL, *listen = NULL;
+	const char **model_args = calloc((size_t)argc, sizeof(*model_args));
+	size_t n_model_args = 0;
+	int check = 0, opt;
+	if (!model_args)
+		return 1;
+	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			config_file = optarg;
+			break;
+		case 'l':
+			listen = optarg;
+			break;
+		case 'm':
+			model_args[n_model_args++] = optarg;
+			break;
+		case 'C':
+			check = 1;
+			break;
+		case 'V':
+			printf("rewardd %s\n", RWD_VERSION);
+			free(model_args);
+			return 0;
+		case 'h':
+			usage(stdout);
+			free(model_args);
+			return 0;
+		default:
+			usage(stderr);
+			free(model_args);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "rewardd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		free(model_args);
+		return 2;
+	}
+
+	int rc = 1;
+	rwd_config cfg;
+	rwd_app app;
+	rwd_http *http = NULL;
+	rwd_error err;
+	memset(&app, 0, sizeof(app));
+	rwd_error_clear(&err);
+	rwd_config_defaults(&cfg);
+	if (config_file && rwd_config_load_file(&cfg, config_file, &err)) {
+		die_error("invalid configuration", &err);
+		goto out;
+	}
+	if (listen && rwd_config_set_listen(&cfg, listen, &err)) {
+		rwd_error_where(&err, NULL, "--listen");
+		die_error("invalid flag", &err);
+		goto out;
+	}
+	for (size_t i = 0; i < n_model_args; i++) {
+		if (rwd_config_add_model_arg(&cfg, model_args[i], &err)) {
+			rwd_error_where(&err, NULL, "--model");
+			die_error("invalid flag", &err);
+			goto out;
+		}
+	}
+	if (rwd_config_validate(&cfg, &err)) {
+		die_error("invalid configuration", &err);
+		goto out;
+	}
+	rwd_log_set_level(cfg.log_level);
+	if (check) {
+		rc = check_config(&cfg);
+		goto out;
+	}
+
+	/* before any thread: jansson's hash seed, and the signal mask every
+	 * thread inherits (SIGTERM/SIGINT are taken by sigwait below) */
+	json_object_seed(0);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	app.cfg = &cfg;
+	app.start_ns = rwd_now_ns();
+	app.start_unix = (double)time(NULL);
+	app.metrics = rwd_metrics_new();
+	app.n_models = cfg.n_models;
+	app.models = calloc(cfg.n_models ? cfg.n_models : 1, sizeof(*app.models));
+	if (!app.metrics || !app.models)
+		goto out;
+	int workers = 0;
+	for (size_t i = 0; i < cfg.n_models; i++) {
+		app.models[i].cfg = &cfg.models[i];
+		atomic_init(&app.models[i].state, RWD_SERVED_LOADING);
+		workers += cfg.models[i].batching.workers;
+	}
+	if (load_keys(&app, &err)) {
+		die_error("invalid configuration", &err);
+		goto out;
+	}
+	/* the threading model of lib/nn: one compute worker gets every core for
+	 * BLAS, several workers get one BLAS thread each */
+	int blas = cfg.blas_threads ? cfg.blas_threads : rwd_nn_blas_threads_for(workers);
+	app.blas_threads = rwd_nn_threading_init(blas, app.blas_desc, sizeof(app.blas_desc));
+	rwd_log(RWD_LOG_INFO, "rewardd %s starting: %d cores, %d compute workers, OpenBLAS: %s",
+		RWD_VERSION, rwd_cpu_count(), workers, app.blas_desc);
+	if (workers > 1 && app.blas_threads > 1)
+		rwd_log(RWD_LOG_WARN, "%d compute workers with %d BLAS threads each oversubscribe the cores "
+			"(OpenBLAS serialises concurrent threaded GEMMs); set compute.blas_threads to 1",
+			workers, app.blas_threads);
+	setup_metrics(&app);
+
+	if (rwd_http_start(&app, &http, &err)) {
+		die_error("cannot start", &err);
+		goto out;
+	}
+	rwd_log(RWD_LOG_INFO, "listening on %s%s%s:%u%s", strchr(cfg.listen_host, ':') ? "[" : "",
+		cfg.listen_host, strchr(cfg.listen_host, ':') ? "]" : "", rwd_http_port(http),
+		app.n_keys ? " (API keys required)" : "");
+	for (size_t i = 0; i < app.n_models; i++) {
+		/* a signal during loading stops the start-up between models */
+		sigset_t pend;
+		if (sigpending(&pend) == 0 && (sigismember(&pend, SIGTERM) || sigismember(&pend, SIGINT)))
+			break;
+		if (load_model(&app, &app.models[i], &err)) {
+			atomic_store(&app.models[i].state, RWD_SERVED_FAILED);
+			rwd_error_where(&err, cfg.file, NULL);
+			die_error("cannot load a model", &err);
+			drain(&app, http);
+			goto out;
+		}
+	}
+	if (app.n_models == 0)
+		rwd_log(RWD_LOG_WARN, "no model configured: /readyz answers 503 (add one with --model NAME=PATH)");
+	else
+		rwd_log(RWD_LOG_INFO, "ready: %zu models", app.n_models);
+	rwd_metric_set(app.ready, app.n_models > 0);
+
+	int sig = wait_signal(&set);
+	rwd_log(RWD_LOG_INFO, "%s: draining (bound %u ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+		cfg.drain_timeout_ms);
+	drain(&app, http);
+	rc = 0;
+out:
+	rwd_http_stop(http);
+	for (size_t i = 0; app.models && i < app.n_models; i++) {
+		rwd_batcher_free(app.models[i].batcher);
+		rwd_model_free(app.models[i].model);
+	}
+	free(app.models);
+	for (size_t i = 0; i < app.n_keys; i++)
+		free(app.keys[i]);
+	free(app.keys);
+	free(app.key_lens);
+	rwd_metrics_free(app.metrics);
+	rwd_config_free(&cfg);
+	free(model_args);
+	if (rc == 0)
+		rwd_log(RWD_LOG_INFO, "exit");
+	return rc;
 }

@@ -1,0 +1,87 @@
+/*
+ * daemon/api.h — the REST routes, independent of the HTTP library.
+ *
+ * http.c turns each HTTP request into an rwd_call and asks the routes for
+ * an rwd_reply. A route either answers at once (health, models, metrics,
+ * every error), or, for POST /v1/rewards, asks to be suspended: http.c
+ * suspends the connection, then calls rwd_api_submit(), which queues the
+ * work; when the last item is done a worker calls call->resume(call) and
+ * http.c, back on its own thread, calls rwd_api_finish() for the reply.
+ * The contract is proto/openapi.yaml.
+ */
+#ifndef RWD_DAEMON_API_H
+#define RWD_DAEMON_API_H
+
+#include "app.h"
+#include "core/arena.h"
+
+#include <jansson.h>
+#include <stddef.h>
+
+typedef struct rwd_reply {
+	int status;
+	json_t *json;              /* body (owned), or */
+	char *text;                /* malloc'd text body */
+	size_t text_len;
+	const char *content_type;  /* for text */
+	unsigned retry_after_s;    /* > 0: a Retry-After header */
+	const char *allow;         /* for 405: the Allow header */
+	int www_authenticate;      /* 401: add WWW-Authenticate: Bearer */
+	char timing[128];          /* non-empty: a Server-Timing header */
+} rwd_reply;
+
+typedef struct rwd_call rwd_call;
+struct rwd_call {
+	rwd_app *app;
+	const char *method;
+	const char *url;
+	const char *authorization;  /* header value or NULL */
+	const char *content_type;   /* header value or NULL */
+	const char *body;
+	size_t body_len;
+	rwd_arena *arena;           /* per request, freed when the request completes */
+	uint64_t start_ns;
+	int route;                  /* set by rwd_api_route() */
+	/* set by http.c */
+	void (*resume)(rwd_call *call); /* any thread; the call's last touch */
+	int (*gone)(rwd_call *call);    /* non-zero when the client went away */
+	void *http;
+	void *state;                /* the route's (a rewards job) */
+};
+
+enum { RWD_API_REPLY = 0, RWD_API_READ_BODY = 1, RWD_API_SUSPEND = 2 };
+
+/* Route names for metrics labels (index = call->route). */
+const char *rwd_api_route_name(int route);
+
+/*
+ * Headers are in: pick the route, check method, auth, content type and the
+ * declared Content-Length (content_length < 0: none). Returns RWD_API_REPLY
+ * with *reply filled (an error, or a GET answered), or RWD_API_READ_BODY.
+ */
+int rwd_api_headers(rwd_call *call, long long content_length, rwd_reply *reply);
+
+/* The body is complete. Returns RWD_API_REPLY or RWD_API_SUSPEND. */
+int rwd_api_body(rwd_call *call, rwd_reply *reply);
+
+/*
+ * After the connection is suspended: queue the work. Returns 0 (call->resume
+ * will be called later, maybe already during this call), or non-zero with
+ * *reply filled (429, 503) and no resume coming.
+ */
+int rwd_api_submit(rwd_call *call, rwd_reply *reply);
+
+/* After resume: build the reply of a suspended call. */
+void rwd_api_finish(rwd_call *call, rwd_reply *reply);
+
+/* The request finished (reply sent or connection lost): metrics. */
+void rwd_api_completed(rwd_call *call, int status);
+
+/* Fill an error reply {"error": {code, message, field?, line?, column?}}. */
+void rwd_api_error(rwd_reply *r, int status, const char *code, const char *message,
+	const char *field, int line, int column);
+
+/* The body over max_body_bytes (413), for http.c's running count. */
+void rwd_api_too_large(rwd_call *call, rwd_reply *reply);
+
+#endif

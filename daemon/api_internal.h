@@ -1,0 +1,37 @@
+/* daemon/api_internal.h — what the api_*.c route files share (not for http.c). */
+#ifndef RWD_DAEMON_API_INTERNAL_H
+#define RWD_DAEMON_API_INTERNAL_H
+
+#include "api.h"
+
+enum {
+	RWD_ROUTE_NONE,
+	RWD_ROUTE_REWARDS,
+	RWD_ROUTE_MODELS,
+	RWD_ROUTE_MODEL,
+	RWD_ROUTE_HEALTHZ,
+	RWD_ROUTE_READYZ,
+	RWD_ROUTE_METRICS,
+	RWD_ROUTE_COUNT_
+};
+
+/* api_models.c */
+void rwd__api_models(rwd_call *call, rwd_reply *reply);
+void rwd__api_model(rwd_call *call, const char *name, rwd_reply *reply);
+void rwd__api_healthz(rwd_call *call, rwd_reply *reply);
+void rwd__api_readyz(rwd_call *call, rwd_reply *reply);
+void rwd__api_metrics(rwd_call *call, rwd_reply *reply);
+
+/* api_rewards.c */
+int rwd__api_rewards_body(rwd_call *call, rwd_reply *reply);
+int rwd__api_rewards_submit(rwd_call *call, rwd_reply *reply);
+void rwd__api_rewards_finish(rwd_call *call, rwd_reply *reply);
+void rwd__api_rewards_completed(rwd_call *call, int status);
+
+/* api.c: the HTTP status and error code for an RWD_E_* status. */
+int rwd__api_http_status(int rwd_code);
+const char *rwd__api_error_code(int rwd_code);
+/* An error reply from an rwd_error record (field from err->object). */
+void rwd__api_error_from(rwd_reply *r, const rwd_error *err);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * daemon/app.h — the state one rewardd process serves from: configuration,
+ * served models with their batchers, metrics, API keys, lifecycle flags.
+ *
+ * Lifecycle: main() creates the app with every configured model in state
+ * LOADING, starts HTTP (so /healthz answers and /readyz says 503 while
+ * loading), loads the models one by one (each becomes READY by a release
+ * store of its state; readers acquire it before touching model/batcher),
+ * and on SIGTERM/SIGINT sets `draining` and drains (see main.c).
+ */
+#ifndef RWD_DAEMON_APP_H
+#define RWD_DAEMON_APP_H
+
+#include "config.h"
+#include "models/model.h"
+#include "serve/batcher.h"
+#include "serve/metrics.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum rwd_served_state { RWD_SERVED_LOADING, RWD_SERVED_READY, RWD_SERVED_FAILED };
+
+typedef struct rwd_served {
+	const rwd_model_config *cfg;
+	rwd_model *model;           /* valid once state is READY */
+	rwd_batcher *batcher;       /* valid once state is READY */
+	atomic_int state;
+	/* per-model series */
+	rwd_metric *request_seconds;
+	rwd_metric *queue_depth, *batch_size, *batch_tokens, *queue_seconds, *compute_seconds;
+	rwd_metric *weight_bytes;
+	rwd_metric *loaded;
+} rwd_served;
+
+typedef struct rwd_app {
+	rwd_config *cfg;
+	rwd_metrics *metrics;
+	rwd_served *models;
+	size_t n_models;
+	atomic_int draining;
+	atomic_int loading;         /* models still loading */
+	atomic_long inflight;       /* scoring requests accepted, not yet answered */
+	char **keys;                /* API keys; none = auth off */
+	size_t *key_lens;
+	size_t n_keys;
+	uint64_t start_ns;
+	double start_unix;
+	int blas_threads;
+	char blas_desc[256];
+	/* metric families with per-request labels */
+	rwd_metric_family *f_requests;   /* {model, code} */
+	rwd_metric_family *f_items;      /* {model, outcome} */
+	rwd_metric_family *f_http;       /* {route, code} */
+	rwd_metric *rss_bytes, *threads, *ready, *connections, *inflight_gauge;
+} rwd_app;
+
+/* Find a served model by name (NULL name: the only one). For request.h. */
+const rwd_model *rwd_app_find_model(void *app, const char *name, void **user, rwd_error *err);
+
+/* Constant-time check of an "Authorization" header value against the keys. */
+int rwd_app_authorized(const rwd_app *app, const char *authorization);
+
+/* Refresh process gauges (RSS, threads) before a scrape. */
+void rwd_app_update_process_metrics(rwd_app *app);
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * daemon/config.h — the daemon's configuration: every limit and default in
+ * one place (rwd_config_defaults), a JSON file that overrides them, and the
+ * command-line flags that override the file.
+ *
+ * A bad file is refused with an rwd_error naming the file, the field (a
+ * dotted path such as "models.rules.batching.max_batch_size") and the
+ * reason; unknown fields are errors, so typos do not pass silently. The
+ * documented example with every field is config/example.json.
+ */
+#ifndef RWD_DAEMON_CONFIG_H
+#define RWD_DAEMON_CONFIG_H
+
+#include "core/error.h"
+#include "serve/request.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rwd_batching_config {
+	size_t max_batch_size;
+	size_t max_batch_tokens;
+	uint64_t max_delay_us;
+	size_t max_queue_items;
+	int workers;
+} rwd_batching_config;
+
+typedef struct rwd_model_config {
+	char *name;
+	char *kind;      /* NULL: detected from the path */
+	char *path;      /* NULL for built-in kinds */
+	json_t *options; /* kind options, or NULL */
+	rwd_batching_config batching;
+	size_t max_tokens;         /* per item, text models */
+	uint64_t max_image_pixels; /* per decoded image */
+} rwd_model_config;
+
+typedef struct rwd_config {
+	char *file;                 /* the config file read, or NULL */
+	char *listen_host;          /* numeric IPv4/IPv6 address */
+	uint16_t listen_port;
+	int log_level;
+	/* http */
+	unsigned http_threads;
+	unsigned connection_limit;
+	unsigned per_ip_connection_limit;
+	unsigned connection_timeout_s;
+	size_t connection_memory_limit;
+	size_t max_body_bytes;
+	/* requests */
+	rwd_request_limits requests;
+	/* auth */
+	char *api_keys_file;
+	char *api_keys_env;
+	int metrics_requires_key;
+	/* lifecycle and compute */
+	uint32_t drain_timeout_ms;
+	int blas_threads;           /* 0: chosen from cores and workers */
+	/* models: defaults, then each */
+	rwd_batching_config batching;
+	rwd_model_config *models;
+	size_t n_models;
+} rwd_config;
+
+/* All defaults (listen 127.0.0.1:8080, no models). */
+void rwd_config_defaults(rwd_config *c);
+
+/* Read and apply a JSON config file over c. err names file/field/reason. */
+int rwd_config_load_file(rwd_config *c, const char *path, rwd_error *err);
+
+/* --listen HOST:PORT ([v6]:PORT for IPv6). */
+int rwd_config_set_listen(rwd_config *c, const char *hostport, rwd_error *err);
+
+/* --model NAME=PATH: add (or replace) a model whose kind comes from the path. */
+int rwd_config_add_model_arg(rwd_config *c, const char *arg, rwd_error *err);
+
+/* Cross-field checks after everything is applied. */
+int rwd_config_validate(const rwd_config *c, rwd_error *err);
+
+/* The effective configuration as JSON (for --check-config). */
+json_t *rwd_config_to_json(const rwd_config *c);
+
+void rwd_config_free(rwd_config *c);
+
+#endif
