@@ -1026,6 +1026,7 @@ static int parse_added(struct loader *L, json_t *arr)
 	if (!t->added)
 		return lerr(L, RWD_E_NOMEM, "added_tokens", "out of memory");
 	int rc = 0;
+	int64_t max_added = -1;
 	for (size_t i = 0; i < n; i++) {
 		char p[RWD_ERROR_OBJECT_MAX];
 		snprintf(p, sizeof(p), "added_tokens[%zu]", i);
@@ -1055,6 +1056,22 @@ static int parse_added(struct loader *L, json_t *arr)
 			dup = strcmp(t->added[k].content, content) == 0;
 		if (dup)
 			continue;
+		/* HF (AddedVocabulary::add_tokens) does not trust the file's id:
+		 * a token in the model vocab takes that id, any other the next
+		 * id after the model vocab and the added tokens so far. For every
+		 * consistent file this is the id written beside it. */
+		int32_t vid = vocab_id(t, content, clen);
+		if (vid >= 0)
+			a->id = vid;
+		else if (t->n_added == 0)
+			a->id = (int32_t)t->n_vocab;
+		else
+			a->id = max_added >= (int64_t)t->n_vocab || t->n_vocab == 0 ? (int32_t)(max_added + 1) :
+				(int32_t)t->n_vocab;
+		if (a->id > L->p->max_id)
+			return lerr(L, RWD_E_LIMIT, pid, "token id %d is outside 0..%d", (int)a->id, (int)L->p->max_id);
+		if (a->id > max_added)
+			max_added = a->id;
 		if (!(a->content = rwd_arena_strndup(t->arena, content, clen)))
 			return lerr(L, RWD_E_NOMEM, p, "out of memory");
 		a->match = a->content;
