@@ -1,12 +1,15 @@
 /*
- * tests/parity/nn_harness.c — runs one lib/nn op for test_nn_torch.py.
+ * tests/parity/nn_harness.c — runs lib/nn ops for test_nn_torch.py.
  *
- *   nn-harness OP ARGS... < inputs > outputs
+ *   nn-harness < requests > responses
  *
- * stdin holds the op's inputs as raw little-endian float32 (int32 for RoPE
- * positions), concatenated in the order listed below; stdout receives the
- * output as raw float32. Output buffers wider than the result (strided
- * views) are pre-filled with SENTINEL so the script can check the padding.
+ * One process serves every case (a process per case cost most of the test's
+ * time under ASan). Each request is a text line "OP ARGS...\n" followed by
+ * the op's inputs as raw little-endian float32 (int32 for RoPE positions),
+ * concatenated in the order listed below; the harness answers with a line
+ * "OK <count>\n" and <count> raw float32 outputs. Output buffers wider than
+ * the result (strided views) are pre-filled with SENTINEL so the script can
+ * check the padding. End of input ends the process with status 0.
  *
  *   linear m k n bias ldx ldy      x[m*ldx] w[n*k] (b[n])          -> y[m*ldy]
  *   layernorm m n eps affine       x[m*n] (g[n] b[n])              -> y[m*n]
@@ -19,8 +22,8 @@
  *   rope t nh d ldx                x[t*ldx] pos[t] (int32) inv_freq[d/2] -> x
  *   inv_freq d theta factor low high orig   (none)                 -> inv_freq[d/2]
  *
- * Exit status 2 with a message on stderr for a bad command line or an input
- * of the wrong size.
+ * A malformed request or short input ends the process with status 2 and a
+ * message on stderr.
  */
 #include "nn/nn.h"
 
@@ -31,34 +34,13 @@
 
 #define SENTINEL 12345.0f
 
-static unsigned char *inbuf;
-static size_t inlen, inpos;
-static void *allocs[8]; /* freed at exit so LeakSanitizer stays quiet */
+static void *allocs[8]; /* one request's buffers, freed after it */
 static size_t nallocs;
 
 static void die(const char *msg)
 {
 	fprintf(stderr, "nn-harness: %s\n", msg);
 	exit(2);
-}
-
-static void read_all(void)
-{
-	size_t cap = 1 << 16;
-	inbuf = malloc(cap);
-	if (!inbuf)
-		die("out of memory");
-	size_t r;
-	while ((r = fread(inbuf + inlen, 1, cap - inlen, stdin)) > 0) {
-		inlen += r;
-		if (inlen == cap) {
-			cap *= 2;
-			unsigned char *p = realloc(inbuf, cap);
-			if (!p)
-				die("out of memory");
-			inbuf = p;
-		}
-	}
 }
 
 static void *alloc(size_t bytes)
@@ -69,20 +51,18 @@ static void *alloc(size_t bytes)
 	return allocs[nallocs++] = p;
 }
 
-/* The next n 4-byte values of stdin, copied into a fresh aligned buffer. */
+/* The request's next n 4-byte values from stdin, in a fresh aligned buffer. */
 static void *take(size_t n)
 {
-	if (n > (inlen - inpos) / 4)
-		die("input shorter than the shapes say");
 	void *p = alloc(n * 4);
-	memcpy(p, inbuf + inpos, n * 4);
-	inpos += n * 4;
+	if (fread(p, 4, n, stdin) != n)
+		die("input shorter than the shapes say");
 	return p;
 }
 
 static void put(const float *y, size_t n)
 {
-	if (fwrite(y, sizeof(*y), n, stdout) != n)
+	if (printf("OK %zu\n", n) < 0 || fwrite(y, sizeof(*y), n, stdout) != n || fflush(stdout))
 		die("short write");
 }
 
@@ -116,15 +96,14 @@ static float *filled(size_t n)
 	return y;
 }
 
-int main(int argc, char **argv)
+static void run_op(int argc, char **argv)
 {
-	if (argc < 2)
-		die("usage: nn-harness OP ARGS... < inputs > outputs");
 	const char *op = argv[1];
-	read_all();
 	if (!strcmp(op, "linear")) {
 		size_t m = arg_size(argc, argv, 2), k = arg_size(argc, argv, 3), n = arg_size(argc, argv, 4);
 		size_t bias = arg_size(argc, argv, 5), ldx = arg_size(argc, argv, 6), ldy = arg_size(argc, argv, 7);
+		ldx = ldx ? ldx : k; /* 0 = dense, as rwd_nn_linear */
+		ldy = ldy ? ldy : n;
 		float *x = take(m * ldx), *w = take(n * k), *b = bias ? take(n) : NULL;
 		float *y = filled(m * ldy);
 		rwd_nn_linear(x, m, k, ldx, w, b, n, y, ldy);
@@ -170,6 +149,7 @@ int main(int argc, char **argv)
 	} else if (!strcmp(op, "rope")) {
 		size_t t = arg_size(argc, argv, 2), nh = arg_size(argc, argv, 3);
 		size_t d = arg_size(argc, argv, 4), ldx = arg_size(argc, argv, 5);
+		ldx = ldx ? ldx : nh * d;
 		float *x = take(t * ldx);
 		int32_t *pos = take(t);
 		float *inv = take(d / 2);
@@ -205,12 +185,25 @@ int main(int argc, char **argv)
 		acts[a].fn(x, n);
 		put(x, n);
 	}
-	if (inpos != inlen)
-		die("input longer than the shapes say");
-	if (fflush(stdout))
-		die("write failed");
-	while (nallocs)
-		free(allocs[--nallocs]);
-	free(inbuf);
-	return 0;
+}
+
+int main(void)
+{
+	char line[1024];
+	while (fgets(line, sizeof(line), stdin)) {
+		/* argv[0] unused, as a command line: argv[1] is the op */
+		char *argv[16] = { "nn-harness" };
+		int argc = 1;
+		for (char *tok = strtok(line, " \n"); tok; tok = strtok(NULL, " \n")) {
+			if (argc == 16)
+				die("too many arguments");
+			argv[argc++] = tok;
+		}
+		if (argc < 2)
+			die("empty request");
+		run_op(argc, argv);
+		while (nallocs)
+			free(allocs[--nallocs]);
+	}
+	return ferror(stdin) ? 2 : 0;
 }

@@ -64,13 +64,27 @@ TOL = {
 failures = []
 
 
+_proc = None
+
+
 def run(op, args, *inputs):
+    """One request to the harness process (started once): a text line, the raw inputs."""
+    global _proc
+    if _proc is None:
+        _proc = subprocess.Popen([HARNESS], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    line = " ".join([op] + [str(a) for a in args]) + "\n"
     data = b"".join(np.ascontiguousarray(a).tobytes() for a in inputs)
-    r = subprocess.run([HARNESS, op] + [str(a) for a in args], input=data,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
-    if r.returncode != 0:
-        raise SystemExit(f"harness failed on {op} {args}: {r.stderr.decode().strip()}")
-    return np.frombuffer(r.stdout, dtype="<f4").copy()
+    try:
+        _proc.stdin.write(line.encode() + data)
+        _proc.stdin.flush()
+        head = _proc.stdout.readline().split()
+    except BrokenPipeError:
+        head = []
+    if len(head) != 2 or head[0] != b"OK":
+        raise SystemExit(f"harness failed on {line.strip()} (exit {_proc.wait()}; see stderr)")
+    n = int(head[1])
+    out = _proc.stdout.read(4 * n)
+    return np.frombuffer(out, dtype="<f4").copy()
 
 
 def compare(op, what, got, ref, rel=False):
@@ -271,6 +285,10 @@ for (t, nh, d, theta, pad) in [(1, 1, 2, 10000.0, 0), (9, 3, 8, 10000.0, 4), (20
     compare("rope", what, o[:, : nh * d], ref.numpy())
     if pad and not np.array_equal(o[:, nh * d:], x[:, nh * d:].numpy()):
         failures.append(f"rope {what}: wrote into the padding of a strided view")
+
+_proc.stdin.close()
+if _proc.wait() != 0:
+    failures.append(f"harness exited with status {_proc.returncode}")
 
 print(f"{'op':<12} {'worst |err|/max(1,|ref|)':>26} {'worst abs':>11} {'worst rel (|ref|>=1e-2)':>25} {'tol':>7}")
 for op, (n, a, r) in worst.items():
