@@ -45,6 +45,9 @@ def main():
     ap.add_argument("--labels", default=None,
                     help="comma-separated id2label names for classifier heads")
     ap.add_argument("--layers", type=int, default=None, help="override the layer count")
+    ap.add_argument("--act", default=None, help="clip: hidden_act, quick_gelu (default) or gelu")
+    ap.add_argument("--legacy-config", action="store_true",
+                    help="clip: old config layout (*_config_dict overrides, eos_token_id 2)")
     args = ap.parse_args()
     os.makedirs(args.outdir, exist_ok=True)
     gens[args.kind].make(args.kind, args.size, args.outdir, args)
