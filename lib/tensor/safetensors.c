@@ -126,71 +126,103 @@ const char *rwd_tensor_shape_str(int ndim, const int64_t *shape, char *buf, size
 
 /* ---- JSON errors ---------------------------------------------------------- */
 
+/* Decode the JSON string literal text[a..b] (both quotes included) into out. */
+static int decode_literal(const char *text, size_t a, size_t b, char *out, size_t size)
+{
+	json_t *s = json_loadb(text + a, b - a + 1, JSON_DECODE_ANY, NULL);
+	int ok = json_is_string(s);
+	if (ok)
+		snprintf(out, size, "%s", json_string_value(s));
+	json_decref(s);
+	return ok;
+}
+
 /*
  * jansson reports a duplicate key without naming it, at the position just
- * past the key's closing quote. Recover the key: step back to that quote,
- * find its unescaped opening quote, and let jansson decode the literal.
+ * past the key. The text before that position is valid JSON, so a forward
+ * scan (strings, nesting) finds the key (the last complete string literal),
+ * its depth, and the last top-level key before it: for a field repeated inside
+ * a tensor entry, the tensor's name. Returns 0 if the text does not fit.
  */
-static int duplicate_key_name(const char *text, size_t len, size_t pos, char *out, size_t size)
+static int duplicate_key_where(const char *text, size_t len, size_t pos, char *key, size_t ksize,
+	char *outer, size_t osize, size_t *depth_out)
 {
+	size_t depth = 0, last_a = SIZE_MAX, last_b = 0, top_a = SIZE_MAX, top_b = 0;
 	if (pos > len)
-		return 0;
-	size_t close = pos;
-	while (close > 0 && text[close - 1] != '"')
-		close--;
-	if (close == 0)
-		return 0;
-	close--;
-	size_t open = close;
-	while (open > 0) {
-		open--;
-		if (text[open] != '"')
-			continue;
-		size_t bs = 0;
-		while (open - bs > 0 && text[open - bs - 1] == '\\')
-			bs++;
-		if (bs % 2 == 0)
-			break;
+		pos = len;
+	for (size_t i = 0; i < pos; i++) {
+		char c = text[i];
+		if (c == '"') {
+			size_t a = i;
+			for (i++; i < pos && text[i] != '"'; i++)
+				if (text[i] == '\\')
+					i++;
+			if (i >= pos)
+				break;
+			last_a = a;
+			last_b = i;
+			size_t j = i + 1;
+			while (j < pos && (text[j] == ' ' || text[j] == '\t' || text[j] == '\n' ||
+				text[j] == '\r'))
+				j++;
+			if (depth == 1 && j < pos && text[j] == ':') {
+				top_a = a;
+				top_b = i;
+			}
+		} else if (c == '{' || c == '[') {
+			depth++;
+		} else if ((c == '}' || c == ']') && depth > 0) {
+			depth--;
+		}
 	}
-	if (text[open] != '"' || open == close)
+	if (last_a == SIZE_MAX || !decode_literal(text, last_a, last_b, key, ksize))
 		return 0;
-	json_t *s = json_loadb(text + open, close - open + 1, JSON_DECODE_ANY, NULL);
-	if (!json_is_string(s)) {
-		json_decref(s);
-		return 0;
-	}
-	snprintf(out, size, "%s", json_string_value(s));
-	json_decref(s);
+	outer[0] = '\0';
+	if (depth > 1 && top_a != SIZE_MAX && !decode_literal(text, top_a, top_b, outer, osize))
+		outer[0] = '\0';
+	*depth_out = depth;
 	return 1;
 }
 
-/* A jansson load error on `text` (which starts at file offset `base`). */
+/*
+ * A jansson load error on `text` (which starts at file offset `base`). In a
+ * header, a key repeated inside an entry is reported against the tensor.
+ */
 static int json_fail(rwd_error *err, const char *file, const char *what, const char *text,
 	size_t len, const json_error_t *je, int64_t base)
 {
-	char key[RWD_ERROR_OBJECT_MAX];
+	char key[RWD_ERROR_OBJECT_MAX], outer[RWD_ERROR_OBJECT_MAX];
+	size_t depth;
+	int header = strcmp(what, "header") == 0;
 	if (json_error_code(je) == json_error_duplicate_key &&
-		duplicate_key_name(text, len, (size_t)je->position, key, sizeof(key)))
-		fail(err, RWD_E_FORMAT, file, key, "duplicate key \"%s\" in the %s", key, what);
-	else
+		duplicate_key_where(text, len, (size_t)je->position, key, sizeof(key), outer,
+			sizeof(outer), &depth)) {
+		if (header && depth > 1 && outer[0])
+			fail(err, RWD_E_FORMAT, file, outer, "duplicate key \"%s\" inside \"%s\"", key,
+				outer);
+		else
+			fail(err, RWD_E_FORMAT, file, key, "duplicate key \"%s\" in the %s", key, what);
+	} else {
 		fail(err, RWD_E_FORMAT, file, NULL, "the %s is not valid JSON: %s", what, je->text);
+	}
 	rwd_error_at(err, je->line, je->column, base + (int64_t)je->position);
 	return RWD_E_FORMAT;
 }
 
+/* "an object", "a string", ... for messages. */
 static const char *json_kind(const json_t *j)
 {
 	switch (json_typeof(j)) {
-	case JSON_OBJECT: return "object";
-	case JSON_ARRAY: return "array";
-	case JSON_STRING: return "string";
-	case JSON_INTEGER: return "integer";
-	case JSON_REAL: return "number";
+	case JSON_OBJECT: return "an object";
+	case JSON_ARRAY: return "an array";
+	case JSON_STRING: return "a string";
+	case JSON_INTEGER: return "an integer";
+	case JSON_REAL: return "a number";
 	case JSON_TRUE:
-	case JSON_FALSE: return "boolean";
+	case JSON_FALSE: return "a boolean";
 	case JSON_NULL: return "null";
 	}
-	return "value";
+	return "a value";
 }
 
 /* ---- header -------------------------------------------------------------- */
@@ -218,13 +250,13 @@ static int parse_metadata(rwd_weights *w, const char *file, json_t *obj, rwd_err
 {
 	if (!json_is_object(obj))
 		return fail(err, RWD_E_FORMAT, file, "__metadata__",
-			"\"__metadata__\" must map strings to strings, not be a %s", json_kind(obj));
+			"\"__metadata__\" must map strings to strings, not be %s", json_kind(obj));
 	const char *k;
 	json_t *v;
 	json_object_foreach(obj, k, v) {
 		if (!json_is_string(v))
 			return fail(err, RWD_E_FORMAT, file, "__metadata__",
-				"\"__metadata__\" value of \"%.60s\" is a %s, not a string", k, json_kind(v));
+				"\"__metadata__\" value of \"%.60s\" is %s, not a string", k, json_kind(v));
 		if (meta_push(w, k, json_string_value(v)))
 			return fail_nomem(err, file);
 	}
@@ -244,7 +276,7 @@ static int parse_entry(rwd_weights *w, const char *file, const char *name, json_
 	struct st_entry *e, rwd_error *err)
 {
 	if (!json_is_object(val))
-		return fail(err, RWD_E_FORMAT, file, name, "tensor entry is a %s, not an object",
+		return fail(err, RWD_E_FORMAT, file, name, "tensor entry is %s, not an object",
 			json_kind(val));
 	json_t *jd = json_object_get(val, "dtype");
 	json_t *js = json_object_get(val, "shape");
@@ -358,7 +390,7 @@ static int parse_header(rwd_weights *w, size_t fi, const char *hdr, size_t n,
 	struct st_entry *es = NULL;
 	size_t ne = 0;
 	if (!json_is_object(root)) {
-		rc = fail(err, RWD_E_FORMAT, file, NULL, "the header is a JSON %s, not an object",
+		rc = fail(err, RWD_E_FORMAT, file, NULL, "the header is %s, not an object",
 			json_kind(root));
 		goto fail;
 	}
@@ -635,14 +667,14 @@ static int load_index(rwd_weights *w, const char *dir, const char *index_path,
 		goto fail;
 	}
 	if (!json_is_object(root)) {
-		rc = fail(err, RWD_E_FORMAT, index_path, NULL, "the index is a JSON %s, not an object",
+		rc = fail(err, RWD_E_FORMAT, index_path, NULL, "the index is %s, not an object",
 			json_kind(root));
 		goto fail;
 	}
 	json_t *meta = json_object_get(root, "metadata");
 	if (meta && !json_is_object(meta) && !json_is_null(meta)) {
 		rc = fail(err, RWD_E_FORMAT, index_path, "metadata",
-			"\"metadata\" is a %s, not an object", json_kind(meta));
+			"\"metadata\" is %s, not an object", json_kind(meta));
 		goto fail;
 	}
 	json_t *wm = json_object_get(root, "weight_map");
@@ -667,7 +699,7 @@ static int load_index(rwd_weights *w, const char *dir, const char *index_path,
 	json_object_foreach(wm, key, val) {
 		if (!json_is_string(val)) {
 			rc = fail(err, RWD_E_FORMAT, index_path, key,
-				"weight_map value is a %s, not a shard file name", json_kind(val));
+				"weight_map value is %s, not a shard file name", json_kind(val));
 			goto fail;
 		}
 		if ((rc = check_shard_name(index_path, key, json_string_value(val), err)))
