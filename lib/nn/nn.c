@@ -363,25 +363,32 @@ void rwd_nn_attention(const rwd_nn_attn *p, const float *q, const float *k, cons
 	const size_t ldv = p->ldv ? p->ldv : n_kv * d;
 	const size_t ldo = p->ldo ? p->ldo : p->n_heads * d;
 	float *s = scratch; /* [t, t] scores, then probabilities, of one head */
+	/*
+	 * Causal attention goes in blocks of query rows: rows [r0, r1) need only
+	 * keys [0, r1), so the masked upper triangle is mostly never computed
+	 * (t = 1024: 56% of the multiply-adds); bidirectional is one block.
+	 */
+	const size_t block = p->causal ? 128 : t;
 
 	for (size_t h = 0; h < p->n_heads; h++) {
 		const size_t g = h / group; /* repeat_interleave: heads [g*group, (g+1)*group) share kv g */
-		/* s[t, t] = scale * q_h[t, d] . k_g[t, d]^T */
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, BI(t), BI(t), BI(d),
-			p->scale, q + h * d, BI(ldq), k + g * d, BI(ldk), 0.0f, s, BI(t));
-		if (p->causal) {
-			for (size_t i = 0; i < t; i++) {
-				float *row = s + i * t;
-				softmax_row(row, i + 1);
-				memset(row + i + 1, 0, (t - i - 1) * sizeof(*row));
+		for (size_t r0 = 0; r0 < t; r0 += block) {
+			const size_t r1 = t - r0 < block ? t : r0 + block, rows = r1 - r0;
+			float *sb = s + r0 * t; /* [rows, r1] with row stride t */
+			/* sb = scale * q_h[r0:r1, d] . k_g[0:r1, d]^T */
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, BI(rows), BI(r1), BI(d),
+				p->scale, q + r0 * ldq + h * d, BI(ldq), k + g * d, BI(ldk),
+				0.0f, sb, BI(t));
+			for (size_t i = r0; i < r1; i++) {
+				float *row = sb + (i - r0) * t;
+				const size_t nk = p->causal ? i + 1 : r1;
+				softmax_row(row, nk);
+				memset(row + nk, 0, (r1 - nk) * sizeof(*row));
 			}
-		} else {
-			for (size_t i = 0; i < t; i++)
-				softmax_row(s + i * t, t);
+			/* out_h[r0:r1, d] = sb[rows, r1] . v_g[0:r1, d] */
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, BI(rows), BI(d), BI(r1),
+				1.0f, sb, BI(t), v + g * d, BI(ldv), 0.0f, out + r0 * ldo + h * d, BI(ldo));
 		}
-		/* out_h[t, d] = s[t, t] . v_g[t, d] */
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, BI(t), BI(d), BI(t),
-			1.0f, s, BI(t), v + g * d, BI(ldv), 0.0f, out + h * d, BI(ldo));
 	}
 }
 

@@ -209,7 +209,7 @@ def torch_attention(q, k, v, causal, scale):
 
 torch.manual_seed(5)
 for (t, nh, nkv, d) in [(1, 1, 1, 1), (5, 2, 2, 3), (17, 4, 2, 8), (33, 6, 1, 16),
-                        (77, 4, 4, 64), (40, 8, 2, 32), (129, 2, 1, 24)]:
+                        (77, 4, 4, 64), (40, 8, 2, 32), (129, 2, 1, 24), (300, 4, 2, 32)]:
     for causal in (0, 1):
         ld = (nh + 2 * nkv) * d + 1
         ldo = nh * d + 2
