@@ -32,23 +32,32 @@
  *   ViT-B qkv      197x768 -> 2304    133     5.2 ms      152     8.6 ms
  *   ViT-L mlp      257x1024 -> 4096   157    13.7 ms      159    25.7 ms
  *   LM mlp        1024x896 -> 4864    164    55 ms        110   148 ms
- *   (2 workers x 2 BLAS threads, the mix to avoid: 41..166 GFLOP/s, never
- *    better than the best of A and B, and 1.5-3x A's latency.)
+ *   (2 workers x 2 BLAS threads, the mix to avoid: 41 GFLOP/s on the small
+ *    attention GEMM against A's 60 and B's 72, on large GEMMs no better than
+ *    A within noise since the lock makes it A, and 1.5-3x A's latency.)
  *
- * So throughput is a wash for mid-sized GEMMs, B wins a little on tiny ones
- * (no thread hand-off), A wins clearly on large ones (one weight stream in
- * the shared cache instead of two) and A always halves the latency of a
- * forward pass. rewardd batches requests, which turns many small GEMMs into
- * one large one — exactly where A is strongest.
+ * So on an otherwise idle machine throughput is a wash for mid-sized GEMMs,
+ * B wins a little on tiny ones (no thread hand-off), A wins clearly on large
+ * ones (one weight stream in the shared cache instead of two) and A always
+ * halves the latency of a forward pass. rewardd batches requests, which
+ * turns many small GEMMs into one large one — exactly where A is strongest.
+ *
+ * The same run with the cores oversubscribed by other processes (load
+ * average 8 on 2 cores) turns it round: A 1.5..31 GFLOP/s, B 1.9..32, the
+ * mix 1.0..34, with B ahead on everything but the largest GEMM. OpenBLAS's
+ * pool threads spin and hand work off, and a descheduled pool thread stalls
+ * the whole GEMM. So A assumes the daemon's cores are its own (a dedicated
+ * host, or a cpuset sized to match); on shared cores, choose B.
  *
  * The model:
  *   (i) default — one compute worker per model owns the stacked batch and
  *       runs with BLAS threads = cores (rwd_nn_threading_init(0, ...)).
  *       Applies whenever one model computes at a time: the usual deployment.
  *   (ii) K compute workers (K <= cores) with BLAS threads = 1: when several
- *       models must compute concurrently (each has its own worker), or when
- *       a model's GEMMs are all below OpenBLAS's threading threshold (tiny
- *       MLP heads) so BLAS threads would idle anyway.
+ *       models must compute concurrently (each has its own worker), when a
+ *       model's GEMMs are all below OpenBLAS's threading threshold (tiny
+ *       MLP heads) so BLAS threads would idle anyway, or when the cores are
+ *       shared with other busy processes.
  *   Never K > 1 workers with BLAS threads > 1: they serialise on
  *   level3_lock and oversubscribe (row "mix" above).
  * rwd_nn_blas_threads_for(workers) encodes the rule. On the OpenMP variant

@@ -95,8 +95,10 @@ void rwd_nn_rope(float *x, size_t t, size_t n_heads, size_t head_dim, size_t ldx
  *       BLAS threads = cores. Best latency, and best throughput on the large
  *       batched GEMMs that batching produces (measured in nn.c).
  *   (ii) K compute workers (K <= cores) with BLAS threads = 1: when several
- *       models compute concurrently, or every GEMM is tiny (< ~262k
- *       multiply-adds, which OpenBLAS runs single-threaded anyway).
+ *       models compute concurrently, when every GEMM is tiny (< ~262k
+ *       multiply-adds, which OpenBLAS runs single-threaded anyway), or when
+ *       the cores are shared with other busy processes (BLAS's spinning
+ *       pool threads then stall; measured in nn.c).
  *   Never K > 1 workers with BLAS threads > 1.
  *
  * rwd_nn_threading_init sets OpenBLAS's process-wide thread count once at
