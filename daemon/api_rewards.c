@@ -257,7 +257,8 @@ void rwd__api_rewards_completed(rwd_call *call, int status)
 	snprintf(code, sizeof(code), "%d", status);
 	const char *lab[2] = {rj->req.model_name, code};
 	rwd_metric_add(rwd_metric_with(app->f_requests, lab), 1);
-	rwd_metric_observe(rj->served->request_seconds, (double)(rwd_now_ns() - call->start_ns) / 1e9);
+	rwd_served *served = rj->req.model_user;
+	rwd_metric_observe(served->request_seconds, (double)(rwd_now_ns() - call->start_ns) / 1e9);
 	if (rj->submitted) {
 		rj->submitted = 0;
 		atomic_fetch_sub(&app->inflight, 1);

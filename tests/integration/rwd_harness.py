@@ -1,0 +1,284 @@
+"""Shared helpers for rewardd's integration tests.
+
+Starts the real daemon on 127.0.0.1 on a free port, speaks HTTP to it with
+http.client, and validates every response against proto/openapi.yaml (JSON
+Schema 2020-12 via python3-jsonschema). Reference scores come from PyTorch
+run here (never typed in). Run with Debian's /usr/bin/python3.
+"""
+import atexit
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import shutil
+import tempfile
+import time
+
+_TEMP = []
+
+
+def mkdtemp(prefix):
+    d = tempfile.mkdtemp(prefix=prefix)
+    _TEMP.append(d)
+    return d
+
+
+@atexit.register
+def _cleanup():
+    for d in _TEMP:
+        shutil.rmtree(d, ignore_errors=True)
+
+SKIP = 77
+
+
+def skip(why):
+    print("SKIP:", why)
+    sys.exit(SKIP)
+
+
+try:
+    import jsonschema
+    import yaml
+except ImportError as e:  # pragma: no cover
+    skip("python3-jsonschema / python3-yaml missing: %s" % e)
+
+SRC = os.environ.get("RWD_SOURCE_ROOT") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(SRC, "tools"))
+
+
+class Contract:
+    """Looks up the schema of (method, route, status) in the OpenAPI file."""
+
+    def __init__(self):
+        with open(os.path.join(SRC, "proto", "openapi.yaml")) as f:
+            self.doc = yaml.safe_load(f)
+        self.resolver = jsonschema.RefResolver.from_schema(self.doc)
+        self.checked = 0
+
+    def _deref(self, obj):
+        while isinstance(obj, dict) and "$ref" in obj:
+            obj = self.resolver.resolve(obj["$ref"])[1]
+        return obj
+
+    def validate(self, method, route, status, ctype, body):
+        path = self.doc["paths"].get(route)
+        op = path.get(method.lower()) if path else None
+        if op is None:
+            # unknown routes answer 404, other methods of a known route 405,
+            # both with the common error body
+            assert status == (405 if path else 404), (method, route, status)
+            assert ctype == "application/json", (method, route, status, ctype)
+            schema = {"$ref": "#/components/schemas/Error"}
+        else:
+            resp = op["responses"].get(str(status))
+            assert resp is not None, "status %d not in the contract for %s %s: %r" % (
+                status, method, route, body[:300])
+            resp = self._deref(resp)
+            content = resp.get("content", {})
+            if ctype.startswith("text/plain"):
+                assert "text/plain" in content, (method, route, status, ctype)
+                self.checked += 1
+                return None
+            assert ctype == "application/json", (method, route, status, ctype)
+            schema = content["application/json"]["schema"]
+        doc = json.loads(body)
+        jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator,
+                            resolver=self.resolver)
+        self.checked += 1
+        return doc
+
+
+CONTRACT = Contract()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Reply:
+    def __init__(self, status, headers, raw, doc):
+        self.status, self.headers, self.raw, self.json = status, headers, raw, doc
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+
+class Daemon:
+    """A rewardd process with a config written to a temp dir."""
+
+    def __init__(self, exe, config, env=None, args=()):
+        self.exe = exe
+        self.dir = mkdtemp(prefix="rwd-it-")
+        self.port = free_port()
+        self.cfg_path = os.path.join(self.dir, "config.json")
+        config = dict(config)
+        config["listen"] = "127.0.0.1:%d" % self.port
+        with open(self.cfg_path, "w") as f:
+            json.dump(config, f)
+        e = dict(os.environ)
+        e.pop("REWARDD_API_KEYS", None)
+        e.update(env or {})
+        self.log_path = os.path.join(self.dir, "rewardd.log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([exe, "--config", self.cfg_path] + list(args),
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=e)
+        self.wait_up()
+
+    def wait_up(self, timeout=20):
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError("rewardd exited with %d:\n%s" % (self.proc.returncode, self.logs()))
+            try:
+                r = self.request("GET", "/readyz", validate_route="/readyz")
+                if r.status == 200 or r.json.get("status") == "no_models":
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("rewardd did not become ready:\n" + self.logs())
+
+    def logs(self):
+        self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def conn(self, timeout=30):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, conn=None,
+                validate_route=None, key=None):
+        """One request; validates the reply against the contract."""
+        own = conn is None
+        c = conn or self.conn()
+        h = dict(headers or {})
+        if key:
+            h["Authorization"] = "Bearer " + key
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            h.setdefault("Content-Type", "application/json")
+        try:
+            c.request(method, path, body=body, headers=h)
+            resp = c.getresponse()
+            raw = resp.read()
+            hdrs = resp.getheaders()
+        finally:
+            if own:
+                c.close()
+        ctype = dict((k.lower(), v) for k, v in hdrs).get("content-type", "")
+        route = validate_route or route_of(path)
+        doc = CONTRACT.validate(method, route, resp.status, ctype, raw)
+        return Reply(resp.status, hdrs, raw, doc)
+
+    def metrics(self, key=None):
+        r = self.request("GET", "/metrics", key=key)
+        assert r.status == 200, r.raw
+        return parse_metrics(r.raw.decode())
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise RuntimeError("rewardd did not exit within %ss" % timeout)
+        self.log.close()
+        return self.proc.returncode
+
+
+def route_of(path):
+    p = path.split("?")[0]
+    if p.startswith("/v1/models/"):
+        return "/v1/models/{name}"
+    return p
+
+
+def parse_metrics(text):
+    """{(name, frozenset(labels)): value} from Prometheus text."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name_labels, value = line.rsplit(" ", 1)
+        if "{" in name_labels:
+            name, rest = name_labels.split("{", 1)
+            labels = []
+            for part in rest.rstrip("}").split('",'):
+                if not part:
+                    continue
+                k, v = part.split("=", 1)
+                labels.append((k, v.strip('"')))
+            key = (name, frozenset(labels))
+        else:
+            key = (name_labels, frozenset())
+        out[key] = float(value)
+    return out
+
+
+def metric(m, name, **labels):
+    return m.get((name, frozenset(labels.items())), 0.0)
+
+
+def make_mlp_head(folder, d_in=16, d_hidden=32, outputs=("quality", "safety"), seed=0):
+    """A random 2-layer relu mlp head as a model folder; returns a torch oracle."""
+    import torch
+    import safetensors_io
+    torch.manual_seed(seed)
+    os.makedirs(folder, exist_ok=True)
+    w0 = torch.randn(d_hidden, d_in) * 0.3
+    b0 = torch.randn(d_hidden) * 0.1
+    w1 = torch.randn(len(outputs), d_hidden) * 0.3
+    b1 = torch.randn(len(outputs)) * 0.1
+    safetensors_io.save({"layers.0.weight": w0, "layers.0.bias": b0,
+                         "layers.2.weight": w1, "layers.2.bias": b1},
+                        os.path.join(folder, "model.safetensors"))
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump({"rewardd_kind": "mlp", "activation": "relu", "outputs": list(outputs)}, f)
+
+    def oracle(x):
+        t = torch.tensor(x, dtype=torch.float32)
+        with torch.no_grad():
+            y = torch.relu(t @ w0.T + b0) @ w1.T + b1
+        return y.tolist()
+    return oracle
+
+
+def have_kind(exe, kind):
+    """Is a built-in kind compiled into this rewardd? (--check-config loads it.)"""
+    d = mkdtemp(prefix="rwd-kind-")
+    p = os.path.join(d, "c.json")
+    with open(p, "w") as f:
+        json.dump({"models": {"k": {"kind": kind}}}, f)
+    r = subprocess.run([exe, "--config", p, "--check-config"], capture_output=True)
+    return r.returncode == 0
+
+
+class Checker:
+    """Counts checks and failures; prints a summary line."""
+
+    def __init__(self, name):
+        self.name, self.n, self.failed = name, 0, []
+
+    def check(self, cond, what):
+        self.n += 1
+        if not cond:
+            self.failed.append(what)
+            print("FAIL:", what)
+
+    def done(self):
+        print("%s: %d checks, %d failed, %d responses validated against proto/openapi.yaml" % (
+            self.name, self.n, len(self.failed), CONTRACT.checked))
+        sys.exit(1 if self.failed else 0)
