@@ -439,6 +439,27 @@ void rwd_nn_rope_inv_freq(float theta, size_t head_dim, const rwd_nn_rope_scalin
 	}
 }
 
+/* cos and sin of the angle pos * inv_freq, the angle rounded to float as HF's
+ * float32 inv_freq @ positions; libm in double, so both are correctly rounded
+ * (torch's float kernels are within an ulp). */
+static inline void rope_cs(int32_t pos, float inv_freq, float *c, float *s)
+{
+	const float a = (float)pos * inv_freq;
+	*c = (float)cos((double)a);
+	*s = (float)sin((double)a);
+}
+
+/* rotate_half on one head: (x1, x2) -> (x1 c - x2 s, x2 c + x1 s) over n pairs. */
+static inline void rope_rotate(float *x1, float *x2, const float *c, const float *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const float a1 = x1[i], a2 = x2[i];
+		x1[i] = a1 * c[i] - a2 * s[i];
+		x2[i] = a2 * c[i] + a1 * s[i];
+	}
+}
+
+RWD_NN_CLONES
 void rwd_nn_rope(float *x, size_t t, size_t n_heads, size_t head_dim, size_t ldx,
 	const int32_t *pos, const float *inv_freq)
 {
@@ -449,26 +470,38 @@ void rwd_nn_rope(float *x, size_t t, size_t n_heads, size_t head_dim, size_t ldx
 	float c[CHUNK], s[CHUNK];
 	for (size_t r = 0; r < t; r++) {
 		float *row = x + r * ldx;
-		const float p = (float)pos[r];
 		/* cos/sin once per (token, frequency), applied to every head */
 		for (size_t i0 = 0; i0 < half; i0 += CHUNK) {
 			const size_t nc = half - i0 < CHUNK ? half - i0 : CHUNK;
-			for (size_t i = 0; i < nc; i++) {
-				/* the angle rounded to float, as HF's float32 inv_freq @ positions */
-				const float a = p * inv_freq[i0 + i];
-				c[i] = (float)cos((double)a);
-				s[i] = (float)sin((double)a);
-			}
-			for (size_t h = 0; h < n_heads; h++) {
-				float *x1 = row + h * head_dim + i0;
-				float *x2 = x1 + half;
-				for (size_t i = 0; i < nc; i++) {
-					/* rotate_half: (x1, x2) -> (x1 c - x2 s, x2 c + x1 s) */
-					const float a1 = x1[i], a2 = x2[i];
-					x1[i] = a1 * c[i] - a2 * s[i];
-					x2[i] = a2 * c[i] + a1 * s[i];
-				}
-			}
+			for (size_t i = 0; i < nc; i++)
+				rope_cs(pos[r], inv_freq[i0 + i], &c[i], &s[i]);
+			for (size_t h = 0; h < n_heads; h++)
+				rope_rotate(row + h * head_dim + i0, row + h * head_dim + i0 + half, c, s, nc);
+		}
+	}
+}
+
+void rwd_nn_rope_table(size_t t, size_t head_dim, const int32_t *pos, const float *inv_freq,
+	float *cs)
+{
+	const size_t half = head_dim / 2;
+	for (size_t r = 0; r < t; r++)
+		for (size_t i = 0; i < half; i++)
+			rope_cs(pos[r], inv_freq[i], &cs[r * head_dim + i], &cs[r * head_dim + half + i]);
+}
+
+RWD_NN_CLONES
+void rwd_nn_rope_apply(float *x, size_t t, size_t n_heads, size_t head_dim, size_t ldx,
+	const float *cs)
+{
+	const size_t half = head_dim / 2;
+	if (!ldx)
+		ldx = n_heads * head_dim;
+	for (size_t r = 0; r < t; r++) {
+		const float *c = cs + r * head_dim, *s = c + half;
+		for (size_t h = 0; h < n_heads; h++) {
+			float *x1 = x + r * ldx + h * head_dim;
+			rope_rotate(x1, x1 + half, c, s, half);
 		}
 	}
 }

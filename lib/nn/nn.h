@@ -82,9 +82,22 @@ typedef struct rwd_nn_rope_scaling {
 
 void rwd_nn_rope_inv_freq(float theta, size_t head_dim, const rwd_nn_rope_scaling *scaling,
 	float *inv_freq);
-/* x: [t, n_heads * head_dim] with row stride ldx; pos: [t] positions. */
+/* x: [t, n_heads * head_dim] with row stride ldx (0 = dense); pos: [t] positions. */
 void rwd_nn_rope(float *x, size_t t, size_t n_heads, size_t head_dim, size_t ldx,
 	const int32_t *pos, const float *inv_freq);
+
+/*
+ * The same rotation split in two, for models with many layers: the cos/sin
+ * table depends only on the positions, so fill it once per forward pass and
+ * apply it to q and k of every layer (sin/cos cost ~20x the rotation).
+ * cs: [t, head_dim] floats, cos in columns [0, head_dim/2), sin in
+ * [head_dim/2, head_dim). rwd_nn_rope_apply gives bit-identical results to
+ * rwd_nn_rope.
+ */
+void rwd_nn_rope_table(size_t t, size_t head_dim, const int32_t *pos, const float *inv_freq,
+	float *cs);
+void rwd_nn_rope_apply(float *x, size_t t, size_t n_heads, size_t head_dim, size_t ldx,
+	const float *cs);
 
 /*
  * The compute threading model (measurements and full reasoning in nn.c).

@@ -385,6 +385,14 @@ START_TEST(rope_matches_rotation_loops)
 		rwd_nn_rope_inv_freq(10000.0f, d, NULL, inv);
 		memcpy(y, x, t * ldx * sizeof(*y));
 		rwd_nn_rope(y, t, nh, d, ldx, pos, inv);
+		/* the table form gives the same bits */
+		float *y2 = malloc(t * ldx * sizeof(*y2)), *cs = malloc(t * d * sizeof(*cs));
+		memcpy(y2, x, t * ldx * sizeof(*y2));
+		rwd_nn_rope_table(t, d, pos, inv, cs);
+		rwd_nn_rope_apply(y2, t, nh, d, ldx, cs);
+		ck_assert_mem_eq(y2, y, t * ldx * sizeof(*y));
+		free(y2);
+		free(cs);
 		for (size_t r = 0; r < t; r++) {
 			for (size_t h = 0; h < nh; h++) {
 				for (size_t i = 0; i < half; i++) {
