@@ -70,6 +70,8 @@ static int check_keys(const json_t *obj, const char *path, const char *const *al
 	json_t *v;
 	json_object_foreach((json_t *)obj, k, v) {
 		size_t i;
+		if (strcmp(k, "$comment") == 0)
+			continue; /* documentation, allowed in every object */
 		for (i = 0; allowed[i]; i++)
 			if (strcmp(k, allowed[i]) == 0)
 				break;
@@ -239,6 +241,8 @@ static int parse_models(rwd_config *c, const json_t *models, rwd_error *err)
 	json_t *mo;
 	json_object_foreach((json_t *)models, name, mo) {
 		char path[RWD_ERROR_OBJECT_MAX];
+		if (strcmp(name, "$comment") == 0)
+			continue;
 		snprintf(path, sizeof(path), "models.%.64s", name);
 		if (!valid_model_name(name))
 			return field_err(err, path, NULL, RWD_E_INVALID,
@@ -287,7 +291,7 @@ static int parse_models(rwd_config *c, const json_t *models, rwd_error *err)
 static int apply(rwd_config *c, const json_t *root, rwd_error *err)
 {
 	static const char *const top[] = {"listen", "log_level", "http", "requests", "auth",
-		"shutdown", "compute", "batching", "models", "$comment", NULL};
+		"shutdown", "compute", "batching", "models", NULL};
 	int r = check_keys(root, "", top, err);
 	if (r)
 		return r;

@@ -465,7 +465,7 @@ out:
 	rwd_metrics_free(app.metrics);
 	rwd_config_free(&cfg);
 	free(model_args);
-	if (rc == 0)
+	if (rc == 0 && !check)
 		rwd_log(RWD_LOG_INFO, "exit");
 	return rc;
 }

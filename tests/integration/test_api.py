@@ -308,21 +308,36 @@ def run_slow(work):
     cfg = {"requests": {"max_items": 4},
            "models": {"slow": {"path": os.path.join(work, "head"),
                                "batching": {"max_batch_size": 64, "max_delay_us": 3000000,
+                                            "max_queue_items": 4}},
+                      "gone": {"path": os.path.join(work, "head"),
+                               "batching": {"max_batch_size": 64, "max_delay_us": 400000,
                                             "max_queue_items": 4}}}}
     d = H.Daemon(EXE, cfg)
     try:
         x = [0.5] * D_IN
+        # a client that hangs up while its item waits: the work is dropped
+        body = json.dumps({"model": "gone", "items": [{"embedding": x}] * 2}).encode()
+        s = socket.create_connection(("127.0.0.1", d.port))
+        s.sendall(b"POST /v1/rewards HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        time.sleep(0.1)
+        s.close()
+        time.sleep(0.6)
+        m = d.metrics()
+        C.check(H.metric(m, "rewardd_items_total", model="gone", outcome="cancelled") == 2,
+                "a gone client's items are dropped, not run")
+        C.check(H.metric(m, "rewardd_batch_size_items_count", model="gone") == 0, "no batch ran for them")
         # 4 items fill the queue (the batch waits for more); their deadline is 300 ms
         import threading
         res = {}
 
         def first():
-            res["a"] = d.request("POST", "/v1/rewards", {"items": [{"embedding": x}] * 4,
+            res["a"] = d.request("POST", "/v1/rewards", {"model": "slow", "items": [{"embedding": x}] * 4,
                                                         "timeout_ms": 300})
         t = threading.Thread(target=first)
         t.start()
         time.sleep(0.1)
-        r = d.request("POST", "/v1/rewards", {"items": [{"embedding": x}]})
+        r = d.request("POST", "/v1/rewards", {"model": "slow", "items": [{"embedding": x}]})
         C.check(r.status == 429 and r.json["error"]["code"] == "queue_full" and
                 r.header("Retry-After") == "1", "queue full 429 + Retry-After: %d %s" % (r.status, r.raw[:200]))
         t.join()
@@ -330,7 +345,7 @@ def run_slow(work):
         C.check(a.status == 504 and a.json["error"]["code"] == "deadline_exceeded",
                 "deadline in queue 504: %d %s" % (a.status, a.raw[:200]))
         # timeout_ms is capped by config, and requests over the item cap are refused whole
-        r = d.request("POST", "/v1/rewards", {"items": [{"embedding": x}] * 5})
+        r = d.request("POST", "/v1/rewards", {"model": "slow", "items": [{"embedding": x}] * 5})
         C.check(r.status == 413, "more items than allowed: %d" % r.status)
         m = d.metrics()
         C.check(H.metric(m, "rewardd_items_total", model="slow", outcome="timeout") == 4, "timeouts counted")
@@ -341,14 +356,17 @@ def run_slow(work):
 
 
 def run_empty():
-    """No model: the daemon starts, /readyz is 503, scoring is 503."""
-    d = H.Daemon(EXE, {})
+    """No model: the daemon starts, /readyz is 503, scoring is 503; /metrics
+    behind a key when configured so."""
+    d = H.Daemon(EXE, {"auth": {"metrics_requires_key": True}}, env={"REWARDD_API_KEYS": KEY})
     try:
         r = d.request("GET", "/readyz")
         C.check(r.status == 503 and r.json["status"] == "no_models", "readyz 503 with no model")
-        r = d.request("POST", "/v1/rewards", {"items": [{"embedding": [1]}]})
+        r = d.request("POST", "/v1/rewards", {"items": [{"embedding": [1]}]}, key=KEY)
         C.check(r.status == 503 and r.json["error"]["code"] == "no_model", "score with no model 503")
         C.check(d.request("GET", "/healthz").status == 200, "healthz 200 with no model")
+        C.check(d.request("GET", "/metrics").status == 401, "metrics need the key when configured")
+        C.check(d.request("GET", "/metrics", key=KEY).status == 200, "metrics with the key")
     finally:
         C.check(d.stop(sig=2) == 0, "SIGINT exit 0")
 
