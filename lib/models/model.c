@@ -16,12 +16,14 @@ extern const rwd_model_ops rwd__mlp_ops;
 extern const rwd_model_ops rwd__clip_ops;
 extern const rwd_model_ops rwd__image_metrics_ops;
 extern const rwd_model_ops rwd__rules_ops;
+extern const rwd_model_ops rwd__seqcls_ops;
 
 static const rwd_model_ops *const kinds[] = {
 	&rwd__mlp_ops,
 	&rwd__clip_ops,
 	&rwd__image_metrics_ops,
 	&rwd__rules_ops,
+	&rwd__seqcls_ops,
 	NULL,
 };
 

@@ -79,6 +79,14 @@ class Model:
         self.pad = c.get("pad_token_id")
         self.labels = [c["id2label"][str(i)] for i in range(len(c["id2label"]))]
         self.inv_freq = self._inv_freq()
+        self._conv = {}
+
+    def _wt(self, name, dt):
+        """Weight `name` in dtype dt, converted once."""
+        key = (name, dt)
+        if key not in self._conv:
+            self._conv[key] = self.w[name].to(dt)
+        return self._conv[key]
 
     def _inv_freq(self):
         # float32 like transformers' default rope init
@@ -104,7 +112,8 @@ class Model:
             raise ValueError(f"unsupported rope_scaling {rs}")
         return inv
 
-    def _rms(self, x, weight, dt):
+    def _rms(self, x, name, dt):
+        weight = self._wt(name, dt)
         xf = x.to(torch.float32)
         var = xf.pow(2).mean(-1, keepdim=True)
         xf = xf * torch.rsqrt(var + self.eps)
@@ -116,10 +125,9 @@ class Model:
         return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
     def _lin(self, x, name, dt):
-        y = x @ self.w[name + ".weight"].to(dt).t()
-        b = self.w.get(name + ".bias")
-        if b is not None:
-            y = y + b.to(dt)
+        y = x @ self._wt(name + ".weight", dt).t()
+        if name + ".bias" in self.w:
+            y = y + self._wt(name + ".bias", dt)
         return y
 
     @torch.no_grad()
@@ -136,13 +144,13 @@ class Model:
         causal = torch.full((T, T), float("-inf")).triu(1)
         for li in range(self.L):
             p = f"model.layers.{li}."
-            n = self._rms(x, w[p + "input_layernorm.weight"], dt)
+            n = self._rms(x, p + "input_layernorm.weight", dt)
             q = self._lin(n, p + "self_attn.q_proj", dt).view(T, self.nH, self.hd)
             k = self._lin(n, p + "self_attn.k_proj", dt).view(T, self.nKV, self.hd)
             v = self._lin(n, p + "self_attn.v_proj", dt).view(T, self.nKV, self.hd)
             if p + "self_attn.q_norm.weight" in w:
-                q = self._rms(q, w[p + "self_attn.q_norm.weight"], dt)
-                k = self._rms(k, w[p + "self_attn.k_norm.weight"], dt)
+                q = self._rms(q, p + "self_attn.q_norm.weight", dt)
+                k = self._rms(k, p + "self_attn.k_norm.weight", dt)
             q = q.transpose(0, 1)  # [nH, T, hd]
             k = k.transpose(0, 1)
             v = v.transpose(0, 1)
@@ -154,11 +162,11 @@ class Model:
             a = torch.softmax(s, dim=-1, dtype=torch.float32).to(dt)
             o = (a @ v).transpose(0, 1).reshape(T, self.nH * self.hd)
             x = x + self._lin(o, p + "self_attn.o_proj", dt)
-            n = self._rms(x, w[p + "post_attention_layernorm.weight"], dt)
+            n = self._rms(x, p + "post_attention_layernorm.weight", dt)
             g = self._lin(n, p + "mlp.gate_proj", dt)
             u = self._lin(n, p + "mlp.up_proj", dt)
             x = x + self._lin(torch.nn.functional.silu(g) * u, p + "mlp.down_proj", dt)
-        return self._rms(x, w["model.norm.weight"], dt)
+        return self._rms(x, "model.norm.weight", dt)
 
     def pool_index(self, ids):
         if self.pad is None:
@@ -170,7 +178,7 @@ class Model:
     def score(self, ids, dt=torch.float32):
         """Pooled logits [num_labels] (float64 numpy) for one sequence."""
         h = self.hidden(ids, dt)
-        logits = h @ self.w["score.weight"].to(dt).t()
+        logits = h @ self._wt("score.weight", dt).t()
         return logits[self.pool_index(ids)].to(torch.float64).numpy()
 
 

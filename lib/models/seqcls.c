@@ -1,0 +1,867 @@
+/* models/seqcls.c — the `seqcls` kind; see seqcls.h for the contract. */
+#include "models/seqcls.h"
+
+#include "nn/nn.h"
+#include "tensor/safetensors.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Bounds on config values (untrusted input): generous for 8B-class models. */
+#define SC_MAX_DIM (1 << 20)      /* hidden, intermediate, head_dim*heads */
+#define SC_MAX_HEADS 1024
+#define SC_MAX_LAYERS 1024
+#define SC_MAX_VOCAB (1 << 24)
+#define SC_MAX_LABEL 64           /* bytes of a label name */
+/* Query rows per attention block, and rows per MLP chunk (bounds scratch). */
+#define SC_QBLOCK 256
+#define SC_MLP_CHUNK 512
+
+enum arch { ARCH_QWEN2, ARCH_QWEN3, ARCH_LLAMA };
+
+/* A linear layer: weight [out, in] and optional bias [out], borrowed from the weights. */
+struct lin {
+	const float *w;
+	const float *b;
+};
+
+struct layer {
+	const float *ln1, *ln2;     /* [H] */
+	struct lin q, k, v, o;      /* q [nH*hd, H], k/v [nKV*hd, H], o [H, nH*hd] */
+	const float *q_norm, *k_norm; /* [hd], Qwen3 only */
+	struct lin gate, up, down;  /* gate/up [I, H], down [H, I] */
+};
+
+typedef struct seqcls {
+	rwd_weights *weights;
+	enum arch arch;
+	size_t vocab, H, inter, nH, nKV, hd, L, n_labels;
+	size_t qd, kvd;             /* nH*hd, nKV*hd */
+	float eps;
+	int has_pad;
+	int64_t pad_id;
+	int truncate;
+	float *inv_freq;            /* [hd/2] */
+	const float *embed;         /* [vocab, H] */
+	const float *norm;          /* [H] */
+	const float *score;         /* [n_labels, H] */
+	struct layer *layers;       /* [L] */
+	char *names[RWD_MAX_DIMS];
+	size_t max_tokens;          /* per item */
+	size_t max_rows;            /* tokens per forward chunk = max(max_batch_tokens, max_tokens) */
+	size_t max_items;           /* items per forward chunk */
+	size_t weight_bytes;
+} seqcls;
+
+/* Per-worker scratch, sized at load (see scratch_new). */
+typedef struct sc_scratch {
+	float *x, *n;               /* [max_rows, H] residual stream, normed input */
+	float *q;                   /* [max_rows, qd] queries, then attention output in place */
+	float *k, *v;               /* [max_rows, kvd] */
+	float *gate, *up;           /* [SC_MLP_CHUNK, I] */
+	float *tmp;                 /* [SC_MLP_CHUNK, H] */
+	float *s;                   /* [SC_QBLOCK, max_tokens] attention probabilities */
+	int32_t *pos;               /* [max_rows] position of each packed token */
+	int32_t *posq;              /* [max_items] position of each pooled token */
+	size_t *start, *len;        /* [max_items] each item's slice of the packed rows */
+	void *block;                /* the single allocation the above point into */
+} sc_scratch;
+
+/* What prepare() leaves in item->prep: the ids to run (trailing pad dropped). */
+typedef struct sc_prep {
+	const int32_t *ids;
+	size_t n;
+} sc_prep;
+
+static const char *const seqcls_inputs[] = {"input_ids", NULL};
+
+/* ---- config.json ---- */
+
+static int cfg_size(const json_t *cfg, const char *key, int required, size_t def, size_t min,
+	size_t max, size_t *out, rwd_error *err)
+{
+	json_t *v = json_object_get(cfg, key);
+	if (!v || json_is_null(v)) {
+		if (required) {
+			rwd_error_where(err, NULL, key);
+			return rwd_errorf(err, RWD_E_INVALID, "\"%s\" is missing", key);
+		}
+		*out = def;
+		return 0;
+	}
+	if (!json_is_integer(v)) {
+		rwd_error_where(err, NULL, key);
+		return rwd_errorf(err, RWD_E_INVALID, "\"%s\" must be an integer", key);
+	}
+	json_int_t x = json_integer_value(v);
+	if (x < (json_int_t)min || (uint64_t)x > (uint64_t)max) {
+		rwd_error_where(err, NULL, key);
+		return rwd_errorf(err, RWD_E_INVALID, "\"%s\" is %lld, outside [%zu, %zu]", key,
+			(long long)x, min, max);
+	}
+	*out = (size_t)x;
+	return 0;
+}
+
+static int cfg_number(const json_t *obj, const char *key, int required, double def, double min,
+	double max, double *out, rwd_error *err)
+{
+	json_t *v = json_object_get(obj, key);
+	if (!v || json_is_null(v)) {
+		if (required) {
+			rwd_error_where(err, NULL, key);
+			return rwd_errorf(err, RWD_E_INVALID, "\"%s\" is missing", key);
+		}
+		*out = def;
+		return 0;
+	}
+	if (!json_is_number(v)) {
+		rwd_error_where(err, NULL, key);
+		return rwd_errorf(err, RWD_E_INVALID, "\"%s\" must be a number", key);
+	}
+	double x = json_number_value(v);
+	if (!(x >= min && x <= max)) {
+		rwd_error_where(err, NULL, key);
+		return rwd_errorf(err, RWD_E_INVALID, "\"%s\" is %g, outside [%g, %g]", key, x, min, max);
+	}
+	*out = x;
+	return 0;
+}
+
+static int cfg_bool(const json_t *cfg, const char *key, int def, int *out, rwd_error *err)
+{
+	json_t *v = json_object_get(cfg, key);
+	if (!v || json_is_null(v)) {
+		*out = def;
+		return 0;
+	}
+	if (!json_is_boolean(v)) {
+		rwd_error_where(err, NULL, key);
+		return rwd_errorf(err, RWD_E_INVALID, "\"%s\" must be true or false", key);
+	}
+	*out = json_is_true(v);
+	return 0;
+}
+
+static int parse_arch(const json_t *cfg, enum arch *out, rwd_error *err)
+{
+	static const struct { const char *type, *arch; enum arch a; } t[] = {
+		{"qwen2", "Qwen2ForSequenceClassification", ARCH_QWEN2},
+		{"qwen3", "Qwen3ForSequenceClassification", ARCH_QWEN3},
+		{"llama", "LlamaForSequenceClassification", ARCH_LLAMA},
+	};
+	const char *type = json_string_value(json_object_get(cfg, "model_type"));
+	json_t *archs = json_object_get(cfg, "architectures");
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		if (type && strcmp(type, t[i].type) == 0) {
+			*out = t[i].a;
+			return 0;
+		}
+		size_t j;
+		json_t *a;
+		json_array_foreach(archs, j, a) {
+			if (!type && json_is_string(a) && strcmp(json_string_value(a), t[i].arch) == 0) {
+				*out = t[i].a;
+				return 0;
+			}
+		}
+	}
+	rwd_error_where(err, NULL, type ? "model_type" : "architectures");
+	return rwd_errorf(err, RWD_E_UNSUPPORTED,
+		"model_type '%s' is not supported by seqcls (qwen2, qwen3, llama)", type ? type : "(none)");
+}
+
+/* rope_theta and rope_scaling, legacy keys or transformers' newer "rope_parameters". */
+static int parse_rope(seqcls *m, const json_t *cfg, rwd_nn_rope_scaling *sc, double *theta,
+	rwd_error *err)
+{
+	json_t *params = json_object_get(cfg, "rope_parameters");
+	json_t *rs = json_object_get(cfg, "rope_scaling");
+	const json_t *theta_src = cfg;
+	int r;
+	memset(sc, 0, sizeof(*sc));
+	if (json_is_object(params)) {
+		theta_src = json_object_get(params, "rope_theta") ? params : cfg;
+		if (!rs || json_is_null(rs))
+			rs = params;
+	}
+	r = cfg_number(theta_src, "rope_theta", 0, 10000.0, 1.0, 1e12, theta, err);
+	if (r)
+		return r;
+	if (!rs || json_is_null(rs))
+		return 0;
+	if (!json_is_object(rs)) {
+		rwd_error_where(err, NULL, "rope_scaling");
+		return rwd_errorf(err, RWD_E_INVALID, "\"rope_scaling\" must be an object or null");
+	}
+	const char *type = json_string_value(json_object_get(rs, "rope_type"));
+	if (!type)
+		type = json_string_value(json_object_get(rs, "type"));
+	if (!type || strcmp(type, "default") == 0)
+		return 0;
+	if (strcmp(type, "llama3") != 0) {
+		rwd_error_where(err, NULL, "rope_scaling");
+		return rwd_errorf(err, RWD_E_UNSUPPORTED,
+			"rope_scaling type '%s' is not supported (default, llama3)", type);
+	}
+	double f, lo, hi, old;
+	if ((r = cfg_number(rs, "factor", 1, 0, 1e-6, 1e6, &f, err)) ||
+	    (r = cfg_number(rs, "low_freq_factor", 1, 0, 1e-6, 1e6, &lo, err)) ||
+	    (r = cfg_number(rs, "high_freq_factor", 1, 0, 1e-6, 1e6, &hi, err)) ||
+	    (r = cfg_number(rs, "original_max_position_embeddings", 1, 0, 1, 1e9, &old, err))) {
+		rwd_error_where(err, NULL, "rope_scaling");
+		return r;
+	}
+	if (!(hi > lo)) {
+		rwd_error_where(err, NULL, "rope_scaling");
+		return rwd_errorf(err, RWD_E_INVALID, "high_freq_factor must exceed low_freq_factor");
+	}
+	sc->factor = (float)f;
+	sc->low_freq_factor = (float)lo;
+	sc->high_freq_factor = (float)hi;
+	sc->original_max_position = (int)old;
+	(void)m;
+	return 0;
+}
+
+static int parse_labels(seqcls *m, const json_t *cfg, size_t score_rows, rwd_error *err)
+{
+	json_t *id2label = json_object_get(cfg, "id2label");
+	size_t n = score_rows;
+	if (id2label && !json_is_null(id2label)) {
+		if (!json_is_object(id2label) || json_object_size(id2label) == 0) {
+			rwd_error_where(err, NULL, "id2label");
+			return rwd_errorf(err, RWD_E_INVALID, "\"id2label\" must be a non-empty object");
+		}
+		n = json_object_size(id2label);
+	}
+	if (n == 0 || n > RWD_MAX_DIMS) {
+		rwd_error_where(err, NULL, "id2label");
+		return rwd_errorf(err, RWD_E_LIMIT, "%zu labels; 1 to %d supported", n, RWD_MAX_DIMS);
+	}
+	for (size_t i = 0; i < n; i++) {
+		char key[32], buf[32];
+		const char *name;
+		snprintf(key, sizeof(key), "%zu", i);
+		if (id2label && !json_is_null(id2label)) {
+			name = json_string_value(json_object_get(id2label, key));
+			if (!name) {
+				rwd_error_where(err, NULL, "id2label");
+				return rwd_errorf(err, RWD_E_INVALID,
+					"id2label has %zu entries but no string for \"%s\"", n, key);
+			}
+		} else {
+			snprintf(buf, sizeof(buf), "LABEL_%zu", i);
+			name = buf;
+		}
+		if (n == 1 && strcmp(name, "LABEL_0") == 0)
+			name = "score";
+		if (!name[0] || strlen(name) > SC_MAX_LABEL) {
+			rwd_error_where(err, NULL, "id2label");
+			return rwd_errorf(err, RWD_E_INVALID, "label %zu needs a name of 1 to %d bytes", i,
+				SC_MAX_LABEL);
+		}
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(m->names[j], name) == 0) {
+				rwd_error_where(err, NULL, "id2label");
+				return rwd_errorf(err, RWD_E_INVALID, "label '%s' appears twice", name);
+			}
+		if (!(m->names[i] = strdup(name)))
+			return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+	}
+	m->n_labels = n;
+	return 0;
+}
+
+static int parse_config(seqcls *m, const json_t *cfg, rwd_nn_rope_scaling *rope_sc,
+	double *theta, int *attn_bias, int *mlp_bias, rwd_error *err)
+{
+	int r;
+	size_t hd_def;
+	double eps;
+	if ((r = parse_arch(cfg, &m->arch, err)))
+		return r;
+	if ((r = cfg_size(cfg, "vocab_size", 1, 0, 1, SC_MAX_VOCAB, &m->vocab, err)) ||
+	    (r = cfg_size(cfg, "hidden_size", 1, 0, 1, SC_MAX_DIM, &m->H, err)) ||
+	    (r = cfg_size(cfg, "intermediate_size", 1, 0, 1, SC_MAX_DIM, &m->inter, err)) ||
+	    (r = cfg_size(cfg, "num_hidden_layers", 1, 0, 1, SC_MAX_LAYERS, &m->L, err)) ||
+	    (r = cfg_size(cfg, "num_attention_heads", 1, 0, 1, SC_MAX_HEADS, &m->nH, err)) ||
+	    (r = cfg_size(cfg, "num_key_value_heads", 0, m->nH, 1, SC_MAX_HEADS, &m->nKV, err)))
+		return r;
+	hd_def = m->H / m->nH;
+	if ((r = cfg_size(cfg, "head_dim", 0, hd_def, 2, SC_MAX_DIM, &m->hd, err)))
+		return r;
+	if (m->hd % 2) {
+		rwd_error_where(err, NULL, "head_dim");
+		return rwd_errorf(err, RWD_E_INVALID, "head_dim %zu is odd (RoPE rotates pairs)", m->hd);
+	}
+	if (m->nH % m->nKV) {
+		rwd_error_where(err, NULL, "num_key_value_heads");
+		return rwd_errorf(err, RWD_E_INVALID, "num_attention_heads %zu is not a multiple of num_key_value_heads %zu",
+			m->nH, m->nKV);
+	}
+	m->qd = m->nH * m->hd;
+	m->kvd = m->nKV * m->hd;
+	if (m->qd > SC_MAX_DIM) {
+		rwd_error_where(err, NULL, "head_dim");
+		return rwd_errorf(err, RWD_E_LIMIT, "num_attention_heads x head_dim = %zu, more than %d",
+			m->qd, SC_MAX_DIM);
+	}
+	if ((r = cfg_number(cfg, "rms_norm_eps", 0, 1e-6, 0.0, 1.0, &eps, err)))
+		return r;
+	m->eps = (float)eps;
+	const char *act = json_string_value(json_object_get(cfg, "hidden_act"));
+	if (json_object_get(cfg, "hidden_act") && (!act || strcmp(act, "silu") != 0)) {
+		rwd_error_where(err, NULL, "hidden_act");
+		return rwd_errorf(err, RWD_E_UNSUPPORTED, "hidden_act must be \"silu\" (SwiGLU MLP)");
+	}
+	int sliding;
+	if ((r = cfg_bool(cfg, "use_sliding_window", 0, &sliding, err)))
+		return r;
+	if (sliding) {
+		rwd_error_where(err, NULL, "use_sliding_window");
+		return rwd_errorf(err, RWD_E_UNSUPPORTED, "sliding-window attention is not supported");
+	}
+	double prf;
+	if ((r = cfg_number(cfg, "partial_rotary_factor", 0, 1.0, 0.0, 1.0, &prf, err)))
+		return r;
+	if (prf != 1.0) {
+		rwd_error_where(err, NULL, "partial_rotary_factor");
+		return rwd_errorf(err, RWD_E_UNSUPPORTED, "partial rotary embeddings are not supported");
+	}
+	if ((r = cfg_bool(cfg, "attention_bias", 0, attn_bias, err)) ||
+	    (r = cfg_bool(cfg, "mlp_bias", 0, mlp_bias, err)))
+		return r;
+	json_t *pad = json_object_get(cfg, "pad_token_id");
+	if (pad && !json_is_null(pad)) {
+		if (!json_is_integer(pad)) {
+			rwd_error_where(err, NULL, "pad_token_id");
+			return rwd_errorf(err, RWD_E_INVALID, "\"pad_token_id\" must be an integer or null");
+		}
+		m->has_pad = 1;
+		m->pad_id = json_integer_value(pad);
+	}
+	return parse_rope(m, cfg, rope_sc, theta, err);
+}
+
+/* ---- weights ---- */
+
+static int get2(const rwd_weights *w, const char *name, size_t d0, size_t d1, const float **out,
+	rwd_error *err)
+{
+	int64_t shape[2] = {(int64_t)d0, (int64_t)d1};
+	return rwd_weights_get_f32(w, name, 2, shape, out, err);
+}
+
+static int get1(const rwd_weights *w, const char *name, size_t d0, const float **out,
+	rwd_error *err)
+{
+	int64_t shape[1] = {(int64_t)d0};
+	return rwd_weights_get_f32(w, name, 1, shape, out, err);
+}
+
+/* "<prefix>.weight" [out, in] and, when has_bias, "<prefix>.bias" [out]. */
+static int get_lin(const rwd_weights *w, const char *prefix, size_t out, size_t in, int has_bias,
+	struct lin *l, rwd_error *err)
+{
+	char name[256];
+	int r;
+	snprintf(name, sizeof(name), "%s.weight", prefix);
+	if ((r = get2(w, name, out, in, &l->w, err)))
+		return r;
+	l->b = NULL;
+	if (!has_bias)
+		return 0;
+	snprintf(name, sizeof(name), "%s.bias", prefix);
+	return get1(w, name, out, &l->b, err);
+}
+
+static int load_layers(seqcls *m, int attn_bias, int mlp_bias, rwd_error *err)
+{
+	const rwd_weights *w = m->weights;
+	char p[200], name[256];
+	int r;
+	int qkv_bias = m->arch == ARCH_QWEN2 || attn_bias;
+	for (size_t l = 0; l < m->L; l++) {
+		struct layer *ly = &m->layers[l];
+		snprintf(p, sizeof(p), "model.layers.%zu.", l);
+#define NAME(s) (snprintf(name, sizeof(name), "%s%s", p, s), name)
+		if ((r = get1(w, NAME("input_layernorm.weight"), m->H, &ly->ln1, err)) ||
+		    (r = get1(w, NAME("post_attention_layernorm.weight"), m->H, &ly->ln2, err)) ||
+		    (r = get_lin(w, NAME("self_attn.q_proj"), m->qd, m->H, qkv_bias, &ly->q, err)) ||
+		    (r = get_lin(w, NAME("self_attn.k_proj"), m->kvd, m->H, qkv_bias, &ly->k, err)) ||
+		    (r = get_lin(w, NAME("self_attn.v_proj"), m->kvd, m->H, qkv_bias, &ly->v, err)) ||
+		    (r = get_lin(w, NAME("self_attn.o_proj"), m->H, m->qd,
+			    m->arch != ARCH_QWEN2 && attn_bias, &ly->o, err)) ||
+		    (r = get_lin(w, NAME("mlp.gate_proj"), m->inter, m->H, mlp_bias, &ly->gate, err)) ||
+		    (r = get_lin(w, NAME("mlp.up_proj"), m->inter, m->H, mlp_bias, &ly->up, err)) ||
+		    (r = get_lin(w, NAME("mlp.down_proj"), m->H, m->inter, mlp_bias, &ly->down, err)))
+			return r;
+		if (m->arch == ARCH_QWEN3) {
+			if ((r = get1(w, NAME("self_attn.q_norm.weight"), m->hd, &ly->q_norm, err)) ||
+			    (r = get1(w, NAME("self_attn.k_norm.weight"), m->hd, &ly->k_norm, err)))
+				return r;
+		}
+#undef NAME
+	}
+	return 0;
+}
+
+static void seqcls_free(void *state)
+{
+	seqcls *m = state;
+	if (!m)
+		return;
+	rwd_weights_free(m->weights);
+	free(m->inv_freq);
+	free(m->layers);
+	for (size_t i = 0; i < RWD_MAX_DIMS; i++)
+		free(m->names[i]);
+	free(m);
+}
+
+static int parse_options(seqcls *m, const json_t *opts, rwd_error *err)
+{
+	if (!opts || json_is_null(opts))
+		return 0;
+	if (!json_is_object(opts))
+		return rwd_errorf(err, RWD_E_INVALID, "seqcls options must be an object");
+	return cfg_bool(opts, "truncate", 0, &m->truncate, err);
+}
+
+static int seqcls_load(const char *path, const json_t *opts, const rwd_batch_limits *lim,
+	void **state, rwd_error *err)
+{
+	char cfg_path[PATH_MAX];
+	json_t *cfg = NULL;
+	json_error_t jerr;
+	seqcls *m = NULL;
+	rwd_nn_rope_scaling rope_sc;
+	double theta;
+	int attn_bias = 0, mlp_bias = 0;
+	int r;
+
+	if (!path)
+		return rwd_errorf(err, RWD_E_INVALID, "a seqcls model needs a folder");
+	if (snprintf(cfg_path, sizeof(cfg_path), "%s/config.json", path) >= (int)sizeof(cfg_path))
+		return rwd_errorf(err, RWD_E_LIMIT, "model path is too long");
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+	if ((r = parse_options(m, opts, err)))
+		goto fail;
+
+	/* config.json is small; anything near this size is not a config */
+	struct stat sb;
+	if (stat(cfg_path, &sb) != 0) {
+		rwd_error_where(err, cfg_path, NULL);
+		r = rwd_errorf(err, RWD_E_NOTFOUND, "no config.json in the model folder");
+		goto fail;
+	}
+	if (sb.st_size > (16 << 20)) {
+		rwd_error_where(err, cfg_path, NULL);
+		r = rwd_errorf(err, RWD_E_LIMIT, "config.json is %lld bytes, more than 16 MiB",
+			(long long)sb.st_size);
+		goto fail;
+	}
+	cfg = json_load_file(cfg_path, JSON_REJECT_DUPLICATES, &jerr);
+	if (!cfg || !json_is_object(cfg)) {
+		rwd_error_where(err, cfg_path, NULL);
+		rwd_error_at(err, jerr.line, jerr.column, jerr.position);
+		r = rwd_errorf(err, RWD_E_FORMAT, "%s", cfg ? "config.json is not an object" : jerr.text);
+		goto fail;
+	}
+	r = parse_config(m, cfg, &rope_sc, &theta, &attn_bias, &mlp_bias, err);
+	if (r) {
+		rwd_error_where(err, cfg_path, NULL);
+		goto fail;
+	}
+
+	r = rwd_weights_open(path, NULL, &m->weights, err);
+	if (r)
+		goto fail;
+	/* num_labels comes from id2label; without it, from score.weight's rows */
+	const rwd_tensor *score_t = rwd_weights_find(m->weights, "score.weight");
+	size_t score_rows = score_t && score_t->ndim == 2 ? (size_t)score_t->shape[0] : 1;
+	if ((r = parse_labels(m, cfg, score_rows, err))) {
+		rwd_error_where(err, cfg_path, NULL);
+		goto fail;
+	}
+	m->layers = calloc(m->L, sizeof(*m->layers));
+	m->inv_freq = malloc(m->hd / 2 * sizeof(*m->inv_freq));
+	if (!m->layers || !m->inv_freq) {
+		r = rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	if ((r = get2(m->weights, "model.embed_tokens.weight", m->vocab, m->H, &m->embed, err)) ||
+	    (r = get1(m->weights, "model.norm.weight", m->H, &m->norm, err)) ||
+	    (r = get2(m->weights, "score.weight", m->n_labels, m->H, &m->score, err)) ||
+	    (r = load_layers(m, attn_bias, mlp_bias, err)))
+		goto fail;
+	rwd_nn_rope_inv_freq((float)theta, m->hd, rope_sc.factor > 0 ? &rope_sc : NULL, m->inv_freq);
+
+	m->max_tokens = lim->max_tokens ? lim->max_tokens : 4096;
+	m->max_rows = lim->max_batch_tokens > m->max_tokens ? lim->max_batch_tokens : m->max_tokens;
+	m->max_items = lim->max_batch_size ? lim->max_batch_size : 1;
+	if (m->max_rows > (size_t)INT_MAX / 2 || m->max_tokens > (size_t)1 << 24) {
+		r = rwd_errorf(err, RWD_E_LIMIT, "max_batch_tokens/max_tokens too large");
+		goto fail;
+	}
+	m->weight_bytes = (size_t)rwd_weights_total_bytes(m->weights);
+	json_decref(cfg);
+	*state = m;
+	return 0;
+fail:
+	json_decref(cfg);
+	seqcls_free(m);
+	return r;
+}
+
+static void seqcls_describe(const void *state, rwd_model_info *info)
+{
+	const seqcls *m = state;
+	info->n_dims = m->n_labels;
+	for (size_t i = 0; i < m->n_labels; i++)
+		info->dims[i] = m->names[i];
+	info->weight_bytes = m->weight_bytes;
+	info->token_cost = 1;
+}
+
+/* ---- items ---- */
+
+static int check_ids(const seqcls *m, const json_t *ids, size_t *n_out, rwd_error *err)
+{
+	if (!json_is_array(ids)) {
+		rwd_error_where(err, NULL, "input_ids");
+		return rwd_errorf(err, RWD_E_INVALID, "\"input_ids\" must be an array of token ids");
+	}
+	size_t n = json_array_size(ids);
+	if (n == 0) {
+		rwd_error_where(err, NULL, "input_ids");
+		return rwd_errorf(err, RWD_E_INVALID, "\"input_ids\" is empty");
+	}
+	if (n > m->max_tokens && !m->truncate) {
+		rwd_error_where(err, NULL, "input_ids");
+		return rwd_errorf(err, RWD_E_UNPROCESSABLE,
+			"%zu tokens, more than max_tokens %zu (the model is not configured to truncate)",
+			n, m->max_tokens);
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_t *v = json_array_get(ids, i);
+		json_int_t id = json_is_integer(v) ? json_integer_value(v) : -1;
+		if (id < 0 || (uint64_t)id >= m->vocab) {
+			char where[64];
+			snprintf(where, sizeof(where), "input_ids[%zu]", i);
+			rwd_error_where(err, NULL, where);
+			if (!json_is_integer(v))
+				return rwd_errorf(err, RWD_E_INVALID, "token ids must be integers");
+			return rwd_errorf(err, RWD_E_INVALID, "token id %lld is outside the vocabulary [0, %zu)",
+				(long long)id, m->vocab);
+		}
+	}
+	*n_out = n > m->max_tokens ? m->max_tokens : n;
+	return 0;
+}
+
+static int seqcls_check(const void *state, const json_t *item, size_t *cost, rwd_error *err)
+{
+	const seqcls *m = state;
+	static const char *const text_inputs[] = {"text", "prompt", "response", "messages"};
+	for (size_t i = 0; i < sizeof(text_inputs) / sizeof(text_inputs[0]); i++)
+		if (json_object_get(item, text_inputs[i])) {
+			rwd_error_where(err, NULL, text_inputs[i]);
+			return rwd_errorf(err, RWD_E_UNSUPPORTED,
+				"this build of the seqcls kind takes \"input_ids\" only (tokenizer not wired yet)");
+		}
+	json_t *ids = json_object_get(item, "input_ids");
+	if (!ids) {
+		rwd_error_where(err, NULL, "input_ids");
+		return rwd_errorf(err, RWD_E_INVALID, "the item has no \"input_ids\"");
+	}
+	return check_ids(m, ids, cost, err);
+}
+
+static int seqcls_prepare(const void *state, void *scratch, rwd_item *item, rwd_arena *arena,
+	rwd_error *err)
+{
+	const seqcls *m = state;
+	size_t n_full;
+	int r;
+	json_t *ids = json_object_get(item->input, "input_ids");
+	if ((r = check_ids(m, ids, &n_full, err)))
+		return r;
+	n_full = json_array_size(ids);
+	/* left-truncation keeps the last max_tokens ids (only reachable with truncate) */
+	size_t first = n_full > m->max_tokens ? n_full - m->max_tokens : 0;
+	size_t n = n_full - first;
+	sc_prep *p = rwd_arena_alloc(arena, sizeof(*p));
+	int32_t *buf = rwd_arena_alloc(arena, n * sizeof(*buf));
+	if (!p || !buf)
+		return rwd_errorf(err, RWD_E_NOMEM, "out of memory for the item's token ids");
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (int32_t)json_integer_value(json_array_get(ids, first + i));
+	/*
+	 * Pool at the rightmost id != pad_token_id (position 0 if all are pad).
+	 * Later tokens cannot influence it through causal attention: drop them.
+	 */
+	size_t keep = n;
+	if (m->has_pad) {
+		while (keep > 1 && buf[keep - 1] == m->pad_id)
+			keep--;
+	}
+	p->ids = buf;
+	p->n = keep;
+	item->prep = p;
+	return 0;
+}
+
+/* ---- scratch ---- */
+
+static int seqcls_scratch_new(const void *state, void **out, rwd_error *err)
+{
+	const seqcls *m = state;
+	sc_scratch *s = calloc(1, sizeof(*s));
+	if (!s)
+		return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+	/* float counts of each buffer, each rounded up to a 64-byte multiple */
+	const size_t R = m->max_rows, B = m->max_items;
+	size_t sizes[] = {
+		R * m->H, R * m->H, R * m->qd, R * m->kvd, R * m->kvd,
+		(size_t)SC_MLP_CHUNK * m->inter, (size_t)SC_MLP_CHUNK * m->inter, (size_t)SC_MLP_CHUNK * m->H,
+		(size_t)SC_QBLOCK * m->max_tokens,
+		R, B, B * 2, B * 2, /* pos, posq (int32) and start, len (size_t: 2 floats each) */
+	};
+	enum { NBUF = sizeof(sizes) / sizeof(sizes[0]) };
+	size_t total = 0;
+	for (size_t i = 0; i < NBUF; i++) {
+		size_t a = (sizes[i] + 15) & ~(size_t)15;
+		if (a < sizes[i] || total + a < total) {
+			free(s);
+			return rwd_errorf(err, RWD_E_OVERFLOW, "scratch size overflows");
+		}
+		total += a;
+	}
+	float *base = NULL;
+	if (total > SIZE_MAX / sizeof(float) ||
+	    posix_memalign((void **)&base, 64, total * sizeof(float)) != 0) {
+		free(s);
+		return rwd_errorf(err, RWD_E_NOMEM, "cannot reserve %zu MiB of scratch",
+			total * sizeof(float) >> 20);
+	}
+	void *ptrs[NBUF];
+	float *p = base;
+	for (size_t i = 0; i < NBUF; i++) {
+		ptrs[i] = p;
+		p += (sizes[i] + 15) & ~(size_t)15;
+	}
+	s->block = base;
+	s->x = ptrs[0];
+	s->n = ptrs[1];
+	s->q = ptrs[2];
+	s->k = ptrs[3];
+	s->v = ptrs[4];
+	s->gate = ptrs[5];
+	s->up = ptrs[6];
+	s->tmp = ptrs[7];
+	s->s = ptrs[8];
+	s->pos = ptrs[9];
+	s->posq = ptrs[10];
+	s->start = ptrs[11];
+	s->len = ptrs[12];
+	*out = s;
+	return 0;
+}
+
+static void seqcls_scratch_free(void *scratch)
+{
+	sc_scratch *s = scratch;
+	if (!s)
+		return;
+	free(s->block);
+	free(s);
+}
+
+/* ---- forward ---- */
+
+/*
+ * Causal GQA attention of one item, in place: the queries q [nq, qd] (row
+ * stride ldq) at positions q0 .. q0+nq-1 become the attention output.
+ * k, v: [q0+nq, kvd] (dense) of the item's positions 0 .. q0+nq-1.
+ * s: SC_QBLOCK * (q0+nq) floats. Query blocks see only the keys up to their
+ * last position, so a causal pass costs about half of the full square.
+ * In place is safe: head h's output block is written after its scores were
+ * computed, and no other head reads those columns.
+ */
+static void attend(const seqcls *m, float *q, size_t ldq, size_t nq, size_t q0,
+	const float *k, const float *v, float *s)
+{
+	const size_t hd = m->hd, group = m->nH / m->nKV;
+	const float scale = 1.0f / sqrtf((float)hd);
+	for (size_t b0 = 0; b0 < nq; b0 += SC_QBLOCK) {
+		const size_t nb = nq - b0 < SC_QBLOCK ? nq - b0 : SC_QBLOCK;
+		const size_t nk = q0 + b0 + nb; /* keys visible to the block's last query */
+		float *qb = q + b0 * ldq;
+		for (size_t h = 0; h < m->nH; h++) {
+			const size_t g = h / group;
+			/* s[nb, nk] = scale * q_h[nb, hd] . k_g[nk, hd]^T */
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)nb, (blasint)nk,
+				(blasint)hd, scale, qb + h * hd, (blasint)ldq, k + g * hd, (blasint)m->kvd,
+				0.0f, s, (blasint)nk);
+			for (size_t i = 0; i < nb; i++) {
+				float *row = s + i * nk;
+				const size_t valid = q0 + b0 + i + 1;
+				float mx = row[0];
+				for (size_t j = 1; j < valid; j++)
+					mx = row[j] > mx ? row[j] : mx;
+				float sum = 0.0f;
+				for (size_t j = 0; j < valid; j++) {
+					row[j] = expf(row[j] - mx);
+					sum += row[j];
+				}
+				const float inv = 1.0f / sum;
+				for (size_t j = 0; j < valid; j++)
+					row[j] *= inv;
+				for (size_t j = valid; j < nk; j++)
+					row[j] = 0.0f;
+			}
+			/* out_h[nb, hd] = s[nb, nk] . v_g[nk, hd], over q_h's columns */
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)nb, (blasint)hd,
+				(blasint)nk, 1.0f, s, (blasint)nk, v + g * hd, (blasint)m->kvd, 0.0f,
+				qb + h * hd, (blasint)ldq);
+		}
+	}
+}
+
+static void add_rows(float *x, const float *y, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		x[i] += y[i];
+}
+
+/* x[rows, H] += down(silu(gate(n)) * up(n)) with n = rmsnorm(x), in row chunks. */
+static void mlp(const seqcls *m, const struct layer *ly, sc_scratch *s, float *x, size_t rows)
+{
+	rwd_nn_rmsnorm(x, rows, m->H, ly->ln2, m->eps, s->n);
+	for (size_t r0 = 0; r0 < rows; r0 += SC_MLP_CHUNK) {
+		const size_t nr = rows - r0 < SC_MLP_CHUNK ? rows - r0 : SC_MLP_CHUNK;
+		const float *nn = s->n + r0 * m->H;
+		rwd_nn_linear(nn, nr, m->H, 0, ly->gate.w, ly->gate.b, m->inter, s->gate, 0);
+		rwd_nn_linear(nn, nr, m->H, 0, ly->up.w, ly->up.b, m->inter, s->up, 0);
+		rwd_nn_swiglu(s->gate, s->up, nr * m->inter);
+		rwd_nn_linear(s->gate, nr, m->inter, 0, ly->down.w, ly->down.b, m->H, s->tmp, 0);
+		add_rows(x + r0 * m->H, s->tmp, nr * m->H);
+	}
+}
+
+/*
+ * One chunk of items packed into s->x: T rows, items described by
+ * s->start/s->len (n of them). Leaves each item's pooled logits in its scores.
+ */
+static void forward_chunk(const seqcls *m, sc_scratch *s, rwd_item *const *items, size_t n,
+	size_t T)
+{
+	const size_t H = m->H;
+	for (size_t l = 0; l < m->L; l++) {
+		const struct layer *ly = &m->layers[l];
+		const int last = l + 1 == m->L;
+		/* rows whose queries matter: all tokens, or in the last layer only the pooled ones */
+		const size_t Q = last ? n : T;
+
+		rwd_nn_rmsnorm(s->x, T, H, ly->ln1, m->eps, s->n);
+		rwd_nn_linear(s->n, T, H, 0, ly->k.w, ly->k.b, m->kvd, s->k, 0);
+		rwd_nn_linear(s->n, T, H, 0, ly->v.w, ly->v.b, m->kvd, s->v, 0);
+		if (m->arch == ARCH_QWEN3)
+			rwd_nn_rmsnorm(s->k, T * m->nKV, m->hd, ly->k_norm, m->eps, s->k);
+		rwd_nn_rope(s->k, T, m->nKV, m->hd, 0, s->pos, m->inv_freq);
+		if (last) {
+			/*
+			 * Compact the pooled rows (each item's last) to the front of x and
+			 * n; ascending order means a row never overwrites one still unread.
+			 */
+			for (size_t i = 0; i < n; i++) {
+				const size_t row = s->start[i] + s->len[i] - 1;
+				memmove(s->x + i * H, s->x + row * H, H * sizeof(float));
+				memmove(s->n + i * H, s->n + row * H, H * sizeof(float));
+				s->posq[i] = (int32_t)(s->len[i] - 1);
+			}
+		}
+		rwd_nn_linear(s->n, Q, H, 0, ly->q.w, ly->q.b, m->qd, s->q, 0);
+		if (m->arch == ARCH_QWEN3)
+			rwd_nn_rmsnorm(s->q, Q * m->nH, m->hd, ly->q_norm, m->eps, s->q);
+		rwd_nn_rope(s->q, Q, m->nH, m->hd, 0, last ? s->posq : s->pos, m->inv_freq);
+		for (size_t i = 0; i < n; i++) {
+			const float *k = s->k + s->start[i] * m->kvd;
+			const float *v = s->v + s->start[i] * m->kvd;
+			if (last)
+				attend(m, s->q + i * m->qd, m->qd, 1, s->len[i] - 1, k, v, s->s);
+			else
+				attend(m, s->q + s->start[i] * m->qd, m->qd, s->len[i], 0, k, v, s->s);
+		}
+		/* x += o_proj(attn); n is free as the output buffer */
+		rwd_nn_linear(s->q, Q, m->qd, 0, ly->o.w, ly->o.b, H, s->n, 0);
+		add_rows(s->x, s->n, Q * H);
+		mlp(m, ly, s, s->x, Q);
+	}
+	/* x[0..n) now holds the pooled rows */
+	rwd_nn_rmsnorm(s->x, n, H, m->norm, m->eps, s->n);
+	float logits[RWD_MAX_DIMS];
+	for (size_t i = 0; i < n; i++) {
+		rwd_nn_linear(s->n + i * H, 1, H, 0, m->score, NULL, m->n_labels, logits, 0);
+		for (size_t j = 0; j < m->n_labels; j++) {
+			items[i]->scores[j] = logits[j];
+			items[i]->present[j] = 1;
+		}
+	}
+}
+
+static int seqcls_forward(const void *state, void *scratch, rwd_item *const *items, size_t n,
+	rwd_arena *arena)
+{
+	const seqcls *m = state;
+	sc_scratch *s = scratch;
+	(void)arena;
+	if (!s)
+		return RWD_E_INTERNAL;
+	size_t i = 0;
+	while (i < n) {
+		/* a chunk: as many items as fit max_rows tokens and max_items */
+		size_t T = 0, c = 0;
+		while (i + c < n && c < m->max_items) {
+			const sc_prep *p = items[i + c]->prep;
+			if (T + p->n > m->max_rows)
+				break;
+			s->start[c] = T;
+			s->len[c] = p->n;
+			for (size_t t = 0; t < p->n; t++) {
+				memcpy(s->x + (T + t) * m->H, m->embed + (size_t)p->ids[t] * m->H,
+					m->H * sizeof(float));
+				s->pos[T + t] = (int32_t)t;
+			}
+			T += p->n;
+			c++;
+		}
+		if (c == 0)
+			return RWD_E_INTERNAL; /* an item longer than max_rows: prepare() prevents it */
+		forward_chunk(m, s, items + i, c, T);
+		i += c;
+	}
+	return 0;
+}
+
+const rwd_model_ops rwd__seqcls_ops = {
+	.kind = "seqcls",
+	.inputs = seqcls_inputs,
+	.load = seqcls_load,
+	.free = seqcls_free,
+	.describe = seqcls_describe,
+	.check = seqcls_check,
+	.scratch_new = seqcls_scratch_new,
+	.scratch_free = seqcls_scratch_free,
+	.prepare = seqcls_prepare,
+	.forward = seqcls_forward,
+};

@@ -1,0 +1,56 @@
+/*
+ * models/seqcls.h — the `seqcls` kind: decoder-only sequence classifiers
+ * (Hugging Face Qwen2/Qwen3/Llama `…ForSequenceClassification`, e.g.
+ * Skywork-Reward-V2-Qwen3-0.6B) served from their folders as they are.
+ *
+ * Folder: config.json (model_type qwen2 | qwen3 | llama, or the matching
+ * `architectures` entry) + model.safetensors or a sharded index. Weights in
+ * F32, F16 or BF16; F16/BF16 are widened to F32 at load and all arithmetic
+ * is float32 (so a BF16 checkpoint matches PyTorch run in float32 on the
+ * same bf16 weights, not transformers' bf16 arithmetic; see
+ * tests/parity/test_seqcls_torch.py for both differences).
+ *
+ * Forward (reference/models-and-formats.md §3.1): embeddings, per layer
+ * RMSNorm → q/k/v (+ Qwen2 biases, + q_norm/k_norm per head for Qwen3) →
+ * RoPE half-split (rope_theta, optional llama3 scaling) → causal GQA
+ * attention → o_proj + residual → RMSNorm → SwiGLU MLP + residual; final
+ * RMSNorm; `score` [num_labels, hidden] at the pooled token. Pooling is
+ * transformers' current rule: the rightmost token whose id != pad_token_id
+ * (position 0 if every token is pad; the last token if pad_token_id is
+ * null). Each item runs unpadded with positions 0..n-1, exactly HF's
+ * single-sequence result. Tokens after the pooled one cannot change it
+ * (causal attention), so they are dropped before the forward pass, and the
+ * last layer computes queries, attention output and MLP only for the
+ * pooled rows (its keys/values still cover every token).
+ *
+ * Batching: the batch's items are packed back to back ([total_tokens,
+ * hidden]) so every projection is one GEMM over all tokens; attention runs
+ * per item on its slice (blocked over queries, skipping the keys a causal
+ * block cannot see). No padding is computed. Each worker's scratch is sized
+ * at load for max(max_batch_tokens, max_tokens) tokens and max_batch_size
+ * items; forward() allocates nothing and splits a batch that would exceed
+ * them.
+ *
+ * Items: {"input_ids": [ints]} (each id < vocab_size).
+ * TODO(text): `text`, `prompt` + `response` and `messages` through
+ * lib/text's tokenizer and chat templates.
+ *
+ * Dimensions: one per id2label entry, named by its label; a single-label
+ * head whose label is transformers' default "LABEL_0" is named "score"
+ * (Skywork-style RMs), otherwise labels are kept as they are.
+ *
+ * Kind options (all optional):
+ *   "truncate": false (default) — an item over max_tokens fails with
+ *     RWD_E_UNPROCESSABLE (HTTP 422) naming its token count;
+ *     true — it is left-truncated to its LAST max_tokens tokens (the end of
+ *     a conversation carries the response and the pooled token, which the
+ *     reward is about); positions restart at 0 in the kept window.
+ */
+#ifndef RWD_MODELS_SEQCLS_H
+#define RWD_MODELS_SEQCLS_H
+
+#include "models/model.h"
+
+extern const rwd_model_ops rwd__seqcls_ops;
+
+#endif
