@@ -242,7 +242,8 @@ static int intern(spans *t, uint32_t **ids_out)
 	uint32_t *ids = malloc((t->n ? t->n : 1) * sizeof(*ids));
 	if (!ids)
 		return RWD_E_NOMEM;
-	qsort(t->v, t->n, sizeof(span), span_cmp);
+	if (t->n)
+		qsort(t->v, t->n, sizeof(span), span_cmp);
 	uint32_t id = 0;
 	for (size_t i = 0; i < t->n; i++) {
 		if (i > 0 && (t->v[i].len != t->v[i - 1].len ||
@@ -277,7 +278,8 @@ static uint32_t *sorted_ngrams(const ngram_ctx *c, size_t first, size_t count)
 		return NULL;
 	for (size_t i = 0; i < count; i++)
 		v[i] = (uint32_t)(first + i);
-	qsort_r(v, count, sizeof(*v), ngram_cmp, (void *)c);
+	if (count)
+		qsort_r(v, count, sizeof(*v), ngram_cmp, (void *)c);
 	return v;
 }
 
