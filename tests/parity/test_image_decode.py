@@ -31,7 +31,7 @@ except ImportError as e:  # pragma: no cover
     print(f"SKIP: Pillow/numpy not importable ({e})")
     sys.exit(77)
 
-HARNESS = sys.argv[1]
+HARNESS = sys.argv[1] if len(sys.argv) > 1 else None
 SKDATA = "/usr/lib/python3/dist-packages/skimage/data"
 JPEG_TOL = 0  # same libjpeg-turbo as Pillow, same settings: exact
 
