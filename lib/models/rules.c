@@ -48,6 +48,8 @@ static const char default_format_regex[] =
 #define MAX_JSON_DEPTH 64
 #define MAX_TOOL_CANDIDATES 32
 #define MAX_UNWRAP_DEPTH 64
+#define MAX_SUFFIXES 16
+#define MAX_SUFFIX_BYTES 64
 
 enum { ANCHOR_FULL, ANCHOR_START, ANCHOR_SEARCH };
 enum { UNIT_WORDS, UNIT_CHARS, UNIT_BYTES };
@@ -68,7 +70,18 @@ typedef struct rules_state {
 	double length_min, length_max, length_scale;
 	int rep_ngram;
 	size_t max_response, max_prompt, max_label, max_reference, max_references, max_tool;
+	int strip_prompt;
+	size_t n_suffixes;
+	char suffix[MAX_SUFFIXES][MAX_SUFFIX_BYTES + 1];
+	size_t suffix_len[MAX_SUFFIXES];
 } rules_state;
+
+/* End-of-sequence texts that decoders leave at the end of a response. */
+static const char *const default_suffixes[] = {
+	"<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "</s>",
+	"<\xef\xbd\x9c" "end\xe2\x96\x81" "of\xe2\x96\x81" "sentence\xef\xbd\x9c>", /* DeepSeek */
+	NULL,
+};
 
 typedef struct rules_scratch {
 	pcre2_match_data *md;
@@ -1311,7 +1324,8 @@ static const char *const known_options[] = {
 	"accuracy_abs_tol", "accuracy_case_sensitive", "bleu_order", "bleu_smoothing",
 	"bleu_epsilon", "bleu_k", "length_unit", "length_min", "length_max", "length_scale",
 	"length_decay", "repetition_ngram", "max_response_bytes", "max_prompt_bytes",
-	"max_label_bytes", "max_reference_bytes", "max_references", "max_tool_call_bytes", NULL,
+	"max_label_bytes", "max_reference_bytes", "max_references", "max_tool_call_bytes",
+	"strip_prompt", "strip_suffixes", NULL,
 };
 
 static int opt_err(rwd_error *err, const char *key, int code, const char *what)
@@ -1452,6 +1466,42 @@ static int compile_format(rules_state *st, const json_t *opts, long long match_l
 	return 0;
 }
 
+static int parse_strip(rules_state *st, const json_t *opts, rwd_error *err)
+{
+	const json_t *v = json_object_get(opts, "strip_prompt");
+	st->strip_prompt = 1;
+	if (v) {
+		if (!json_is_boolean(v))
+			return opt_err(err, "strip_prompt", RWD_E_INVALID, "must be true or false");
+		st->strip_prompt = json_is_true(v);
+	}
+	v = json_object_get(opts, "strip_suffixes");
+	if (!v) {
+		for (size_t i = 0; default_suffixes[i]; i++) {
+			snprintf(st->suffix[i], sizeof(st->suffix[i]), "%s", default_suffixes[i]);
+			st->suffix_len[i] = strlen(default_suffixes[i]);
+			st->n_suffixes++;
+		}
+		return 0;
+	}
+	if (!json_is_array(v) || json_array_size(v) > MAX_SUFFIXES)
+		return opt_err(err, "strip_suffixes", RWD_E_INVALID, "must be an array of at most 16 strings");
+	size_t i;
+	const json_t *e;
+	json_array_foreach(v, i, e) {
+		char where[40];
+		snprintf(where, sizeof(where), "strip_suffixes[%zu]", i);
+		size_t n = json_string_length(e);
+		if (!json_is_string(e) || n == 0 || n > MAX_SUFFIX_BYTES)
+			return opt_err(err, where, RWD_E_INVALID, "must be a string of 1..64 bytes");
+		memcpy(st->suffix[i], json_string_value(e), n);
+		st->suffix[i][n] = 0;
+		st->suffix_len[i] = n;
+		st->n_suffixes++;
+	}
+	return 0;
+}
+
 static void rules_free(void *state)
 {
 	rules_state *st = state;
@@ -1544,6 +1594,8 @@ static int rules_load(const char *path, const json_t *opts, const rwd_batch_limi
 		}
 		st->case_sensitive = json_is_true(cs);
 	}
+	if ((r = parse_strip(st, opts, err)))
+		goto fail;
 	if (lmin > lmax) {
 		r = opt_err(err, "length_min", RWD_E_INVALID, "must not exceed length_max");
 		goto fail;
@@ -1760,6 +1812,26 @@ static int score_item(const rules_state *st, pcre2_match_data *md, rwd_item *it)
 	size_t n = json_string_length(resp);
 	int r;
 	double v;
+
+	/* OpenRLHF-style text: prompt + response + end-of-sequence marker */
+	const json_t *prompt = json_object_get(it->input, "prompt");
+	if (st->strip_prompt && json_is_string(prompt)) {
+		size_t pn = json_string_length(prompt);
+		if (pn > 0 && pn <= n && memcmp(s, json_string_value(prompt), pn) == 0) {
+			s += pn;
+			n -= pn;
+		}
+	}
+	for (int again = 1; again;) {
+		again = 0;
+		for (size_t i = 0; i < st->n_suffixes; i++) {
+			size_t k = st->suffix_len[i];
+			if (k <= n && memcmp(s + n - k, st->suffix[i], k) == 0) {
+				n -= k;
+				again = 1;
+			}
+		}
+	}
 
 	if (enabled(st, DIM_FORMAT) && (r = format_score(st, md, s, n, it)))
 		return r;

@@ -2,10 +2,18 @@
  * models/rules.h — the built-in `rules` kind: verifiable rewards for text,
  * no weights. Registered in lib/models/model.c as kind "rules".
  *
- * Item fields: `response` (string, required), `prompt` (string, optional,
- * validated but not scored), `label` (string, number or tool-call object,
- * optional), `reference` (string or array of strings, optional). Other fields
- * are left to the serving layer.
+ * Item fields: `response` (string, required), `prompt` (string, optional),
+ * `label` (string, number or tool-call object, optional), `reference`
+ * (string or array of strings, optional). Other fields are left to the
+ * serving layer.
+ *
+ * Before scoring, the response is trimmed for OpenRLHF-style text (its
+ * `query` is prompt + response + end-of-sequence marker): with
+ * `strip_prompt` (default true) a `prompt` that the response starts with,
+ * byte-exact, is removed; then any of `strip_suffixes` (default <|im_end|>,
+ * <|endoftext|>, <|eot_id|>, <|end|>, </s>, DeepSeek's
+ * <｜end▁of▁sentence｜>) is removed from the end, repeatedly. Every
+ * dimension sees the trimmed response.
  *
  * Dimensions (all in [0, 1], higher is better; the `dims` option picks which):
  *
@@ -105,6 +113,9 @@
  *   max_reference_bytes  1..16 MiB each (default 64 KiB)
  *   max_references       1..256 (default 16)
  *   max_tool_call_bytes  1..1 MiB (default 16 KiB)
+ *   strip_prompt         boolean (default true)
+ *   strip_suffixes       array of <= 16 strings of 1..64 bytes (default above;
+ *                        [] keeps the response's end as it is)
  *
  * Errors from check(): RWD_E_INVALID (wrong type, missing response, bad
  * label object), RWD_E_LIMIT (over a max_* option), RWD_E_FORMAT (invalid

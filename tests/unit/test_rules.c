@@ -382,6 +382,8 @@ START_TEST(bleu_basics)
 	/* no unigram in common: 0, whatever the smoothing */
 	ASSERT_DIM(m, "{\"response\": \"alpha beta\", \"reference\": \"gamma delta\"}", "bleu", 0);
 	ASSERT_DIM(m, "{\"response\": \"\", \"reference\": \"gamma delta\"}", "bleu", 0);
+	ASSERT_DIM(m, "{\"response\": \"\", \"reference\": \"\"}", "bleu", 0);
+	ASSERT_DIM(m, "{\"response\": \" \", \"reference\": [\"\\n\", \"\"]}", "bleu", 0);
 	double partial = dim_of(m, "{\"response\": \"the cat sat on a mat\", \"reference\": \"the cat sat on the mat\"}", "bleu");
 	ck_assert(partial > 0 && partial < 1);
 	/* punctuation splits off: these tokenise identically */
@@ -494,6 +496,28 @@ START_TEST(tool_calls)
 }
 END_TEST
 
+START_TEST(prompt_and_eos_are_stripped)
+{
+	rwd_model *m = load("{\"dims\": [\"format\", \"length\"], \"length_max\": 3, \"length_scale\": 1}");
+	/* OpenRLHF's query = prompt + response + EOS text */
+	const char *q = "{\"prompt\": \"<|im_start|>user\\nWhat is 6*7? one two three<|im_end|>\\n<|im_start|>assistant\\n\", "
+		"\"response\": \"<|im_start|>user\\nWhat is 6*7? one two three<|im_end|>\\n<|im_start|>assistant\\n"
+		"<think>6*7</think> <answer>42</answer><|im_end|><|endoftext|>\"}";
+	ASSERT_DIM(m, q, "format", 1);
+	ASSERT_DIM(m, q, "length", 1); /* 3 words once the prompt is gone */
+	/* a prompt the response does not start with is left alone */
+	ASSERT_DIM(m, "{\"prompt\": \"Q\", \"response\": \"<think></think><answer>1</answer></s>\"}", "format", 1);
+	rwd_model_free(m);
+	m = load("{\"dims\": [\"format\"], \"strip_prompt\": false, \"strip_suffixes\": [\"[END]\"]}");
+	ASSERT_DIM(m, "{\"prompt\": \"Q\", \"response\": \"Q<think></think><answer>1</answer>\"}", "format", 0);
+	ASSERT_DIM(m, "{\"response\": \"<think></think><answer>1</answer>[END][END]\"}", "format", 1);
+	ASSERT_DIM(m, "{\"response\": \"<think></think><answer>1</answer><|im_end|>\"}", "format", 0);
+	rwd_model_free(m);
+	load_fails("{\"strip_suffixes\": [\"\"]}", RWD_E_INVALID, "strip_suffixes[0]");
+	load_fails("{\"strip_prompt\": \"yes\"}", RWD_E_INVALID, "strip_prompt");
+}
+END_TEST
+
 START_TEST(batch_and_concurrent_scratch)
 {
 	/* a batch with a failing item: the others are still scored */
@@ -546,6 +570,7 @@ static Suite *rules_suite(void)
 	tcase_add_test(tc, length_penalty);
 	tcase_add_test(tc, repetition_share);
 	tcase_add_test(tc, tool_calls);
+	tcase_add_test(tc, prompt_and_eos_are_stripped);
 	tcase_add_test(tc, batch_and_concurrent_scratch);
 	suite_add_tcase(s, tc);
 	return s;
