@@ -718,8 +718,11 @@ static int last_number(const char *s, size_t n, slice *out)
 	size_t i = 0;
 	while (i < n) {
 		size_t j = i;
-		if ((s[j] == '-' || s[j] == '+') && (i == 0 || !(is_alpha(s[i - 1]) || is_digit(s[i - 1]))))
+		int sign_ok = i == 0 || !(is_alpha(s[i - 1]) || is_digit(s[i - 1]));
+		if ((s[j] == '-' || s[j] == '+') && sign_ok)
 			j++;
+		else if (sign_ok && starts_with(s + j, n - j, "\xe2\x88\x92")) /* U+2212 minus */
+			j += 3;
 		if (j < n && (is_digit(s[j]) || (s[j] == '.' && j + 1 < n && is_digit(s[j + 1])))) {
 			size_t e = scan_decimal(s, j, n, NULL);
 			if (e > j) {

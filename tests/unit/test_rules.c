@@ -11,6 +11,7 @@
 #include "models/rules.h"
 
 #include <math.h>
+#include <pthread.h>
 
 static rwd_model *load_opts(const char *opts_json, rwd_error *err)
 {
@@ -300,6 +301,8 @@ START_TEST(accuracy_extraction)
 	ASSERT_DIM(m, "{\"response\": \"3 apples and 4 pears make 7.\", \"label\": \"4\"}", "accuracy", 0);
 	ASSERT_DIM(m, "{\"response\": \"no digits here\", \"label\": \"7\"}", "accuracy", 0);
 	ASSERT_DIM(m, "{\"response\": \"it is -3\", \"label\": \"-3\"}", "accuracy", 1);
+	ASSERT_DIM(m, "{\"response\": \"it is \\u22123\", \"label\": \"-3\"}", "accuracy", 1);
+	ASSERT_DIM(m, "{\"response\": \"from 2024-05\", \"label\": \"-5\"}", "accuracy", 0); /* no sign after a digit */
 	/* a numeric label against a non-numeric answer uses its last number */
 	ASSERT_DIM(m, "{\"response\": \"<answer>x = 5</answer>\", \"label\": \"5\"}", "accuracy", 1);
 	/* label reductions: GSM8K "####" and a boxed solution */
@@ -553,6 +556,85 @@ START_TEST(batch_and_concurrent_scratch)
 }
 END_TEST
 
+/* Threads share one loaded model, each with its own scratch. */
+typedef struct worker {
+	rwd_model *m;
+	json_t *items[4];
+	float scores[4][RWD_MAX_DIMS];
+	uint8_t present[4][RWD_MAX_DIMS];
+	int failed;
+} worker;
+
+static void *worker_main(void *arg)
+{
+	worker *w = arg;
+	void *scratch;
+	rwd_error err;
+	if (rwd_model_scratch_new(w->m, &scratch, &err)) {
+		w->failed = 1;
+		return NULL;
+	}
+	rwd_arena *arena = rwd_arena_create(0, 0);
+	for (int round = 0; round < 50; round++) {
+		rwd_item it[4];
+		rwd_item *ptrs[4];
+		memset(it, 0, sizeof(it));
+		for (int i = 0; i < 4; i++) {
+			it[i].input = w->items[i];
+			ptrs[i] = &it[i];
+		}
+		if (rwd_model_run(w->m, scratch, ptrs, 4, arena)) {
+			w->failed = 1;
+			break;
+		}
+		for (int i = 0; i < 4; i++) {
+			if (round > 0 && (memcmp(w->scores[i], it[i].scores, sizeof(it[i].scores)) != 0 ||
+					memcmp(w->present[i], it[i].present, sizeof(it[i].present)) != 0))
+				w->failed = 1;
+			memcpy(w->scores[i], it[i].scores, sizeof(it[i].scores));
+			memcpy(w->present[i], it[i].present, sizeof(it[i].present));
+		}
+		rwd_arena_reset(arena);
+	}
+	rwd_arena_destroy(arena);
+	rwd_model_scratch_free(w->m, scratch);
+	return NULL;
+}
+
+START_TEST(threads_share_the_model)
+{
+	rwd_model *m = load(NULL);
+	const char *texts[4] = {
+		"{\"response\": \"<think>a</think><answer>\\\\boxed{42}</answer>\", \"label\": \"42\", \"reference\": \"the answer is 42\"}",
+		"{\"response\": \"the cat sat on the mat the cat\", \"reference\": [\"the cat sat\", \"on the mat\"]}",
+		"{\"response\": \"<tool_call>{\\\"name\\\": \\\"f\\\", \\\"arguments\\\": {\\\"a\\\": 1}}</tool_call>\", "
+		"\"label\": {\"name\": \"f\", \"arguments\": {\"a\": 1, \"b\": 2}}}",
+		"{\"response\": \"\\u65e5\\u672c 50%\", \"label\": \"0.5\"}",
+	};
+	worker w[4];
+	pthread_t th[4];
+	memset(w, 0, sizeof(w));
+	for (int t = 0; t < 4; t++) {
+		w[t].m = m;
+		for (int i = 0; i < 4; i++)
+			w[t].items[i] = item_of(texts[i]);
+		ck_assert_int_eq(pthread_create(&th[t], NULL, worker_main, &w[t]), 0);
+	}
+	for (int t = 0; t < 4; t++)
+		pthread_join(th[t], NULL);
+	for (int t = 0; t < 4; t++) {
+		ck_assert(!w[t].failed);
+		ck_assert(memcmp(w[t].scores, w[0].scores, sizeof(w[0].scores)) == 0);
+		for (int i = 0; i < 4; i++)
+			json_decref(w[t].items[i]);
+	}
+	ck_assert(w[0].present[0][rwd_model_dim_index(m, "accuracy")]);
+	ck_assert(w[0].present[2][rwd_model_dim_index(m, "tool_args")]);
+	ck_assert_double_eq_tol(w[0].scores[2][rwd_model_dim_index(m, "tool_args")], 0.5, 1e-6);
+	rwd_model_free(m);
+}
+END_TEST
+
 static Suite *rules_suite(void)
 {
 	Suite *s = suite_create("rules");
@@ -572,6 +654,7 @@ static Suite *rules_suite(void)
 	tcase_add_test(tc, tool_calls);
 	tcase_add_test(tc, prompt_and_eos_are_stripped);
 	tcase_add_test(tc, batch_and_concurrent_scratch);
+	tcase_add_test(tc, threads_share_the_model);
 	suite_add_tcase(s, tc);
 	return s;
 }
