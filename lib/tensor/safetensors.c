@@ -145,7 +145,7 @@ static int decode_literal(const char *text, size_t a, size_t b, char *out, size_
  * a tensor entry, the tensor's name. Returns 0 if the text does not fit.
  */
 static int duplicate_key_where(const char *text, size_t len, size_t pos, char *key, size_t ksize,
-	char *outer, size_t osize, size_t *depth_out)
+	char *outer, size_t osize, int *in_entry)
 {
 	size_t depth = 0, last_a = SIZE_MAX, last_b = 0, top_a = SIZE_MAX, top_b = 0;
 	if (pos > len)
@@ -177,10 +177,7 @@ static int duplicate_key_where(const char *text, size_t len, size_t pos, char *k
 	}
 	if (last_a == SIZE_MAX || !decode_literal(text, last_a, last_b, key, ksize))
 		return 0;
-	outer[0] = '\0';
-	if (depth > 1 && top_a != SIZE_MAX && !decode_literal(text, top_a, top_b, outer, osize))
-		outer[0] = '\0';
-	*depth_out = depth;
+	*in_entry = depth > 1 && top_a != SIZE_MAX && decode_literal(text, top_a, top_b, outer, osize);
 	return 1;
 }
 
@@ -192,12 +189,12 @@ static int json_fail(rwd_error *err, const char *file, const char *what, const c
 	size_t len, const json_error_t *je, int64_t base)
 {
 	char key[RWD_ERROR_OBJECT_MAX], outer[RWD_ERROR_OBJECT_MAX];
-	size_t depth;
+	int in_entry;
 	int header = strcmp(what, "header") == 0;
 	if (json_error_code(je) == json_error_duplicate_key &&
 		duplicate_key_where(text, len, (size_t)je->position, key, sizeof(key), outer,
-			sizeof(outer), &depth)) {
-		if (header && depth > 1 && outer[0])
+			sizeof(outer), &in_entry)) {
+		if (header && in_entry)
 			fail(err, RWD_E_FORMAT, file, outer, "duplicate key \"%s\" inside \"%s\"", key,
 				outer);
 		else

@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #define PY "/usr/bin/python3"
 
@@ -106,28 +107,88 @@ static void print_err(const char *what, const rwd_error *e)
 	printf("  %s -> %s [%s]\n", what, rwd_error_format(e, buf, sizeof(buf)), rwd_strerror(e->code));
 }
 
-/* Returns 1 when /usr/bin/python3 with torch can run; else prints why not. */
-static int have_torch(void)
+/*
+ * The PyTorch-written files, made once for the "torch" test case by an
+ * unchecked fixture (in the parent, before check forks the tests): one
+ * interpreter start instead of one per test.
+ */
+static char torch_dir[256];
+static const char *torch_skip; /* why the torch tests skip, or NULL */
+
+static const char torch_script[] =
+	"import sys\n"
+	"try:\n"
+	"    import torch, safetensors_io as st\n"
+	"except ImportError as e:\n"
+	"    print('SKIP: PyTorch oracle unavailable:', e); sys.exit(77)\n"
+	"d = sys.argv[1]\n"
+	/* every F16 and BF16 bit pattern, and torch's float32 of each */
+	"bits = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16)\n"
+	"h = bits.view(torch.float16); b = bits.view(torch.bfloat16)\n"
+	"st.save({'h': h, 'b': b, 'hf': h.float(), 'bf': b.float()}, d + '/half.safetensors')\n"
+	/* mixed dtypes, rank 0, zero size, metadata; and the same as float32 */
+	"g = torch.Generator().manual_seed(7)\n"
+	"t = {'w32': torch.randn(3, 5, generator=g),\n"
+	"     'w16': torch.randn(4, 3, generator=g).half(),\n"
+	"     'wbf': torch.randn(2, 2, 3, generator=g).bfloat16(),\n"
+	"     'pos': torch.arange(77, dtype=torch.int64).reshape(1, 77),\n"
+	"     'scale': torch.tensor(4.6052),\n"
+	"     'empty': torch.zeros(0, 768),\n"
+	"     'mask': torch.tensor([1, 0, 1], dtype=torch.uint8)}\n"
+	"st.save(t, d + '/mixed.safetensors', metadata={'format': 'pt'})\n"
+	"st.save({k: v.float() for k, v in t.items()}, d + '/ref.safetensors')\n";
+
+static void torch_setup(void)
 {
+	const char *t = getenv("TMPDIR");
+	snprintf(torch_dir, sizeof(torch_dir), "%s/rwd-tensor-torch-XXXXXX", t && *t ? t : "/tmp");
+	torch_skip = NULL;
+	if (!mkdtemp(torch_dir)) {
+		torch_dir[0] = '\0';
+		torch_skip = "cannot create a temporary folder";
+		return;
+	}
 	if (access(PY, X_OK) != 0) {
-		printf("SKIP: %s not found, PyTorch oracle unavailable\n", PY);
-		return 0;
+		torch_skip = PY " not found, PyTorch oracle unavailable";
+		return;
 	}
-	if (system(PY " -c 'import torch' >/dev/null 2>&1") != 0) {
-		printf("SKIP: %s cannot import torch (Debian python3-torch)\n", PY);
-		return 0;
+	char path[512], cmd[2048];
+	snprintf(path, sizeof(path), "%s/gen.py", torch_dir);
+	FILE *f = fopen(path, "w");
+	if (!f || fputs(torch_script, f) < 0 || fclose(f) != 0) {
+		torch_skip = "cannot write the generator script";
+		return;
 	}
-	return 1;
+	snprintf(cmd, sizeof(cmd), "PYTHONPATH='%s/tools' " PY " '%s' '%s'", rwd_source_root(),
+		path, torch_dir);
+	int rc = system(cmd);
+	if (WIFEXITED(rc) && WEXITSTATUS(rc) == 77)
+		torch_skip = "PyTorch (Debian python3-torch) cannot be imported by " PY;
+	else if (rc != 0)
+		torch_skip = "FAIL"; /* the tests then fail, they do not skip */
 }
 
-/* Run a Python script (text) with tools/ on sys.path and argv[1] = tmpdir. */
-static void run_python(const char *script)
+static void torch_teardown(void)
 {
-	char path[512], cmd[2048];
-	write_text(tmp_path("gen.py", path, sizeof(path)), script);
-	snprintf(cmd, sizeof(cmd), "PYTHONPATH='%s/tools' " PY " '%s' '%s'", rwd_source_root(),
-		path, tmpdir);
-	ck_assert_msg(system(cmd) == 0, "python failed: %s", cmd);
+	if (torch_dir[0])
+		rm_rf(torch_dir);
+	torch_dir[0] = '\0';
+}
+
+/* 1 when the torch files are there; prints why not (and fails if the generator broke). */
+static int torch_ready(void)
+{
+	if (!torch_skip)
+		return 1;
+	ck_assert_msg(strcmp(torch_skip, "FAIL") != 0, "the PyTorch generator script failed");
+	printf("SKIP: %s\n", torch_skip);
+	return 0;
+}
+
+static const char *torch_path(const char *rel, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/%s", torch_dir, rel);
+	return buf;
 }
 
 static uint32_t f32_bits(float f)
@@ -195,16 +256,10 @@ END_TEST
  */
 START_TEST(half_conversion_matches_torch_exhaustively)
 {
-	if (!have_torch())
+	if (!torch_ready())
 		return;
-	make_tmpdir();
-	run_python(
-		"import sys, torch, safetensors_io as st\n"
-		"bits = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16)\n"
-		"h = bits.view(torch.float16); b = bits.view(torch.bfloat16)\n"
-		"st.save({'h': h, 'b': b, 'hf': h.float(), 'bf': b.float()}, sys.argv[1] + '/half.safetensors')\n");
 	char path[512];
-	tmp_path("half.safetensors", path, sizeof(path));
+	torch_path("half.safetensors", path, sizeof(path));
 	rwd_weights *w;
 	rwd_error err;
 	ck_assert_int_eq(rwd_weights_open(path, NULL, &w, &err), 0);
@@ -255,31 +310,17 @@ START_TEST(half_conversion_matches_torch_exhaustively)
 	ck_assert_int_eq(memcmp(row, rwd_weights_find(w, "bf")->f32, 65536 * sizeof(float)), 0);
 	free(row);
 	rwd_weights_free(w);
-	teardown_tmp();
 }
 END_TEST
 
 /* A file written by the Python writer: mixed dtypes, rank 0, zero size, metadata. */
 START_TEST(python_written_file_matches_torch_values)
 {
-	if (!have_torch())
+	if (!torch_ready())
 		return;
-	make_tmpdir();
-	run_python(
-		"import sys, torch, safetensors_io as st\n"
-		"g = torch.Generator().manual_seed(7)\n"
-		"t = {'w32': torch.randn(3, 5, generator=g),\n"
-		"     'w16': torch.randn(4, 3, generator=g).half(),\n"
-		"     'wbf': torch.randn(2, 2, 3, generator=g).bfloat16(),\n"
-		"     'pos': torch.arange(77, dtype=torch.int64).reshape(1, 77),\n"
-		"     'scale': torch.tensor(4.6052),\n"
-		"     'empty': torch.zeros(0, 768),\n"
-		"     'mask': torch.tensor([1, 0, 1], dtype=torch.uint8)}\n"
-		"st.save(t, sys.argv[1] + '/mixed.safetensors', metadata={'format': 'pt'})\n"
-		"st.save({k: v.float() for k, v in t.items()}, sys.argv[1] + '/ref.safetensors')\n");
 	char path[512], ref[512];
-	tmp_path("mixed.safetensors", path, sizeof(path));
-	tmp_path("ref.safetensors", ref, sizeof(ref));
+	torch_path("mixed.safetensors", path, sizeof(path));
+	torch_path("ref.safetensors", ref, sizeof(ref));
 	for (int mode = 0; mode < 2; mode++) {
 		rwd_weights_params p = rwd_weights_default_params();
 		p.use_mmap = mode == 0;
@@ -341,7 +382,6 @@ START_TEST(python_written_file_matches_torch_values)
 		rwd_weights_free(w);
 		rwd_weights_free(r);
 	}
-	teardown_tmp();
 }
 END_TEST
 
@@ -603,6 +643,9 @@ static const struct bad_case bad_cases[] = {
 	{ "duplicate field inside an entry",
 	  "{\"a\":{\"dtype\":\"F32\",\"dtype\":\"F16\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
 	  RWD_E_FORMAT, "a", "duplicate key \"dtype\" inside \"a\"" },
+	{ "duplicate field in a tensor with an empty name",
+	  "{\"\":{\"shape\":[1],\"shape\":[1]}}", 0,
+	  RWD_E_FORMAT, "", "duplicate key \"shape\" inside \"\"" },
 	{ "duplicate metadata key",
 	  "{\"__metadata__\":{\"format\":\"pt\",\"format\":\"np\"}}", 0,
 	  RWD_E_FORMAT, "__metadata__", "duplicate key \"format\"" },
@@ -972,8 +1015,11 @@ START_TEST(aesthetic_fixture_names_and_shapes)
 			const rwd_tensor *t = rwd_weights_find(w, want[i].name);
 			ck_assert_int_eq(t->dtype, RWD_DTYPE_F32);
 			bytes += t->nbytes;
+			/* one assertion per tensor: check marks every assertion through a pipe */
+			int64_t finite = 0;
 			for (int64_t k = 0; k < t->numel; k++)
-				ck_assert(isfinite(f[k]));
+				finite += isfinite(f[k]) != 0;
+			ck_assert_int_eq(finite, t->numel);
 		}
 		ck_assert_uint_eq(rwd_weights_total_bytes(w), bytes);
 		ck_assert_uint_eq(rwd_weights_owned_bytes(w), 0); /* F32, aligned: used in place */
@@ -991,8 +1037,6 @@ static Suite *tensor_suite(void)
 	TCase *tc = tcase_create("tensor");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, dtype_table);
-	tcase_add_test(tc, half_conversion_matches_torch_exhaustively);
-	tcase_add_test(tc, python_written_file_matches_torch_values);
 	tcase_add_test(tc, whitespace_padded_header_and_unaligned_data);
 	tcase_add_test(tc, empty_scalar_zero_size_and_other_dtypes);
 	tcase_add_test(tc, getter_checks_rank_and_shape);
@@ -1003,6 +1047,13 @@ static Suite *tensor_suite(void)
 	tcase_add_test(tc, sharded_folder_errors_name_file_and_tensor);
 	tcase_add_test(tc, aesthetic_fixture_names_and_shapes);
 	suite_add_tcase(s, tc);
+
+	TCase *tt = tcase_create("torch");
+	tcase_set_timeout(tt, 120);
+	tcase_add_unchecked_fixture(tt, torch_setup, torch_teardown);
+	tcase_add_test(tt, half_conversion_matches_torch_exhaustively);
+	tcase_add_test(tt, python_written_file_matches_torch_values);
+	suite_add_tcase(s, tt);
 	return s;
 }
 
