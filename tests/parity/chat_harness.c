@@ -1,0 +1,104 @@
+/*
+ * tests/parity/chat_harness.c — drive lib/text/chat for
+ * test_chat_templates.py, which compares with Jinja2.
+ *
+ *   chat_harness hash
+ *       stdin: one JSON string (a template) per line; stdout: one line each,
+ *       the canonical hash as 16 hex digits or {"error": ...}.
+ *   chat_harness render
+ *       stdin: one JSON object per line:
+ *         {"template": str, "bos_token": str|null, "date_string": str|null,
+ *          "cases": [{"messages": [...], "add_generation_prompt": bool}, ...]}
+ *       stdout: one JSON object per line:
+ *         {"format": str} + {"outputs": [str | {"error": code, "message": str}]}
+ *         or {"error": code, "message": str} when the template is refused.
+ */
+#include "text/chat.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *error_json(const rwd_error *err)
+{
+	char buf[1024];
+	return json_pack("{s:i, s:s}", "error", err->code, "message", rwd_error_format(err, buf, sizeof(buf)));
+}
+
+static json_t *render_all(const json_t *req)
+{
+	rwd_error err;
+	rwd_error_clear(&err);
+	const char *tpl = json_string_value(json_object_get(req, "template"));
+	const char *bos = json_string_value(json_object_get(req, "bos_token"));
+	rwd_chat_template *t;
+	if (rwd_chat_template_recognize(tpl, bos, &t, &err))
+		return error_json(&err);
+	json_t *res = json_pack("{s:s}", "format", rwd_chat_format_name(rwd_chat_template_format(t)));
+	json_t *outs = json_array();
+	json_t *c;
+	size_t i;
+	rwd_arena *a = rwd_arena_create(0, 0);
+	json_array_foreach(json_object_get(req, "cases"), i, c) {
+		rwd_chat_params p = rwd_chat_default_params();
+		p.add_generation_prompt = json_is_true(json_object_get(c, "add_generation_prompt"));
+		p.date_string = json_string_value(json_object_get(req, "date_string"));
+		char *text;
+		size_t len;
+		rwd_error_clear(&err);
+		if (rwd_chat_render_json(t, json_object_get(c, "messages"), &p, a, &text, &len, &err))
+			json_array_append_new(outs, error_json(&err));
+		else
+			json_array_append_new(outs, json_stringn(text, len));
+		rwd_arena_reset(a);
+	}
+	rwd_arena_destroy(a);
+	rwd_chat_template_free(t);
+	json_object_set_new(res, "outputs", outs);
+	return res;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2 || (strcmp(argv[1], "hash") != 0 && strcmp(argv[1], "render") != 0)) {
+		fprintf(stderr, "usage: chat_harness hash|render < requests\n");
+		return 2;
+	}
+	bool hash = strcmp(argv[1], "hash") == 0;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	while ((len = getline(&line, &cap, stdin)) > 0) {
+		json_error_t je;
+		json_t *req = json_loadb(line, (size_t)len, JSON_DECODE_ANY, &je);
+		if (!req) {
+			fprintf(stderr, "chat_harness: bad request line: %s\n", je.text);
+			return 1;
+		}
+		json_t *res;
+		if (hash) {
+			uint64_t h;
+			rwd_error err;
+			rwd_error_clear(&err);
+			if (rwd_chat_template_hash(json_string_value(req), &h, &err)) {
+				res = error_json(&err);
+			} else {
+				char hex[32];
+				snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)h);
+				res = json_string(hex);
+			}
+		} else {
+			res = render_all(req);
+		}
+		char *s = json_dumps(res, JSON_ENCODE_ANY | JSON_COMPACT);
+		puts(s);
+		fflush(stdout);
+		free(s);
+		json_decref(res);
+		json_decref(req);
+	}
+	free(line);
+	return 0;
+}

@@ -1,0 +1,238 @@
+#!/usr/bin/python3
+"""tests/parity/test_chat_templates.py — lib/text/chat against Jinja2.
+
+    test_chat_templates.py CHAT_HARNESS SOURCE_ROOT
+
+The oracle is Jinja2 configured as transformers' apply_chat_template does
+(ImmutableSandboxedEnvironment, trim_blocks, lstrip_blocks, loopcontrols,
+raise_exception, tojson, strftime_now) rendering the real templates in
+tests/data/chat_templates/. For every supported template, and for
+harmless rewrites of it (re-indented tags, other quotes, x['k'] as x.k,
+another default system prompt), many generated conversations (system /
+user / assistant / tool mixes, empty content, Unicode, whitespace that
+`| trim` removes, <think> blocks, reasoning_content, tool responses) must
+render to exactly the same string. Templates we do not support, and
+rewrites that change what Jinja2 renders (a removed whitespace-control
+`-`, changed text), must be refused with RWD_E_UNSUPPORTED. Prints the
+counts and the number of mismatches (the worst error); exit 1 on any, 77
+when Jinja2 is missing.
+"""
+import datetime
+import glob
+import json
+import os
+import random
+import subprocess
+import sys
+
+try:
+    import jinja2
+    import jinja2.ext
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+except ImportError as e:
+    print("SKIP: jinja2 not importable (Debian python3-jinja2):", e)
+    sys.exit(77)
+
+RWD_E_UNSUPPORTED = -6
+harness, root = sys.argv[1], sys.argv[2]
+
+
+def make_env():
+    def raise_exception(msg):
+        raise jinja2.exceptions.TemplateError(msg)
+
+    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
+                          sort_keys=sort_keys)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                                        extensions=[jinja2.ext.loopcontrols])
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = lambda fmt: datetime.datetime.now().strftime(fmt)
+    return env
+
+
+ENV = make_env()
+
+
+_COMPILED = {}
+
+
+def jinja_render(template, bos, messages, add_gen):
+    if template not in _COMPILED:
+        _COMPILED[template] = ENV.from_string(template)
+    return _COMPILED[template].render(messages=messages, add_generation_prompt=add_gen,
+                                            bos_token=bos, eos_token=None)
+
+
+PIECES = [
+    "Hello", "world", "What is 2+2?", "4", "", " ", "\n", "  padded  ", "\tTabbed\n",
+    "你好，世界", "こんにちは", "emoji 😀🎉 👩‍💻", "e\u0301", "Ünïcödé", "\u00a0nbsp\u00a0",
+    "\u3000ideographic\u3000", "\u2028line-sep\u2029", "<|im_start|>", "<|im_end|>",
+    "<|eot_id|>", "{{ not jinja }}", "{% raw %}", "'quotes' and \"double\"", "back\\slash",
+    "code:\n```python\nprint('x')\n```\n", "multi\n\nline\n", "\r\nCRLF\r\n", "x" * 300,
+    "<think>", "</think>", "<tool_response>", "</tool_response>", "\u0085next-line",
+]
+
+
+def text(rng, max_pieces=4):
+    n = rng.randint(0, max_pieces)
+    return "".join(rng.choice(PIECES) + rng.choice(["", " ", "\n"]) for _ in range(n))
+
+
+def assistant_content(rng):
+    k = rng.random()
+    if k < 0.25:
+        return "<think>\n" + text(rng) + "\n</think>\n\n" + text(rng)
+    if k < 0.35:
+        return text(rng) + "</think>" + text(rng)
+    if k < 0.42:
+        return "<think>a</think>b<think>c</think>\n\nd"
+    return text(rng)
+
+
+def conversation(rng, roles):
+    msgs = []
+    if rng.random() < 0.5:
+        msgs.append({"role": "system", "content": text(rng)})
+    for _ in range(rng.randint(0 if msgs else 1, 6)):
+        role = rng.choice(roles)
+        if role == "assistant":
+            m = {"role": "assistant", "content": assistant_content(rng)}
+            r = rng.random()
+            if r < 0.15:
+                m["reasoning_content"] = text(rng)
+            elif r < 0.2:
+                m["reasoning_content"] = None
+        elif role == "user" and rng.random() < 0.1:
+            m = {"role": "user", "content": "<tool_response>" + text(rng) + "</tool_response>"}
+        else:
+            m = {"role": role, "content": text(rng)}
+        msgs.append(m)
+    return msgs
+
+
+def run_harness(requests):
+    inp = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in requests)
+    p = subprocess.run([harness, "render"], input=inp.encode(), capture_output=True, timeout=300)
+    if p.returncode != 0:
+        print(p.stderr.decode(errors="replace"))
+        sys.exit(1)
+    return [json.loads(line) for line in p.stdout.decode().split("\n") if line]
+
+
+def main():
+    files = sorted(glob.glob(os.path.join(root, "tests", "data", "chat_templates", "*.json")))
+    if not files:
+        print("FAIL: no templates in tests/data/chat_templates")
+        return 1
+    rng = random.Random(20261126)
+    today = datetime.datetime.now().strftime("%d %b %Y")
+    supported = {}
+    requests = []   # (request, template label, expect_supported, cases)
+    meta = []
+    for f in files:
+        d = json.load(open(f, encoding="utf-8"))
+        name = os.path.basename(f)[:-5]
+        tpl, bos = d["chat_template"], d.get("bos_token")
+        expect = "NOT supported" not in d["model"]
+        variants = [(name, tpl, expect)]
+        if expect:
+            v = tpl.replace("{{- ", "{{-   ").replace(" %}", "\n   %}").replace("{%- ", "{%-\t")
+            variants.append((name + "+spaces", v, True))
+            v = tpl.replace("message['role']", "message.role").replace("message['content']", "message.content")
+            v = v.replace("messages[0]['role']", 'messages[0]["role"]')
+            variants.append((name + "+attrs", v, True))
+            v = tpl.replace("'<|im_end|>'", '"<|im_end|>"').replace("'<|eot_id|>'", '"<|eot_id|>"')
+            variants.append((name + "+quotes", v, True))
+            v = "{# a comment #}\n" + tpl + "\n"
+            variants.append((name + "+comment", v, True))
+            for s in ("You are a helpful assistant.", "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."):
+                if s in tpl:
+                    variants.append((name + "+sysprompt", tpl.replace(s, "Tu es un assistant 🤖 «utile»."), True))
+            # rewrites that change the rendering: must be refused
+            for a, b in (("{{- '<|im_start|>' + message.role + '\\n' + message.content", "{{ '<|im_start|>' + message.role + '\\n' + message.content"),
+                         ("'<|im_end|>' + '\\n'", "'<|im_end|>' + ' \\n'"),
+                         ("{{- '<|im_start|>' + message.role + '\\n' + content", "{{ '<|im_start|>' + message.role + '\\n' + content"),
+                         ("message['content'] | trim", "message['content']"),
+                         ("'<|eot_id|>'", "'<|eot_id|>\\n'"),
+                         ("Today Date: ", "Date: ")):
+                if a in tpl:
+                    variants.append((name + "-broken", tpl.replace(a, b, 1), False))
+        for label, t, exp in variants:
+            roles = ["user", "assistant", "system", "tool"]
+            if "llama3.1" in name or "llama3.2" in name:
+                roles = ["user", "assistant", "system"]
+            cases = []
+            ncases = 300 if exp and label == name else 60
+            for _ in range(ncases):
+                cases.append({"messages": conversation(rng, roles), "add_generation_prompt": rng.random() < 0.3})
+            cases.append({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}],
+                          "add_generation_prompt": False})
+            requests.append({"template": t, "bos_token": bos, "date_string": today, "cases": cases})
+            meta.append((label, t, bos, exp))
+    results = run_harness(requests)
+    n_render = n_refused_ok = mismatches = 0
+    formats = {}
+    first_diff = None
+    for (label, t, bos, exp), req, res in zip(meta, requests, results):
+        if "error" in res:
+            if exp:
+                mismatches += 1
+                print("FAIL: %s refused: %s" % (label, res["message"]))
+            elif res["error"] != RWD_E_UNSUPPORTED:
+                mismatches += 1
+                print("FAIL: %s refused with code %d, want %d" % (label, res["error"], RWD_E_UNSUPPORTED))
+            else:
+                n_refused_ok += 1
+            continue
+        if not exp:
+            # accepted a rewrite: fine only if Jinja2 renders it as the original
+            orig = next(m for m in meta if m[0] == label.split("-")[0])
+            same = all(jinja_render(t, bos, c["messages"], c["add_generation_prompt"]) ==
+                       jinja_render(orig[1], bos, c["messages"], c["add_generation_prompt"])
+                       for c in req["cases"])
+            if not same:
+                mismatches += 1
+                print("FAIL: %s renders differently from %s in Jinja2 but was accepted as %s"
+                      % (label, orig[0], res["format"]))
+            continue
+        formats[label] = res["format"]
+        for c, got in zip(req["cases"], res["outputs"]):
+            want = jinja_render(t, bos, c["messages"], c["add_generation_prompt"])
+            n_render += 1
+            if isinstance(got, dict):
+                # we refuse only tool messages with Llama-3.1/3.2 (never generated for them)
+                mismatches += 1
+                if first_diff is None:
+                    first_diff = (label, c, want, got)
+            elif got != want:
+                mismatches += 1
+                if first_diff is None:
+                    first_diff = (label, c, want, got)
+    # Llama-3.2 with today's date computed by our code (date_string null)
+    for label, t, bos, exp in meta:
+        if label == "llama3.2-instruct":
+            msgs = [{"role": "user", "content": "What day is it?"}]
+            before = jinja_render(t, bos, msgs, True)
+            res = run_harness([{"template": t, "bos_token": bos, "date_string": None,
+                                "cases": [{"messages": msgs, "add_generation_prompt": True}]}])[0]
+            after = jinja_render(t, bos, msgs, True)
+            n_render += 1
+            if res.get("outputs", [None])[0] not in (before, after):
+                mismatches += 1
+                first_diff = first_diff or (label + " (today)", msgs, before, res)
+    for label in sorted(formats):
+        print("  %-40s -> %s" % (label, formats[label]))
+    print("chat templates: %d renders compared with Jinja2, %d rewrites/templates refused as expected, "
+          "mismatches %d (worst error: %s)" % (n_render, n_refused_ok, mismatches,
+                                                 "none" if not mismatches else "see above"))
+    if first_diff:
+        label, c, want, got = first_diff
+        print("first mismatch in %s:\n messages=%r\n jinja2=%r\n ours  =%r" % (label, c, want, got))
+    return 1 if mismatches else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
