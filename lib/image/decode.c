@@ -247,6 +247,25 @@ static int decode_png(const uint8_t *data, size_t n, const rwd_image_decode_para
 		if (r)
 			return r;
 	}
+	/*
+	 * Walk the chunks before the image data: libpng allocates an ancillary
+	 * chunk's buffer from its declared length before reading it (eXIf, for
+	 * one, ignores png_set_chunk_malloc_max), so a 40-byte file could ask for
+	 * gigabytes. A chunk longer than the bytes left is truncation, and is
+	 * refused here. Chunks after the first IDAT are never parsed by us.
+	 */
+	for (size_t off = 8; off + 8 <= n;) {
+		uint32_t len = be32(data + off);
+		if (memcmp(data + off + 4, "IDAT", 4) == 0 || memcmp(data + off + 4, "IEND", 4) == 0)
+			break;
+		if (len > 0x7fffffffu || (size_t)len + 12 > n - off) {
+			rwd_error_at(err, 0, 0, (int64_t)off);
+			return rwd_errorf(err, RWD_E_FORMAT,
+				"png: truncated: the chunk at byte %zu declares %u bytes, %zu remain", off, len,
+				n - off >= 12 ? n - off - 12 : 0);
+		}
+		off += (size_t)len + 12;
+	}
 	png_ctx *c = calloc(1, sizeof(*c));
 	if (!c)
 		return rwd_errorf(err, RWD_E_NOMEM, "image: out of memory");
@@ -306,8 +325,25 @@ static int decode_png(const uint8_t *data, size_t n, const rwd_image_decode_para
 	} else {
 		if (depth == 16)
 			png_set_strip_16(png);
-		if (ctype == PNG_COLOR_TYPE_PALETTE)
+		if (ctype == PNG_COLOR_TYPE_PALETTE) {
+			/* Pillow's palette starts as the grey ramp (i, i, i) and PLTE
+			 * overwrites its head: an index past PLTE reads as grey i, where
+			 * libpng would give black. Pad the palette the same way. */
+			png_colorp pal = NULL;
+			int npal = 0;
+			int maxpal = depth < 8 ? 1 << depth : 256;
+			if (png_get_PLTE(png, info, &pal, &npal) && pal && npal < maxpal) {
+				png_color full[256];
+				for (int i = 0; i < maxpal; i++) {
+					if (i < npal)
+						full[i] = pal[i];
+					else
+						full[i].red = full[i].green = full[i].blue = (png_byte)i;
+				}
+				png_set_PLTE(png, info, full, maxpal);
+			}
 			png_set_palette_to_rgb(png);
+		}
 		if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8)
 			png_set_expand_gray_1_2_4_to_8(png);
 		if (composite && has_trns)

@@ -19,7 +19,8 @@
  *     (so every sample >= 255 becomes 255); `gray16_high_byte` switches that
  *     one case to the high byte;
  *   - 1/2/4-bit grayscale is scaled to 0..255 (0..3 → 0, 85, 170, 255);
- *     palette entries past the PLTE length read as black;
+ *     an index past the PLTE entries reads as grey (i, i, i), Pillow's
+ *     initial palette;
  *   - gAMA, cHRM, sRGB and iCCP are ignored (no colour management);
  *   - JPEG: libjpeg-turbo with its defaults, as Pillow decodes (JDCT_ISLOW,
  *     fancy upsampling, no block smoothing); grayscale is replicated to RGB;

@@ -235,6 +235,10 @@ def main():
                 p = os.path.join(tmp, f"pal{d}_{tag}.png")
                 write_png(p, rng.integers(0, npal, (h, w)), 3, d, palette=pal, trns=bytes(rng.integers(0, 256, npal).astype(np.uint8)), interlace=interlace)
                 compare(os.path.basename(p), p, "png")
+            for d in (4, 8):  # indices past the PLTE entries (Pillow: grey ramp)
+                p = os.path.join(tmp, f"pal{d}_short_{tag}.png")
+                write_png(p, rng.integers(0, 1 << d, (h, w)), 3, d, palette=rng.integers(0, 256, (5, 3)), interlace=interlace)
+                compare(os.path.basename(p), p, "png")
             p = os.path.join(tmp, f"rgb8_trns_{tag}.png")
             a = rng.integers(0, 4, (h, w, 3)) * 60
             write_png(p, a, 2, 8, trns=struct.pack(">HHH", 60, 0, 120), interlace=interlace); compare(os.path.basename(p), p, "png")
