@@ -2,6 +2,7 @@
 #include "tensor/safetensors.h"
 
 #include "core/arena.h"
+#include "tensor/safetensors_index.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -644,50 +645,38 @@ fail:
 	return rc;
 }
 
-/*
- * Load every shard the index names, then pick each weight_map tensor from
- * its shard. Appends the chosen entries to *sel (arena) / *nsel.
- */
-static int load_index(rwd_weights *w, const char *dir, const char *index_path,
-	const rwd_weights_params *p, struct st_entry ***sel, size_t *nsel, rwd_error *err)
+int rwd__st_index_parse(rwd_arena *arena, const char *file, const char *text, size_t len,
+	size_t max_shards, rwd__st_index *out, rwd_error *err)
 {
-	char *text = NULL;
-	size_t len = 0;
-	json_t *root = NULL;
-	int rc = read_small_file(index_path, p->max_index_bytes, &text, &len, err);
-	if (rc)
-		return rc;
 	json_error_t je;
-	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-	if (!root) {
-		rc = json_fail(err, index_path, "index", text, len, &je, 0);
-		goto fail;
-	}
+	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	if (!root)
+		return json_fail(err, file, "index", text, len, &je, 0);
+	int rc = 0;
 	if (!json_is_object(root)) {
-		rc = fail(err, RWD_E_FORMAT, index_path, NULL, "the index is %s, not an object",
+		rc = fail(err, RWD_E_FORMAT, file, NULL, "the index is %s, not an object",
 			json_kind(root));
 		goto fail;
 	}
 	json_t *meta = json_object_get(root, "metadata");
 	if (meta && !json_is_object(meta) && !json_is_null(meta)) {
-		rc = fail(err, RWD_E_FORMAT, index_path, "metadata",
-			"\"metadata\" is %s, not an object", json_kind(meta));
+		rc = fail(err, RWD_E_FORMAT, file, "metadata", "\"metadata\" is %s, not an object",
+			json_kind(meta));
 		goto fail;
 	}
 	json_t *wm = json_object_get(root, "weight_map");
 	if (!json_is_object(wm)) {
-		rc = fail(err, RWD_E_FORMAT, index_path, "weight_map",
-			"\"weight_map\" is %s, not an object", wm ? json_kind(wm) : "missing");
+		rc = fail(err, RWD_E_FORMAT, file, "weight_map", "\"weight_map\" is %s, not an object",
+			wm ? json_kind(wm) : "missing");
 		goto fail;
 	}
 
 	size_t nt = json_object_size(wm);
-	const char **tname = rwd_arena_alloc(w->arena, (nt + 1) * sizeof(*tname));
-	const char **tshard = rwd_arena_alloc(w->arena, (nt + 1) * sizeof(*tshard));
-	const char **shards = rwd_arena_alloc(w->arena, (nt + 1) * sizeof(*shards));
-	*sel = rwd_arena_alloc(w->arena, (nt + 1) * sizeof(**sel));
-	if (!tname || !tshard || !shards || !*sel) {
-		rc = fail_nomem(err, index_path);
+	const char **tname = rwd_arena_alloc(arena, (nt + 1) * sizeof(*tname));
+	const char **tshard = rwd_arena_alloc(arena, (nt + 1) * sizeof(*tshard));
+	const char **shards = rwd_arena_alloc(arena, (nt + 1) * sizeof(*shards));
+	if (!tname || !tshard || !shards) {
+		rc = fail_nomem(err, file);
 		goto fail;
 	}
 	size_t i = 0;
@@ -695,25 +684,21 @@ static int load_index(rwd_weights *w, const char *dir, const char *index_path,
 	json_t *val;
 	json_object_foreach(wm, key, val) {
 		if (!json_is_string(val)) {
-			rc = fail(err, RWD_E_FORMAT, index_path, key,
+			rc = fail(err, RWD_E_FORMAT, file, key,
 				"weight_map value is %s, not a shard file name", json_kind(val));
 			goto fail;
 		}
-		if ((rc = check_shard_name(index_path, key, json_string_value(val), err)))
+		if ((rc = check_shard_name(file, key, json_string_value(val), err)))
 			goto fail;
-		tname[i] = rwd_arena_strdup(w->arena, key);
-		tshard[i] = rwd_arena_strdup(w->arena, json_string_value(val));
+		tname[i] = rwd_arena_strdup(arena, key);
+		tshard[i] = rwd_arena_strdup(arena, json_string_value(val));
 		if (!tname[i] || !tshard[i]) {
-			rc = fail_nomem(err, index_path);
+			rc = fail_nomem(err, file);
 			goto fail;
 		}
 		shards[i] = tshard[i];
 		i++;
 	}
-	json_decref(root);
-	root = NULL;
-	free(text);
-	text = NULL;
 
 	/* distinct shards, in name order */
 	qsort(shards, nt, sizeof(*shards), cmp_str);
@@ -721,47 +706,64 @@ static int load_index(rwd_weights *w, const char *dir, const char *index_path,
 	for (i = 0; i < nt; i++)
 		if (ns == 0 || strcmp(shards[ns - 1], shards[i]) != 0)
 			shards[ns++] = shards[i];
-	if (ns > p->max_shards) {
-		rc = fail(err, RWD_E_LIMIT, index_path, NULL,
-			"the index names %zu shard files, more than the limit of %zu", ns, p->max_shards);
+	if (ns > max_shards) {
+		rc = fail(err, RWD_E_LIMIT, file, NULL,
+			"the index names %zu shard files, more than the limit of %zu", ns, max_shards);
 		goto fail;
 	}
+	*out = (rwd__st_index){ .n_tensors = nt, .tensor = tname, .shard = tshard,
+		.n_shards = ns, .shards = shards };
+fail:
+	json_decref(root);
+	return rc;
+}
+
+/*
+ * Load every shard the index names, then pick each weight_map tensor from
+ * its shard. Sets *sel (arena) / *nsel to the chosen entries.
+ */
+static int load_index(rwd_weights *w, const char *dir, const char *index_path,
+	const rwd_weights_params *p, struct st_entry ***sel, size_t *nsel, rwd_error *err)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int rc = read_small_file(index_path, p->max_index_bytes, &text, &len, err);
+	if (rc)
+		return rc;
+	rwd__st_index ix;
+	rc = rwd__st_index_parse(w->arena, index_path, text, len, p->max_shards, &ix, err);
+	free(text);
+	if (rc)
+		return rc;
+
+	size_t ns = ix.n_shards;
 	struct st_entry **ses = rwd_arena_alloc(w->arena, (ns + 1) * sizeof(*ses));
 	size_t *sne = rwd_arena_alloc(w->arena, (ns + 1) * sizeof(*sne));
 	const char **spath = rwd_arena_alloc(w->arena, (ns + 1) * sizeof(*spath));
-	if (!ses || !sne || !spath) {
-		rc = fail_nomem(err, index_path);
-		goto fail;
-	}
+	*sel = rwd_arena_alloc(w->arena, (ix.n_tensors + 1) * sizeof(**sel));
+	if (!ses || !sne || !spath || !*sel)
+		return fail_nomem(err, index_path);
 	for (size_t s = 0; s < ns; s++) {
-		char *sp = rwd_arena_sprintf(w->arena, "%s/%s", dir, shards[s]);
-		if (!sp) {
-			rc = fail_nomem(err, index_path);
-			goto fail;
-		}
+		char *sp = rwd_arena_sprintf(w->arena, "%s/%s", dir, ix.shards[s]);
+		if (!sp)
+			return fail_nomem(err, index_path);
 		spath[s] = sp;
 		if ((rc = load_file(w, sp, p, &ses[s], &sne[s], err)))
-			goto fail;
+			return rc;
 		qsort(ses[s], sne[s], sizeof(*ses[s]), cmp_entry_names);
 	}
-	for (i = 0; i < nt; i++) {
-		const char **sh = bsearch(&tshard[i], shards, ns, sizeof(*shards), cmp_str);
-		size_t s = (size_t)(sh - shards);
-		struct st_entry probe = { .name = tname[i] };
+	for (size_t i = 0; i < ix.n_tensors; i++) {
+		const char **sh = bsearch(&ix.shard[i], ix.shards, ns, sizeof(*ix.shards), cmp_str);
+		size_t s = (size_t)(sh - ix.shards);
+		struct st_entry probe = { .name = ix.tensor[i] };
 		struct st_entry *e = bsearch(&probe, ses[s], sne[s], sizeof(probe), cmp_entry_names);
-		if (!e) {
-			rc = fail(err, RWD_E_NOTFOUND, spath[s], tname[i],
+		if (!e)
+			return fail(err, RWD_E_NOTFOUND, spath[s], ix.tensor[i],
 				"tensor listed in %s is missing from this shard", INDEX_NAME);
-			goto fail;
-		}
 		(*sel)[i] = e;
 	}
-	*nsel = nt;
+	*nsel = ix.n_tensors;
 	return 0;
-fail:
-	json_decref(root);
-	free(text);
-	return rc;
 }
 
 /* ---- the handle ---------------------------------------------------------- */

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""Write the seed corpus of tests/fuzz/fuzz_safetensors.c (run once; the files are committed).
+"""Write the seed corpora of tests/fuzz/fuzz_safetensors.c and
+fuzz_safetensors_index.c (run once; the files are committed).
 
-    /usr/bin/python3 tests/fuzz/make_safetensors_corpus.py [outdir]
+    /usr/bin/python3 tests/fuzz/make_safetensors_corpus.py [corpusdir]
 
 Valid files come from tools/safetensors_io.py (the reference writer's layout,
 values from torch) plus hand-laid variants the writer never produces
@@ -10,6 +11,8 @@ every dtype name). Broken files cover each refusal class: truncations,
 oversized and lying header lengths, lying offsets, holes, overlaps, trailing
 bytes, size mismatches, overflowing shapes, duplicate keys, non-object
 headers, bad metadata. Each file is a few hundred bytes at most.
+The index corpus holds valid weight maps and each refusal (traversal,
+separators, non-string values, duplicates, wrong types).
 """
 import json
 import os
@@ -17,7 +20,9 @@ import struct
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "corpus", "safetensors")
+CORPUS = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "corpus")
+OUT = os.path.join(CORPUS, "safetensors")
+OUT_INDEX = os.path.join(CORPUS, "safetensors_index")
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tools"))
 
 
@@ -131,3 +136,33 @@ for name, blob in sorted(files.items()):
     with open(os.path.join(OUT, name), "wb") as f:
         f.write(blob)
 print(f"{len(files)} files in {OUT}")
+
+index = {
+    "valid_two_shards": {"metadata": {"total_size": 28},
+                         "weight_map": {"a.weight": "model-00001-of-00002.safetensors",
+                                        "a.bias": "model-00001-of-00002.safetensors",
+                                        "b.weight": "model-00002-of-00002.safetensors"}},
+    "valid_no_metadata": {"weight_map": {"x": "m.safetensors"}},
+    "valid_null_metadata": {"metadata": None, "weight_map": {}},
+    "traversal": {"weight_map": {"a": "../m.safetensors"}},
+    "absolute": {"weight_map": {"a": "/etc/passwd"}},
+    "subdir": {"weight_map": {"a": "sub/m.safetensors"}},
+    "backslash": {"weight_map": {"a": "..\\m"}},
+    "dotdot": {"weight_map": {"a": ".."}},
+    "empty_name": {"weight_map": {"a": ""}},
+    "non_string": {"weight_map": {"a": 3}},
+    "map_array": {"weight_map": ["a"]},
+    "no_map": {"metadata": {}},
+    "metadata_string": {"metadata": "x", "weight_map": {}},
+    "array": [],
+}
+os.makedirs(OUT_INDEX, exist_ok=True)
+for name, obj in sorted(index.items()):
+    with open(os.path.join(OUT_INDEX, name), "w") as f:
+        json.dump(obj, f)
+for name, text in [("dup_tensor", '{"weight_map": {"a": "x", "a": "y"}}'),
+                   ("truncated", '{"weight_map": {"a": "x"'),
+                   ("many_shards", json.dumps({"weight_map": {f"t{i}": f"s{i}" for i in range(80)}}))]:
+    with open(os.path.join(OUT_INDEX, name), "w") as f:
+        f.write(text)
+print(f"{len(index) + 3} files in {OUT_INDEX}")
