@@ -49,6 +49,7 @@ static const char default_format_regex[] =
 #define MAX_TOOL_CANDIDATES 32
 #define MAX_UNWRAP_DEPTH 64
 #define MAX_SUFFIXES 16
+#define MAX_LABELS 16
 #define MAX_SUFFIX_BYTES 64
 
 enum { ANCHOR_FULL, ANCHOR_START, ANCHOR_SEARCH };
@@ -1665,6 +1666,30 @@ static int check_label(const rules_state *st, const json_t *label, rwd_error *er
 {
 	if (!label || json_is_null(label) || json_is_number(label))
 		return 0;
+	if (json_is_array(label)) {
+		rwd_error_where(err, NULL, "label");
+		size_t n = json_array_size(label);
+		if (n == 0)
+			return rwd_errorf(err, RWD_E_INVALID, "a 'label' array must not be empty");
+		if (n > MAX_LABELS)
+			return rwd_errorf(err, RWD_E_LIMIT, "'label' has %zu answers, more than %d", n, MAX_LABELS);
+		size_t i;
+		const json_t *v;
+		json_array_foreach(label, i, v) {
+			char field[32];
+			snprintf(field, sizeof(field), "label[%zu]", i);
+			if (json_is_number(v))
+				continue;
+			int r = json_is_string(v) ? check_text(v, field, st->max_label, err) : RWD_E_INVALID;
+			if (r == RWD_E_INVALID) {
+				rwd_error_where(err, NULL, field);
+				return rwd_errorf(err, r, "the answers of a 'label' array must be strings or numbers");
+			}
+			if (r)
+				return r;
+		}
+		return 0;
+	}
 	if (json_is_string(label)) {
 		int r = check_text(label, "label", st->max_label, err);
 		if (r)
@@ -1672,7 +1697,7 @@ static int check_label(const rules_state *st, const json_t *label, rwd_error *er
 	} else if (!json_is_object(label)) {
 		rwd_error_where(err, NULL, "label");
 		return rwd_errorf(err, RWD_E_INVALID,
-			"'label' must be a string, a number or a tool call object {\"name\", \"arguments\"}");
+			"'label' must be a string, a number, an array of those, or a tool call object {\"name\", \"arguments\"}");
 	}
 	json_t *root;
 	tool_call tc;
@@ -1806,6 +1831,29 @@ static int format_score(const rules_state *st, pcre2_match_data *md, const char 
 	return item_fail(it, RWD_E_FORMAT, "response", what);
 }
 
+/* Accuracy against one label answer (a string or a number). */
+static int label_accuracy(const rules_state *st, const char *s, size_t n, const json_t *label,
+	double *v, int *absent)
+{
+	char num[64];
+	const char *ls;
+	size_t ln;
+	if (json_is_integer(label)) {
+		ln = (size_t)snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(label));
+		ls = num;
+	} else if (json_is_real(label)) {
+		ln = (size_t)snprintf(num, sizeof(num), "%.17g", json_real_value(label));
+		ls = num;
+	} else if (json_is_string(label)) {
+		ls = json_string_value(label);
+		ln = json_string_length(label);
+	} else {
+		*absent = 1;
+		return 0;
+	}
+	return accuracy_score(st, s, n, ls, ln, v, absent);
+}
+
 static int score_item(const rules_state *st, pcre2_match_data *md, rwd_item *it)
 {
 	const json_t *resp = json_object_get(it->input, "response");
@@ -1855,24 +1903,19 @@ static int score_item(const rules_state *st, pcre2_match_data *md, rwd_item *it)
 			put(st, it, DIM_TOOL_ARGS, args);
 			tool_call_clear(&got);
 			json_decref(rroot);
-		} else if (enabled(st, DIM_ACCURACY) && (json_is_string(label) || json_is_number(label))) {
-			char num[64];
-			const char *ls;
-			size_t ln;
-			if (json_is_integer(label)) {
-				ln = (size_t)snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(label));
-				ls = num;
-			} else if (json_is_real(label)) {
-				ln = (size_t)snprintf(num, sizeof(num), "%.17g", json_real_value(label));
-				ls = num;
-			} else {
-				ls = json_string_value(label);
-				ln = json_string_length(label);
+		} else if (enabled(st, DIM_ACCURACY)) {
+			/* an array of answers: the best match; absent when every answer is empty */
+			size_t k = json_is_array(label) ? json_array_size(label) : 1;
+			double best = -1;
+			for (size_t i = 0; i < k && r == 0; i++) {
+				int absent;
+				r = label_accuracy(st, s, n, json_is_array(label) ? json_array_get(label, i) : label,
+					&v, &absent);
+				if (r == 0 && !absent && v > best)
+					best = v;
 			}
-			int absent;
-			r = accuracy_score(st, s, n, ls, ln, &v, &absent);
-			if (r == 0 && !absent)
-				put(st, it, DIM_ACCURACY, v);
+			if (r == 0 && best >= 0)
+				put(st, it, DIM_ACCURACY, best);
 		}
 		tool_call_clear(&want);
 		json_decref(lroot);

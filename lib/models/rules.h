@@ -3,7 +3,7 @@
  * no weights. Registered in lib/models/model.c as kind "rules".
  *
  * Item fields: `response` (string, required), `prompt` (string, optional),
- * `label` (string, number or tool-call object, optional), `reference`
+ * `label` (string, number, array of those, or tool-call object, optional), `reference`
  * (string or array of strings, optional). Other fields are left to the
  * serving layer.
  *
@@ -54,6 +54,9 @@
  *             When the label is a number but the extracted answer is not,
  *             the last number inside the answer is used ("x = 42" -> 42).
  *             Otherwise the normalised strings must be equal. 1 or 0.
+ *             A `label` array (1..16 strings/numbers) lists acceptable
+ *             answers: 1 when any matches. An empty or whitespace-only
+ *             label (every one, for an array) leaves accuracy absent.
  * bleu        Present only when the item has a `reference`. Sentence BLEU
  *             (order `bleu_order`, uniform weights) against all references,
  *             equal to NLTK 3.8 nltk.translate.bleu_score.sentence_bleu with

@@ -182,7 +182,6 @@ START_TEST(check_names_the_bad_field)
 		"reference[1]");
 	item_fails(m, item_of("{\"response\": \"a\", \"reference\": [\"x\", \"y\", \"z\"]}"), RWD_E_LIMIT,
 		"reference");
-	item_fails(m, item_of("{\"response\": \"a\", \"label\": [1]}"), RWD_E_INVALID, "label");
 	item_fails(m, item_of("{\"response\": \"a\", \"label\": true}"), RWD_E_INVALID, "label");
 	item_fails(m, item_of("{\"response\": \"a\", \"label\": {\"arguments\": {}}}"), RWD_E_INVALID,
 		"label");
@@ -371,6 +370,17 @@ START_TEST(accuracy_absent_without_label)
 	ASSERT_ABSENT(m, "{\"response\": \"<answer>4</answer>\"}", "bleu");
 	ASSERT_ABSENT(m, "{\"response\": \"<answer>4</answer>\"}", "tool_name");
 	ASSERT_DIM(m, "{\"response\": \"<answer>4</answer>\", \"label\": \"4\"}", "accuracy", 1);
+	/* arrays of acceptable answers */
+	ASSERT_DIM(m, "{\"response\": \"<answer>four</answer>\", \"label\": [\"4\", \"Four\"]}", "accuracy", 1);
+	ASSERT_DIM(m, "{\"response\": \"<answer>0.5</answer>\", \"label\": [7, 0.5]}", "accuracy", 1);
+	ASSERT_DIM(m, "{\"response\": \"<answer>5</answer>\", \"label\": [\"4\", \"four\"]}", "accuracy", 0);
+	ASSERT_ABSENT(m, "{\"response\": \"<answer>5</answer>\", \"label\": [\"\", \" \"]}", "accuracy");
+	ASSERT_ABSENT(m, "{\"response\": \"<answer>5</answer>\", \"label\": [\"5\"]}", "tool_name");
+	item_fails(m, item_of("{\"response\": \"a\", \"label\": []}"), RWD_E_INVALID, "label");
+	item_fails(m, item_of("{\"response\": \"a\", \"label\": [\"1\", {\"name\": \"f\"}]}"), RWD_E_INVALID,
+		"label[1]");
+	item_fails(m, item_of("{\"response\": \"a\", \"label\": [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]}"),
+		RWD_E_LIMIT, "label");
 	ASSERT_ABSENT(m, "{\"response\": \"<answer>4</answer>\", \"label\": \"4\"}", "tool_args");
 	rwd_model_free(m);
 }
