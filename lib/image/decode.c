@@ -1,6 +1,8 @@
 /* image/decode.c — see decode.h for the contract and the Pillow parity rules. */
 #include "image/decode.h"
 
+#include "core/base64.h"
+
 #include <png.h>
 #include <setjmp.h>
 #include <stdio.h>
@@ -747,6 +749,30 @@ int rwd_image_decode(const uint8_t *data, size_t n, const rwd_image_decode_param
 	default:
 		return unsupported(data, n, err);
 	}
+}
+
+int rwd_image_decode_base64(const char *str, size_t n, size_t max_bytes,
+	const rwd_image_decode_params *params, rwd_arena *arena, rwd_image *out, rwd_error *err)
+{
+	const char *payload;
+	size_t pn;
+	memset(out, 0, sizeof(*out));
+	int r = rwd_base64_strip_data_url(str, n, 1, &payload, &pn, NULL, 0, err);
+	if (r)
+		return r;
+	rwd_base64_params bp = rwd_base64_default_params();
+	bp.max_out = max_bytes;
+	uint8_t *bytes = NULL;
+	size_t nb = 0;
+	r = rwd_base64_decode(payload, pn, &bp, NULL, &bytes, &nb, err);
+	if (r) {
+		if (err && err->offset >= 0) /* relative to the whole string */
+			err->offset += payload - str;
+		return r;
+	}
+	r = rwd_image_decode(bytes, nb, params, arena, out, err);
+	free(bytes);
+	return r;
 }
 
 void rwd_image_free(rwd_image *img)

@@ -118,6 +118,19 @@ int rwd_image_probe(const uint8_t *data, size_t n, rwd_image_format *fmt, int *w
 int rwd_image_decode(const uint8_t *data, size_t n, const rwd_image_decode_params *params,
 	rwd_arena *arena, rwd_image *out, rwd_error *err);
 
+/*
+ * The path every image model uses for a JSON image field: `str[0..n)` is
+ * base64 or a `data:image/...;base64,` URL (core/base64.h's strict rules,
+ * whitespace allowed); its bytes (at most max_bytes, checked before
+ * allocating: RWD_E_LIMIT) are decoded as rwd_image_decode does. The
+ * encoded bytes live in a temporary malloc buffer; the pixels come from
+ * `arena` (or malloc when NULL). Base64 errors carry err->offset relative
+ * to the start of `str`. A data URL whose media type is not image/... is
+ * RWD_E_UNSUPPORTED.
+ */
+int rwd_image_decode_base64(const char *str, size_t n, size_t max_bytes,
+	const rwd_image_decode_params *params, rwd_arena *arena, rwd_image *out, rwd_error *err);
+
 /* Free the pixels of an image decoded with arena == NULL. Accepts NULL. */
 void rwd_image_free(rwd_image *img);
 

@@ -1,7 +1,6 @@
 /* models/image_metrics.c — see image_metrics.h. */
 #include "models/image_metrics.h"
 
-#include "core/base64.h"
 #include "models/model.h"
 
 #include <math.h>
@@ -335,31 +334,14 @@ static int kind_check(const void *state, const json_t *item, size_t *cost, rwd_e
 	return r;
 }
 
-/* base64 / data URL → bytes (malloc) → pixels (arena). */
+/* base64 / data URL -> pixels (arena), through the shared image path. */
 static int decode_field(const im_state *s, const json_t *item, const char *field, rwd_arena *arena,
 	rwd_image *out, rwd_error *err)
 {
 	json_t *v = json_object_get(item, field);
-	const char *str = json_string_value(v);
-	size_t n = json_string_length(v);
-	const char *payload;
-	size_t pn;
 	rwd_error_where(err, NULL, field);
-	int r = rwd_base64_strip_data_url(str, n, 1, &payload, &pn, NULL, 0, err);
-	if (r)
-		return r;
-	rwd_base64_params bp = rwd_base64_default_params();
-	bp.max_out = s->max_image_bytes;
-	uint8_t *bytes = NULL;
-	size_t nb = 0;
-	r = rwd_base64_decode(payload, pn, &bp, NULL, &bytes, &nb, err);
-	if (r) {
-		if (err && err->offset >= 0) /* make the offset relative to the whole string */
-			err->offset += payload - str;
-		return r;
-	}
-	r = rwd_image_decode(bytes, nb, &s->decode, arena, out, err);
-	free(bytes);
+	int r = rwd_image_decode_base64(json_string_value(v), json_string_length(v), s->max_image_bytes,
+		&s->decode, arena, out, err);
 	if (r)
 		return r;
 	rwd_error_where(err, NULL, "");

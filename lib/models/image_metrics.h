@@ -35,7 +35,10 @@
  * field "source_image"): a preservation reward of 0 would be a lie.
  *
  * Kind options (model "options" object; unknown keys are rejected):
- *   "max_image_bytes"        decoded bytes per image (default 32 MiB)
+ *   "max_image_bytes"        decoded bytes per image (default 32 MiB); check()
+ *                            refuses longer strings than its base64 form
+ *                            plus MIME line breaks and a data: prefix can be
+ *                            (RWD_E_LIMIT, 413) without decoding anything
  *   "composite_background"   [r, g, b]: blend alpha over this colour instead
  *                            of dropping it (Pillow's default)
  *   "apply_exif_orientation" true: rotate/flip by EXIF Orientation
