@@ -12,7 +12,8 @@
 //           Llama-3 regex, ignore_merges, legacy "a b" merges,
 //           Sequence[ByteLevel, TemplateProcessing(<|begin_of_text|> $A)],
 //           plus lstrip/rstrip/single_word and normalized added tokens);
-// encodes >= 5,000 generated strings with both libraries and requires equal
+// encodes 5,200 generated strings (qwen2; 3,000 for llama3, to keep the ASan
+// run under a minute) with both libraries and requires equal
 // ids. Also checks our vocab.json + merges.txt loader (qwen2 preset) against
 // the Rust library on the same strings. Exit 77 (skip) when node_modules or
 // the fixture is missing.
@@ -134,7 +135,7 @@ async function main() {
     const cases = [
       { name: 'qwen2', json: qwen2Json(), strings: generate(20240601, 5200) },
       { name: 'llama3', json: llama3Json(),
-        strings: generate(777, 5200, { specials: ['<|begin_of_text|>', '<|start_header_id|>', '<|end_header_id|>',
+        strings: generate(777, 3000, { specials: ['<|begin_of_text|>', '<|start_header_id|>', '<|end_header_id|>',
           '<|eot_id|>', '<|eot|>', '<mask>', ' <mask> ', 'a<mask>b', 'reward model', 'Reward model', '<|im_start|>'] }) },
     ];
     for (const c of cases) {
@@ -152,8 +153,9 @@ async function main() {
         // vocab.json + merges.txt + added_tokens.json through the qwen2 preset
         const at = path.join(dir, 'added_tokens.json');
         fs.writeFileSync(at, JSON.stringify({ '<|endoftext|>': 151643, '<|im_start|>': 151644, '<|im_end|>': 151645 }));
-        const o2 = runHarness(['vocab', path.join(fixdir, 'vocab.json'), path.join(fixdir, 'merges.txt'), 'qwen2', at], c.strings);
-        bad += compare('qwen2 vocab+merges', c.strings, ref, o2.lines);
+        const some = c.strings.slice(0, 2600); // the loader, not the encoder, is under test here
+        const o2 = runHarness(['vocab', path.join(fixdir, 'vocab.json'), path.join(fixdir, 'merges.txt'), 'qwen2', at], some);
+        bad += compare('qwen2 vocab+merges', some, ref.slice(0, some.length), o2.lines);
         // no special tokens requested: ByteLevel post-processor adds none either way
         const plain = c.strings.slice(0, 300);
         const encn = await hf.encodeBatch(plain, { addSpecialTokens: false });
