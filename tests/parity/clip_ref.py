@@ -31,15 +31,14 @@ dtype: float64 by default (the oracle), or float32.
 Run with Debian's /usr/bin/python3.
 """
 import json
-import math
+import mmap
 import os
-import sys
+import struct
+import warnings
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
-import safetensors_io  # noqa: E402
 
 TEXT_DEFAULTS = {
     "vocab_size": 49408, "hidden_size": 512, "intermediate_size": 2048, "projection_dim": 512,
@@ -66,12 +65,53 @@ def load_config(folder):
     return cfg, text, vision
 
 
+class _Weights:
+    """Tensors of a safetensors file, mmapped; floats converted to `dtype` on
+    first use (the token embedding is only ever indexed, so never converted
+    whole). The format is parsed here, independently of our C loader."""
+
+    _NP = {"F32": np.float32, "F16": np.float16, "BF16": np.int16, "I64": np.int64}
+
+    def __init__(self, path, dtype):
+        self.dt = dtype
+        with open(path, "rb") as f:
+            self.mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        n = struct.unpack("<Q", self.mm[:8])[0]
+        self.header = {k: v for k, v in json.loads(self.mm[8:8 + n]).items() if k != "__metadata__"}
+        self.base = 8 + n
+        self.cache = {}
+
+    def raw(self, name):
+        info = self.header[name]
+        npdt = self._NP[info["dtype"]]
+        b, e = info["data_offsets"]
+        a = np.frombuffer(self.mm, dtype=npdt, count=(e - b) // np.dtype(npdt).itemsize,
+                          offset=self.base + b)
+        with warnings.catch_warnings():  # read-only mmap: we never write to it
+            warnings.simplefilter("ignore")
+            t = torch.from_numpy(a.copy() if info["dtype"] == "BF16" else a)
+        if info["dtype"] == "BF16":
+            t = t.view(torch.bfloat16)
+        return t.reshape(info["shape"])
+
+    def __getitem__(self, name):
+        if name not in self.cache:
+            t = self.raw(name)
+            self.cache[name] = t.to(self.dt) if t.is_floating_point() else t
+        return self.cache[name]
+
+    def get(self, name):
+        return self[name] if name in self.header else None
+
+    def rows(self, name, idx):
+        return self.raw(name)[idx].to(self.dt)
+
+
 class CLIPRef:
     def __init__(self, folder, dtype=torch.float64):
         self.cfg, self.text, self.vision = load_config(folder)
         self.dt = dtype
-        raw = safetensors_io.load(os.path.join(folder, "model.safetensors"))
-        self.w = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in raw.items()}
+        self.w = _Weights(os.path.join(folder, "model.safetensors"), dtype)
 
     # --- building blocks ---
     def _act(self, x, name):
@@ -151,7 +191,7 @@ class CLIPRef:
         out = []
         for ids in id_lists:
             t = torch.tensor(ids, dtype=torch.long)
-            x = self.w["text_model.embeddings.token_embedding.weight"][t]
+            x = self.w.rows("text_model.embeddings.token_embedding.weight", t)
             x = x + self.w["text_model.embeddings.position_embedding.weight"][: len(ids)]
             x = self._encoder(x[None], "text_model", c, causal=True)[0]
             x = self._ln(x, "text_model.final_layer_norm", c["layer_norm_eps"])
