@@ -42,6 +42,7 @@ struct rwd_batcher {
 	qnode *free_nodes;
 	qlist q[RWD_PRIO_LEVELS];
 	size_t queued, running;
+	size_t finishing;        /* threads inside done() callbacks */
 	uint64_t next_deadline;  /* earliest queued deadline (0 = none); a lower bound */
 	int draining, stopping;
 	worker *workers;
@@ -155,6 +156,29 @@ static void call_done(rwd_job *done)
 		done->done(done);
 		done = nx;
 	}
+}
+
+static int idle_locked(const rwd_batcher *b)
+{
+	return b->queued == 0 && b->running == 0 && b->finishing == 0;
+}
+
+/*
+ * Call done() for the finished jobs outside the lock (entered and left
+ * holding it). `finishing` keeps a drain from returning before every done()
+ * has returned.
+ */
+static void finish_jobs_locked(rwd_batcher *b, rwd_job *done)
+{
+	if (done) {
+		b->finishing++;
+		pthread_mutex_unlock(&b->mu);
+		call_done(done);
+		pthread_mutex_lock(&b->mu);
+		b->finishing--;
+	}
+	if (b->draining && idle_locked(b))
+		pthread_cond_broadcast(&b->idle_cv);
 }
 
 /*
@@ -274,10 +298,8 @@ static void run_batch(rwd_batcher *b, worker *w, size_t k, size_t tokens)
 		b->st.batches++;
 		b->st.items_run += nrun;
 	}
-	if (b->draining && b->queued == 0 && b->running == 0)
-		pthread_cond_broadcast(&b->idle_cv);
+	finish_jobs_locked(b, done);
 	pthread_mutex_unlock(&b->mu);
-	call_done(done);
 }
 
 static void *worker_main(void *arg)
@@ -294,11 +316,7 @@ static void *worker_main(void *arg)
 		rwd_job *done = NULL;
 		expire_locked(b, now, &done);
 		if (done) {
-			if (b->draining && b->queued == 0 && b->running == 0)
-				pthread_cond_broadcast(&b->idle_cv);
-			pthread_mutex_unlock(&b->mu);
-			call_done(done);
-			pthread_mutex_lock(&b->mu);
+			finish_jobs_locked(b, done);
 			continue;
 		}
 		if (b->queued == 0) {
@@ -471,7 +489,7 @@ int rwd_batcher_drain(rwd_batcher *b, uint64_t timeout_ns)
 	pthread_mutex_lock(&b->mu);
 	b->draining = 1;
 	pthread_cond_broadcast(&b->work_cv);
-	while (b->queued || b->running) {
+	while (!idle_locked(b)) {
 		if (b->queued && rwd_cond_wait_until(&b->idle_cv, &b->mu, until) == ETIMEDOUT &&
 			b->queued) {
 			/* The bound passed: answer what never started, then wait only
@@ -482,10 +500,8 @@ int rwd_batcher_drain(rwd_batcher *b, uint64_t timeout_ns)
 					drop_node_locked(b, pr, b->q[pr].head, RWD_E_STATE, &done);
 			set_depth(b);
 			r = RWD_E_TIMEOUT;
-			pthread_mutex_unlock(&b->mu);
-			call_done(done);
-			pthread_mutex_lock(&b->mu);
-		} else if (!b->queued && b->running) {
+			finish_jobs_locked(b, done);
+		} else if (!b->queued && !idle_locked(b)) {
 			pthread_cond_wait(&b->idle_cv, &b->mu);
 		}
 	}
