@@ -322,8 +322,12 @@ def run_slow(work):
                   b"Content-Length: %d\r\n\r\n" % len(body) + body)
         time.sleep(0.1)
         s.close()
-        time.sleep(0.6)
-        m = d.metrics()
+        t0 = time.time()
+        while time.time() - t0 < 5:
+            m = d.metrics()
+            if H.metric(m, "rewardd_items_total", model="gone", outcome="cancelled") >= 2:
+                break
+            time.sleep(0.1)
         C.check(H.metric(m, "rewardd_items_total", model="gone", outcome="cancelled") == 2,
                 "a gone client's items are dropped, not run")
         C.check(H.metric(m, "rewardd_batch_size_items_count", model="gone") == 0, "no batch ran for them")
@@ -333,10 +337,14 @@ def run_slow(work):
 
         def first():
             res["a"] = d.request("POST", "/v1/rewards", {"model": "slow", "items": [{"embedding": x}] * 4,
-                                                        "timeout_ms": 300})
+                                                        "timeout_ms": 1500})
         t = threading.Thread(target=first)
         t.start()
-        time.sleep(0.1)
+        t0 = time.time()
+        while time.time() - t0 < 1.4:
+            if d.request("GET", "/v1/models/slow").json["queue"]["queued"] == 4:
+                break
+            time.sleep(0.02)
         r = d.request("POST", "/v1/rewards", {"model": "slow", "items": [{"embedding": x}]})
         C.check(r.status == 429 and r.json["error"]["code"] == "queue_full" and
                 r.header("Retry-After") == "1", "queue full 429 + Retry-After: %d %s" % (r.status, r.raw[:200]))
