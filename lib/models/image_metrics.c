@@ -262,6 +262,12 @@ static int kind_load(const char *path, const json_t *opts, const rwd_batch_limit
 				goto fail;
 			}
 			s->decode.apply_exif_orientation = json_is_true(v);
+		} else if (strcmp(key, "gray16_high_byte") == 0) {
+			if (!json_is_boolean(v)) {
+				r = rwd_errorf(err, RWD_E_INVALID, "gray16_high_byte must be true or false");
+				goto fail;
+			}
+			s->decode.gray16_high_byte = json_is_true(v);
 		} else if (strcmp(key, "max_jpeg_scans") == 0) {
 			if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 100000) {
 				r = rwd_errorf(err, RWD_E_INVALID, "max_jpeg_scans must be an integer in 1..100000");
@@ -270,7 +276,7 @@ static int kind_load(const char *path, const json_t *opts, const rwd_batch_limit
 			s->decode.max_jpeg_scans = (unsigned)json_integer_value(v);
 		} else {
 			r = rwd_errorf(err, RWD_E_INVALID,
-				"unknown image_metrics option (expected max_image_bytes, composite_background, apply_exif_orientation, max_jpeg_scans)");
+				"unknown image_metrics option (expected max_image_bytes, composite_background, apply_exif_orientation, gray16_high_byte, max_jpeg_scans)");
 			goto fail;
 		}
 	}

@@ -42,6 +42,8 @@
  *   "composite_background"   [r, g, b]: blend alpha over this colour instead
  *                            of dropping it (Pillow's default)
  *   "apply_exif_orientation" true: rotate/flip by EXIF Orientation
+ *   "gray16_high_byte"       true: 16-bit grayscale PNG keeps the high byte
+ *                            instead of Pillow's clip to 0..255
  *   "max_jpeg_scans"         default 1000
  * The pixel limit is the model's max_image_pixels (rwd_batch_limits).
  *

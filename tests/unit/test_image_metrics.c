@@ -112,6 +112,7 @@ START_TEST(options_are_validated)
 		"{\"composite_background\": [1, 2]}",
 		"{\"composite_background\": [1, 2, 300]}",
 		"{\"apply_exif_orientation\": 1}",
+		"{\"gray16_high_byte\": \"yes\"}",
 		"{\"colour\": true}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -128,7 +129,7 @@ START_TEST(options_are_validated)
 		json_decref(o);
 	}
 	rwd_model_free(load_model("{\"composite_background\": [0, 0, 0], \"apply_exif_orientation\": true,"
-		" \"max_image_bytes\": 1000000, \"max_jpeg_scans\": 50}"));
+		" \"max_image_bytes\": 1000000, \"max_jpeg_scans\": 50, \"gray16_high_byte\": true}"));
 }
 END_TEST
 
