@@ -78,34 +78,37 @@ static float f32_from_bits(uint32_t u)
 	return f;
 }
 
-float rwd_f16_to_f32(uint16_t h)
+static uint32_t f32_to_bits(float f)
+{
+	uint32_t u;
+	memcpy(&u, &f, sizeof(u));
+	return u;
+}
+
+/*
+ * Written without branches (selects compile to cmov/blend, and the row loop
+ * vectorises): checkpoints hold hundreds of millions of F16 values and their
+ * exponents are unpredictable enough to make branches cost more than the work.
+ */
+static inline float f16_to_f32(uint16_t h)
 {
 	uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
 	uint32_t exp = (h >> 10) & 0x1fu;
 	uint32_t mant = h & 0x3ffu;
-	uint32_t bits;
+	/* normal: rebias the exponent from 15 to 127 */
+	uint32_t normal = ((exp + (127 - 15)) << 23) | (mant << 13);
+	/* inf keeps a zero mantissa; a NaN keeps its payload and is quieted
+	 * (bit 22), as F16C's vcvtph2ps and PyTorch do */
+	uint32_t infnan = 0x7f800000u | (mant << 13) | (mant ? 0x00400000u : 0);
+	/* zero and subnormals are mant * 2^-24, exact in float */
+	uint32_t small = f32_to_bits((float)mant * 0x1p-24f);
+	uint32_t bits = exp == 0x1f ? infnan : exp ? normal : small;
+	return f32_from_bits(sign | bits);
+}
 
-	if (exp == 0x1f) {
-		/* inf keeps a zero mantissa; a NaN keeps its payload and is
-		 * quieted (bit 22), as F16C's vcvtph2ps and PyTorch do */
-		bits = sign | 0x7f800000u | (mant << 13);
-		if (mant)
-			bits |= 0x00400000u;
-	} else if (exp) {
-		bits = sign | ((exp + (127 - 15)) << 23) | (mant << 13);
-	} else if (!mant) {
-		bits = sign;
-	} else {
-		/* subnormal: mant * 2^-24. Shift the leading one up to bit 10,
-		 * the implicit bit, lowering the exponent once per shift. */
-		uint32_t e = 127 - 15 + 1;
-		while (!(mant & 0x400u)) {
-			mant <<= 1;
-			e--;
-		}
-		bits = sign | (e << 23) | ((mant & 0x3ffu) << 13);
-	}
-	return f32_from_bits(bits);
+float rwd_f16_to_f32(uint16_t h)
+{
+	return f16_to_f32(h);
 }
 
 float rwd_bf16_to_f32(uint16_t b)
@@ -114,16 +117,23 @@ float rwd_bf16_to_f32(uint16_t b)
 	return f32_from_bits((uint32_t)b << 16);
 }
 
+/* memcpy per element: the source may be unaligned; compilers turn it into a plain load */
 void rwd_dtype_f16_to_f32_row(const void *src, float *dst, size_t n)
 {
 	const unsigned char *s = src;
-	for (size_t i = 0; i < n; i++)
-		dst[i] = rwd_f16_to_f32((uint16_t)(s[2 * i] | (s[2 * i + 1] << 8)));
+	for (size_t i = 0; i < n; i++) {
+		uint16_t h;
+		memcpy(&h, s + 2 * i, 2);
+		dst[i] = f16_to_f32(h);
+	}
 }
 
 void rwd_dtype_bf16_to_f32_row(const void *src, float *dst, size_t n)
 {
 	const unsigned char *s = src;
-	for (size_t i = 0; i < n; i++)
-		dst[i] = rwd_bf16_to_f32((uint16_t)(s[2 * i] | (s[2 * i + 1] << 8)));
+	for (size_t i = 0; i < n; i++) {
+		uint16_t b;
+		memcpy(&b, s + 2 * i, 2);
+		dst[i] = f32_from_bits((uint32_t)b << 16);
+	}
 }
