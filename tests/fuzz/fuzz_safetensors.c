@@ -7,6 +7,15 @@
  * tensors that lie inside the input, whose byte counts match shape x dtype,
  * that cover the data section exactly, and whose every byte and float can be
  * read (ASan checks the reads).
+ *
+ * Run (clang, libFuzzer), e.g. for a minute:
+ *   CC=clang meson setup build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false
+ *   ninja -C build-fuzz tests/fuzz/fuzz-safetensors
+ *   cp -r tests/fuzz/corpus/safetensors /tmp/st-corpus
+ *   build-fuzz/tests/fuzz/fuzz-safetensors -max_total_time=60 -max_len=4096 \
+ *       -dict=tests/fuzz/safetensors.dict /tmp/st-corpus
+ * The seed corpus is written by tests/fuzz/make_safetensors_corpus.py; files
+ * named found-* are libFuzzer finds that added coverage.
  */
 #include "tensor/safetensors.h"
 
