@@ -118,6 +118,8 @@ def main():
     setups = [
         ("rewardd, batching on (max_batch_size 64, max_delay_us 500)",
          {"max_batch_size": 64, "max_delay_us": 500, "max_queue_items": 4096}),
+        ("rewardd, batching on, no delay (max_batch_size 64, max_delay_us 0)",
+         {"max_batch_size": 64, "max_delay_us": 0, "max_queue_items": 4096}),
         ("rewardd, batching off (max_batch_size 1)",
          {"max_batch_size": 1, "max_delay_us": 0, "max_queue_items": 4096}),
     ]
