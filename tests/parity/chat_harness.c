@@ -12,8 +12,13 @@
  *       stdout: one JSON object per line:
  *         {"format": str} + {"outputs": [str | {"error": code, "message": str}]}
  *         or {"error": code, "message": str} when the template is refused.
+ *   chat_harness tokens TOKENIZER.JSON
+ *       the same requests; each rendering is encoded with the tokenizer
+ *       (add_special_tokens = 0, as apply_chat_template(tokenize=True)):
+ *       "outputs" holds arrays of ids.
  */
 #include "text/chat.h"
+#include "text/tokenizer.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -27,7 +32,22 @@ static json_t *error_json(const rwd_error *err)
 	return json_pack("{s:i, s:s}", "error", err->code, "message", rwd_error_format(err, buf, sizeof(buf)));
 }
 
-static json_t *render_all(const json_t *req)
+static json_t *encode(const rwd_tokenizer *tok, const char *text, size_t len, rwd_arena *a)
+{
+	rwd_encode_params ep = rwd_encode_default_params();
+	ep.add_special_tokens = 0;
+	rwd_token_ids ids;
+	rwd_error err;
+	rwd_error_clear(&err);
+	if (rwd_tokenizer_encode(tok, text, len, &ep, a, &ids, &err))
+		return error_json(&err);
+	json_t *arr = json_array();
+	for (size_t i = 0; i < ids.n; i++)
+		json_array_append_new(arr, json_integer(ids.ids[i]));
+	return arr;
+}
+
+static json_t *render_all(const json_t *req, const rwd_tokenizer *tok)
 {
 	rwd_error err;
 	rwd_error_clear(&err);
@@ -50,6 +70,8 @@ static json_t *render_all(const json_t *req)
 		rwd_error_clear(&err);
 		if (rwd_chat_render_json(t, json_object_get(c, "messages"), &p, a, &text, &len, &err))
 			json_array_append_new(outs, error_json(&err));
+		else if (tok)
+			json_array_append_new(outs, encode(tok, text, len, a));
 		else
 			json_array_append_new(outs, json_stringn(text, len));
 		rwd_arena_reset(a);
@@ -62,11 +84,23 @@ static json_t *render_all(const json_t *req)
 
 int main(int argc, char **argv)
 {
-	if (argc != 2 || (strcmp(argv[1], "hash") != 0 && strcmp(argv[1], "render") != 0)) {
-		fprintf(stderr, "usage: chat_harness hash|render < requests\n");
+	bool ok = (argc == 2 && (strcmp(argv[1], "hash") == 0 || strcmp(argv[1], "render") == 0)) ||
+		(argc == 3 && strcmp(argv[1], "tokens") == 0);
+	if (!ok) {
+		fprintf(stderr, "usage: chat_harness hash|render|tokens TOKENIZER.JSON < requests\n");
 		return 2;
 	}
 	bool hash = strcmp(argv[1], "hash") == 0;
+	rwd_tokenizer *tok = NULL;
+	if (argc == 3) {
+		rwd_error err;
+		rwd_error_clear(&err);
+		if (rwd_tokenizer_load_json(argv[2], NULL, &tok, &err)) {
+			char buf[1024];
+			fprintf(stderr, "chat_harness: %s\n", rwd_error_format(&err, buf, sizeof(buf)));
+			return 1;
+		}
+	}
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len;
@@ -90,7 +124,7 @@ int main(int argc, char **argv)
 				res = json_string(hex);
 			}
 		} else {
-			res = render_all(req);
+			res = render_all(req, tok);
 		}
 		char *s = json_dumps(res, JSON_ENCODE_ANY | JSON_COMPACT);
 		puts(s);
@@ -100,5 +134,6 @@ int main(int argc, char **argv)
 		json_decref(req);
 	}
 	free(line);
+	rwd_tokenizer_free(tok);
 	return 0;
 }

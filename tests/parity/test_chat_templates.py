@@ -13,9 +13,16 @@ user / assistant / tool mixes, empty content, Unicode, whitespace that
 `| trim` removes, <think> blocks, reasoning_content, tool responses) must
 render to exactly the same string. Templates we do not support, and
 rewrites that change what Jinja2 renders (a removed whitespace-control
-`-`, changed text), must be refused with RWD_E_UNSUPPORTED. Prints the
-counts and the number of mismatches (the worst error); exit 1 on any, 77
-when Jinja2 is missing.
+`-`, changed text), must be refused with RWD_E_UNSUPPORTED.
+
+Tokens too, when node, @anush008/tokenizers and ../shared/fixtures/
+qwen2-tokenizer are there: every conversation rendered and encoded by us
+(chat_harness tokens) must give the ids Hugging Face tokenizers gives for
+the Jinja2 rendering, with a Qwen2 tokenizer.json carrying the chat
+specials of Qwen2/Qwen3 and Llama-3.
+
+Prints the counts and the number of mismatches (the worst error); exit 1
+on any, 77 when Jinja2 is missing.
 """
 import datetime
 import glob
@@ -122,6 +129,85 @@ def run_harness(requests):
     return [json.loads(line) for line in p.stdout.decode().split("\n") if line]
 
 
+QWEN2_RX = ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
+            "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")
+CHAT_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>", "<tool_response>",
+                 "</tool_response>", "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
+HF_ENCODE_JS = r"""
+const fs = require('fs');
+const [mod, tokfile, infile, outfile] = process.argv.slice(1);
+const { Tokenizer } = require(mod);
+(async () => {
+  const tok = Tokenizer.fromFile(tokfile);
+  const strings = JSON.parse(fs.readFileSync(infile, 'utf8'));
+  const enc = await tok.encodeBatch(strings, { addSpecialTokens: false });
+  fs.writeFileSync(outfile, JSON.stringify(enc.map((e) => Array.from(e.getIds()))));
+})().catch((e) => { console.error(e); process.exit(1); });
+"""
+
+
+def token_check(requests, meta):
+    """Returns (compared, mismatches) or None with a printed reason."""
+    import shutil
+    import tempfile
+    node = shutil.which("node")
+    mod = os.path.join(root, "node_modules", "@anush008", "tokenizers")
+    fix = os.environ.get("RWD_FIXTURES") or os.path.join(root, "..", "shared", "fixtures")
+    fix = os.path.join(fix, "qwen2-tokenizer")
+    why = ("node not found" if not node else "@anush008/tokenizers not installed" if not os.path.isdir(mod)
+           else "fixture %s is absent" % fix if not os.path.exists(os.path.join(fix, "vocab.json")) else None)
+    if why:
+        print("tokens: skipped (%s)" % why)
+        return None
+    vocab = json.load(open(os.path.join(fix, "vocab.json"), encoding="utf-8"))
+    merges = [l.split(" ") for l in open(os.path.join(fix, "merges.txt"), encoding="utf-8").read().split("\n")
+              if l and not l.startswith("#version")]
+    base = len(vocab)
+    bl = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
+    tj = {"version": "1.0", "truncation": None, "padding": None,
+          "added_tokens": [{"id": base + i, "content": c, "single_word": False, "lstrip": False, "rstrip": False,
+                            "normalized": False, "special": not c.startswith(("<think", "</think", "<tool", "</tool"))}
+                           for i, c in enumerate(CHAT_SPECIALS)],
+          "normalizer": {"type": "NFC"},
+          "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+              {"type": "Split", "pattern": {"Regex": QWEN2_RX}, "behavior": "Isolated", "invert": False}, bl]},
+          "post_processor": bl, "decoder": bl,
+          "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": "",
+                    "end_of_word_suffix": "", "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                    "vocab": vocab, "merges": merges}}
+    with tempfile.TemporaryDirectory(prefix="rwd-chat-") as d:
+        tokfile = os.path.join(d, "tokenizer.json")
+        json.dump(tj, open(tokfile, "w", encoding="utf-8"), ensure_ascii=False)
+        texts, ours = [], []
+        reqs = [(r, m) for r, m in zip(requests, meta) if m[3] and "+" not in m[0]]
+        inp = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r, _ in reqs)
+        p = subprocess.run([harness, "tokens", tokfile], input=inp.encode(), capture_output=True, timeout=600)
+        if p.returncode != 0:
+            print("FAIL: chat_harness tokens:", p.stderr.decode(errors="replace"))
+            return (0, 1)
+        res = [json.loads(l) for l in p.stdout.decode().split("\n") if l]
+        for (r, m), out in zip(reqs, res):
+            for c, ids in zip(r["cases"], out["outputs"]):
+                texts.append(jinja_render(m[1], m[2], c["messages"], c["add_generation_prompt"]))
+                ours.append(ids)
+        json.dump(texts, open(os.path.join(d, "in.json"), "w", encoding="utf-8"), ensure_ascii=False)
+        q = subprocess.run([node, "-e", HF_ENCODE_JS, mod, tokfile, os.path.join(d, "in.json"),
+                            os.path.join(d, "out.json")], capture_output=True, timeout=600)
+        if q.returncode != 0:
+            print("FAIL: HF tokenizers:", q.stderr.decode(errors="replace"))
+            return (0, 1)
+        ref = json.load(open(os.path.join(d, "out.json")))
+    bad = 0
+    for t, a, b in zip(texts, ours, ref):
+        if a != b:
+            bad += 1
+            if bad == 1:
+                print("first token mismatch: text=%r\n ours=%r\n hf  =%r" % (t, a, b))
+    ntok = sum(len(b) for b in ref)
+    print("tokens: %d rendered conversations (%d HF ids) encoded, mismatches %d" % (len(texts), ntok, bad))
+    return (len(texts), bad)
+
+
 def main():
     files = sorted(glob.glob(os.path.join(root, "tests", "data", "chat_templates", "*.json")))
     if not files:
@@ -223,6 +309,9 @@ def main():
             if res.get("outputs", [None])[0] not in (before, after):
                 mismatches += 1
                 first_diff = first_diff or (label + " (today)", msgs, before, res)
+    tc = token_check(requests, meta)
+    if tc:
+        mismatches += tc[1]
     for label in sorted(formats):
         print("  %-40s -> %s" % (label, formats[label]))
     print("chat templates: %d renders compared with Jinja2, %d rewrites/templates refused as expected, "
