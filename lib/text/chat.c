@@ -377,9 +377,20 @@ static int canon_hash(const char *tpl, uint64_t *hash, char **sys, size_t *sys_l
 	*sys_len = 0;
 	if (n > TEMPLATE_MAX_BYTES)
 		return rwd_errorf(err, RWD_E_LIMIT, "chat template longer than %u bytes", TEMPLATE_MAX_BYTES);
-	if (n && tpl[n - 1] == '\n')
+	/* Jinja turns every \r\n and \r of the source into \n before lexing */
+	char *src = malloc(n + 1);
+	if (!src)
+		return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+	size_t w = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (tpl[i] == '\r' && i + 1 < n && tpl[i + 1] == '\n')
+			continue;
+		src[w++] = tpl[i] == '\r' ? '\n' : tpl[i];
+	}
+	n = w;
+	if (n && src[n - 1] == '\n')
 		n--; /* keep_trailing_newline = False */
-	struct lexer L = { .s = tpl, .n = n, .collect = true };
+	struct lexer L = { .s = src, .n = n, .collect = true };
 	int rc = canon_lex(&L);
 	if (!rc) {
 		L.collect = false;
@@ -391,6 +402,7 @@ static int canon_hash(const char *tpl, uint64_t *hash, char **sys, size_t *sys_l
 		*hash = fnv1a64(L.out.p ? L.out.p : "", L.out.n);
 	free(L.out.p);
 	free(L.lit.p);
+	free(src);
 	if (rc) {
 		free(L.sys);
 		if (rc == RWD_E_FORMAT)

@@ -8,7 +8,7 @@ The oracle is Jinja2 configured as transformers' apply_chat_template does
 raise_exception, tojson, strftime_now) rendering the real templates in
 tests/data/chat_templates/. For every supported template, and for
 harmless rewrites of it (re-indented tags, other quotes, x['k'] as x.k,
-another default system prompt), many generated conversations (system /
+CRLF line ends, another default system prompt), many generated conversations (system /
 user / assistant / tool mixes, empty content, Unicode, whitespace that
 `| trim` removes, <think> blocks, reasoning_content, tool responses) must
 render to exactly the same string. Templates we do not support, and
@@ -234,6 +234,7 @@ def main():
             variants.append((name + "+quotes", v, True))
             v = "{# a comment #}\n" + tpl + "\n"
             variants.append((name + "+comment", v, True))
+            variants.append((name + "+crlf", tpl.replace("\n", "\r\n"), True))
             for s in ("You are a helpful assistant.", "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."):
                 if s in tpl:
                     variants.append((name + "+sysprompt", tpl.replace(s, "Tu es un assistant 🤖 «utile»."), True))
