@@ -12,13 +12,22 @@
  *       OPTIONS: the kind options as JSON (or "null"); ITEMS: JSON array of
  *       items, run as ONE batch through rwd_model_run; OUT: JSON array of
  *       {"status": code, "error": msg, "scores": {dim: value}} per item.
+ *   clip_harness bench MODEL THREADS BATCH ITERS   (bench/bench_clip_vision.py)
+ *       image tower throughput on random pixels: prints one JSON line.
+ *   clip_harness sgemm THREADS M N K ITERS
+ *       GFLOP/s of rwd_nn_linear on [M, K] x [N, K]^T: prints one JSON line.
+ *   clip_harness fma
+ *       one core's AVX2 FMA peak (GFLOP/s), 0 without AVX2/FMA: one JSON line.
  * Exit 0, or 1 with a message on stderr.
  */
 #include "core/arena.h"
+#include "core/thread.h"
 #include "models/clip.h"
 #include "models/model.h"
+#include "nn/nn.h"
 #include "text/tokenizer.h"
 
+#include <immintrin.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,6 +248,104 @@ static int cmd_score(char **argv)
 	return 0;
 }
 
+static int cmd_bench(char **argv)
+{
+	char desc[256];
+	int threads = rwd_nn_threading_init(atoi(argv[1]), desc, sizeof(desc));
+	size_t batch = (size_t)atol(argv[2]), iters = (size_t)atol(argv[3]);
+	rwd_error err;
+	rwd_error_clear(&err);
+	rwd_batch_limits lim = rwd_model_default_params().limits;
+	lim.max_batch_size = batch;
+	rwd_clip *m = NULL;
+	void *scratch = NULL;
+	if (rwd_clip_load(argv[0], NULL, &lim, &m, &err))
+		die("load", &err);
+	if (rwd_clip_scratch_new(m, &scratch, &err))
+		die("scratch", &err);
+	const size_t S = (size_t)rwd_clip_image_size(m), D = rwd_clip_projection_dim(m);
+	float *px = malloc(batch * 3 * S * S * sizeof(float));
+	float *out = malloc(batch * D * sizeof(float));
+	const float **pp = malloc(batch * sizeof(*pp));
+	unsigned seed = 1;
+	for (size_t i = 0; i < batch * 3 * S * S; i++) {
+		seed = seed * 1103515245u + 12345u;
+		px[i] = (float)((seed >> 8) & 0xffff) / 32768.0f - 1.0f;
+	}
+	for (size_t i = 0; i < batch; i++)
+		pp[i] = px + i * 3 * S * S;
+	rwd_clip_encode_images(m, scratch, pp, batch, out); /* warm-up */
+	uint64_t t0 = rwd_now_ns();
+	for (size_t it = 0; it < iters; it++)
+		rwd_clip_encode_images(m, scratch, pp, batch, out);
+	double sec = (double)(rwd_now_ns() - t0) / 1e9 / (double)iters;
+	printf("{\"batch\": %zu, \"threads\": %d, \"seconds_per_batch\": %.6f, \"images_per_s\": %.3f, \"blas\": \"%s\"}\n",
+		batch, threads, sec, (double)batch / sec, desc);
+	free(pp);
+	free(out);
+	free(px);
+	rwd_clip_scratch_free(scratch);
+	rwd_clip_free(m);
+	return 0;
+}
+
+static int cmd_sgemm(char **argv)
+{
+	char desc[256];
+	int threads = rwd_nn_threading_init(atoi(argv[0]), desc, sizeof(desc));
+	size_t M = (size_t)atol(argv[1]), N = (size_t)atol(argv[2]), K = (size_t)atol(argv[3]);
+	size_t iters = (size_t)atol(argv[4]);
+	float *x = calloc(M * K, sizeof(float)), *w = calloc(N * K, sizeof(float));
+	float *y = calloc(M * N, sizeof(float));
+	for (size_t i = 0; i < M * K; i++)
+		x[i] = (float)(i % 7) * 0.1f;
+	for (size_t i = 0; i < N * K; i++)
+		w[i] = (float)(i % 5) * 0.1f;
+	rwd_nn_linear(x, M, K, 0, w, NULL, N, y, 0);
+	uint64_t t0 = rwd_now_ns();
+	for (size_t it = 0; it < iters; it++)
+		rwd_nn_linear(x, M, K, 0, w, NULL, N, y, 0);
+	double sec = (double)(rwd_now_ns() - t0) / 1e9 / (double)iters;
+	printf("{\"m\": %zu, \"n\": %zu, \"k\": %zu, \"threads\": %d, \"gflops\": %.2f}\n", M, N,
+		K, threads, 2.0 * (double)M * (double)N * (double)K / sec / 1e9);
+	free(x);
+	free(w);
+	free(y);
+	return 0;
+}
+
+/* 10 independent 8-lane FMA chains: enough to cover latency x ports on
+ * Haswell..Zen; the result is one core's sustained FMA throughput. */
+__attribute__((target("avx2,fma"))) static double fma_gflops(void)
+{
+	__m256 acc[10];
+	const __m256 b = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+	for (int i = 0; i < 10; i++)
+		acc[i] = _mm256_set1_ps((float)i);
+	const size_t iters = 50u * 1000u * 1000u;
+	uint64_t t0 = rwd_now_ns();
+	for (size_t it = 0; it < iters; it++)
+		for (int i = 0; i < 10; i++)
+			acc[i] = _mm256_fmadd_ps(acc[i], b, c);
+	double sec = (double)(rwd_now_ns() - t0) / 1e9;
+	float sink[8];
+	__m256 sum = acc[0];
+	for (int i = 1; i < 10; i++)
+		sum = _mm256_add_ps(sum, acc[i]);
+	_mm256_storeu_ps(sink, sum);
+	if (sink[0] == 12345.0f)
+		puts("");
+	return (double)iters * 10 * 8 * 2 / sec / 1e9;
+}
+
+static int cmd_fma(void)
+{
+	__builtin_cpu_init();
+	double g = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? fma_gflops() : 0;
+	printf("{\"fma_gflops_per_core\": %.2f}\n", g);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 8 && strcmp(argv[1], "embed") == 0)
@@ -247,6 +354,12 @@ int main(int argc, char **argv)
 		return cmd_tokenize(argv + 2);
 	if (argc == 6 && strcmp(argv[1], "score") == 0)
 		return cmd_score(argv + 2);
+	if (argc == 6 && strcmp(argv[1], "bench") == 0)
+		return cmd_bench(argv + 2);
+	if (argc == 2 && strcmp(argv[1], "fma") == 0)
+		return cmd_fma();
+	if (argc == 7 && strcmp(argv[1], "sgemm") == 0)
+		return cmd_sgemm(argv + 2);
 	fprintf(stderr, "usage: see tests/parity/clip_harness.c\n");
 	return 2;
 }
