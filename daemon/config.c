@@ -21,7 +21,15 @@ void rwd_config_defaults(rwd_config *c)
 	c->connection_timeout_s = 30;
 	c->connection_memory_limit = 128 * 1024;
 	c->max_body_bytes = 16u << 20;
-	c->requests = rwd_request_default_limits();
+	/* every limit's default lives here (lib/ defaults are only fallbacks) */
+	c->requests.max_items = 256;
+	c->requests.max_depth = 32;
+	c->requests.max_string_bytes = 8u << 20;
+	c->requests.max_id_bytes = 256;
+	c->requests.default_timeout_ms = 30000;
+	c->requests.max_timeout_ms = 300000;
+	c->model_max_tokens = 4096;
+	c->model_max_image_pixels = 4096ull * 4096ull;
 	c->api_keys_env = strdup("REWARDD_API_KEYS");
 	c->metrics_requires_key = 0;
 	c->drain_timeout_ms = 30000;
@@ -197,8 +205,8 @@ static rwd_model_config *model_slot(rwd_config *c, const char *name, rwd_error *
 	memset(m, 0, sizeof(*m));
 	m->name = strdup(name);
 	m->batching = c->batching;
-	m->max_tokens = 4096;
-	m->max_image_pixels = 4096ull * 4096ull;
+	m->max_tokens = c->model_max_tokens;
+	m->max_image_pixels = c->model_max_image_pixels;
 	if (!m->name) {
 		rwd_errorf(err, RWD_E_NOMEM, "out of memory");
 		return NULL;

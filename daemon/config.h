@@ -59,6 +59,8 @@ typedef struct rwd_config {
 	int blas_threads;           /* 0: chosen from cores and workers */
 	/* models: defaults, then each */
 	rwd_batching_config batching;
+	size_t model_max_tokens;          /* default of models.NAME.max_tokens */
+	uint64_t model_max_image_pixels;  /* default of models.NAME.max_image_pixels */
 	rwd_model_config *models;
 	size_t n_models;
 } rwd_config;

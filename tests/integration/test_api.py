@@ -366,7 +366,9 @@ def run_slow(work):
 def run_empty():
     """No model: the daemon starts, /readyz is 503, scoring is 503; /metrics
     behind a key when configured so."""
-    d = H.Daemon(EXE, {"auth": {"metrics_requires_key": True}}, env={"REWARDD_API_KEYS": KEY})
+    d = H.Daemon(EXE, {"auth": {"metrics_requires_key": True},
+                       "http": {"per_ip_connection_limit": 3, "connection_timeout_s": 1}},
+                 env={"REWARDD_API_KEYS": KEY})
     try:
         r = d.request("GET", "/readyz")
         C.check(r.status == 503 and r.json["status"] == "no_models", "readyz 503 with no model")
@@ -374,6 +376,27 @@ def run_empty():
         C.check(r.status == 503 and r.json["error"]["code"] == "no_model", "score with no model 503")
         C.check(d.request("GET", "/healthz").status == 200, "healthz 200 with no model")
         C.check(d.request("GET", "/metrics").status == 401, "metrics need the key when configured")
+        # per-IP connection limit: a 4th concurrent connection from 127.0.0.1 is
+        # refused; idle ones are closed after connection_timeout_s, freeing slots
+        idle = [socket.create_connection(("127.0.0.1", d.port)) for _ in range(3)]
+        time.sleep(0.2)
+        try:
+            d.request("GET", "/healthz")
+            refused = False
+        except (ConnectionError, OSError):
+            refused = True
+        C.check(refused, "per-IP connection limit refuses the 4th connection")
+        time.sleep(2.0)
+        closed = 0
+        for s_ in idle:
+            s_.settimeout(1)
+            try:
+                closed += s_.recv(1) == b""
+            except OSError:
+                closed += 1
+            s_.close()
+        C.check(closed == 3, "idle connections closed after connection_timeout_s (%d of 3)" % closed)
+        C.check(d.request("GET", "/healthz").status == 200, "slots free again")
         C.check(d.request("GET", "/metrics", key=KEY).status == 200, "metrics with the key")
     finally:
         C.check(d.stop(sig=2) == 0, "SIGINT exit 0")
