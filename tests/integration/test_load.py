@@ -15,7 +15,7 @@ import rwd_harness as H  # noqa: E402
 
 EXE = sys.argv[1]
 CLIENTS = 64
-PER_CLIENT = 25
+PER_CLIENT = 12
 D_IN = 32
 C = H.Checker("test_load")
 
