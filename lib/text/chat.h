@@ -16,10 +16,13 @@
  * the same template. The canonical form's 64-bit hash must be one of the
  * real templates below; anything else is RWD_E_UNSUPPORTED. We never guess.
  *
- *   RWD_CHAT_QWEN2   Qwen2-Instruct (also Qwen1.5-style templates with that
- *                    exact structure, e.g. SmolLM2): default system prompt
- *                    when the first message is not `system`, then
+ *   RWD_CHAT_QWEN2   Qwen2-Instruct (and any template of exactly its
+ *                    structure with another default prompt, e.g. SmolLM2's):
+ *                    the default system prompt when the first message is
+ *                    not `system`, then
  *                    `<|im_start|>{role}\n{content}<|im_end|>\n` per message.
+ *                    (Qwen1.5-Chat's template, which leaves the last turn
+ *                    open, is a different template and is refused.)
  *   RWD_CHAT_QWEN25  Qwen2.5 Instruct and base: the same, `tool` messages
  *                    grouped into one user turn of <tool_response> blocks.
  *   RWD_CHAT_QWEN3   Qwen3 (first release, used by Skywork-Reward-V2-Qwen3,
