@@ -90,9 +90,10 @@ typedef struct cl_scratch {
 	float *img_emb, *txt_emb, *unit;   /* [2*cap, proj], [3*cap, proj], [2*cap, proj] */
 	float *head_in, *head_out, *head_s;
 	size_t *start, *len;
-	const float **pix;                 /* [cap] */
-	const int32_t **ids;               /* [cap] */
-	size_t *ids_n;                     /* [cap] */
+	const float **pix;                 /* [2 cap] */
+	const int32_t **ids;               /* [3 cap] */
+	size_t *ids_n;                     /* [3 cap] */
+	uint64_t *pix_hash;                /* [2 cap] */
 	void *block;
 } cl_scratch;
 
@@ -100,6 +101,7 @@ typedef struct cl_scratch {
 enum { T_ALIGN, T_TARGET, T_SOURCE, N_TEXTS };
 typedef struct cl_prep {
 	float *pix[2];                  /* image, source image (or NULL): [3, S, S] */
+	uint64_t pix_hash[2];           /* FNV-1a of the pixels, to find duplicates fast */
 	const int32_t *ids[N_TEXTS];    /* token ids, NULL when absent */
 	size_t n[N_TEXTS];
 	size_t img_slot[2], txt_slot[N_TEXTS]; /* forward(): index of the distinct encoding */
@@ -845,7 +847,7 @@ int rwd_clip_scratch_new(const rwd_clip *m, void **out, rwd_error *err)
 		2 * C * m->proj, 3 * C * m->proj, 2 * C * m->proj,
 		2 * C * m->proj, head_o, head_s,
 		2 * C, 2 * C,                                 /* start, len: size_t [C] */
-		4 * C, 6 * C, 6 * C,                          /* pix [2C], ids [3C], ids_n [3C] */
+		4 * C, 6 * C, 6 * C, 4 * C,                   /* pix [2C], ids [3C], ids_n [3C], pix_hash [2C] */
 	};
 	enum { NBUF = sizeof(sizes) / sizeof(sizes[0]) };
 	size_t total = 0;
@@ -888,6 +890,7 @@ int rwd_clip_scratch_new(const rwd_clip *m, void **out, rwd_error *err)
 	s->pix = ptrs[14];
 	s->ids = ptrs[15];
 	s->ids_n = ptrs[16];
+	s->pix_hash = ptrs[17];
 	*out = s;
 	return 0;
 }
@@ -1182,6 +1185,15 @@ static int prepare_image(const rwd_clip *m, const json_t *item, const char *fiel
 	return 0;
 }
 
+static uint64_t fnv1a(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	uint64_t h = 14695981039346656037ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 1099511628211ull;
+	return h;
+}
+
 static int prepare_text(const rwd_clip *m, const char *field, const char *text,
 	rwd_arena *arena, const int32_t **ids, size_t *n, rwd_error *err)
 {
@@ -1233,6 +1245,9 @@ static int kind_prepare(const void *state, void *scratch, rwd_item *item, rwd_ar
 	if (src && !json_is_null(src) &&
 	    (r = prepare_image(m, item->input, "source_image", arena, &p->pix[1], err)))
 		return r;
+	for (int k = 0; k < 2; k++)
+		if (p->pix[k])
+			p->pix_hash[k] = fnv1a(p->pix[k], 3 * m->S * m->S * sizeof(float));
 	if (m->tok) {
 		static const char *const align[] = {"prompt", "target_caption"};
 		static const char *const target[] = {"target_caption", "instruction", "prompt"};
@@ -1297,16 +1312,20 @@ static int kind_forward(const void *state, void *scratch, rwd_item *const *items
 	const float **ulist = s->pix;
 	const int32_t **tlist = s->ids;
 	size_t *tlen = s->ids_n;
+	uint64_t *uhash = s->pix_hash;
 	for (size_t i = 0; i < n; i++) {
 		cl_prep *p = items[i]->prep;
 		for (int k = 0; k < 2; k++) {
 			if (!p->pix[k])
 				continue;
 			size_t j = 0;
-			while (j < n_img && memcmp(ulist[j], p->pix[k], PX * sizeof(float)) != 0)
+			while (j < n_img && !(uhash[j] == p->pix_hash[k] &&
+				memcmp(ulist[j], p->pix[k], PX * sizeof(float)) == 0))
 				j++;
-			if (j == n_img)
+			if (j == n_img) {
+				uhash[n_img] = p->pix_hash[k];
 				ulist[n_img++] = p->pix[k];
+			}
 			p->img_slot[k] = j;
 		}
 		for (int k = 0; k < N_TEXTS; k++) {
