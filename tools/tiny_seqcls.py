@@ -7,7 +7,7 @@ A family module of tools/make_tiny_models.py:
 
 Writes OUT/config.json (the keys transformers writes for these model types),
 OUT/model.safetensors (HF tensor names, F32/BF16/F16), OUT/tokenizer_config.json
-(with the family's chat template: ChatML for Qwen, Llama-3 for Llama) and
+(with the family's real chat template: Qwen2.5 / Qwen3 ChatML, Llama-3) and
 OUT/generation_config.json. No tokenizer.json: the tiny vocabularies are
 fictional; the 0.6b preset has Qwen's real vocabulary size (151936) so a real
 Qwen tokenizer.json can be dropped beside it.
@@ -67,6 +67,23 @@ LLAMA3_TEMPLATE = (
     "{{ content }}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
 )
+
+# The real templates (tests/data/chat_templates, with their sources), so the
+# folders work with lib/text/chat's recogniser; the inline ones above are the
+# fallback when this file is used outside the source tree.
+REAL_TEMPLATES = {"qwen2": "qwen2.5-instruct.json", "qwen3": "qwen3-0.6b.json",
+                  "llama": "llama3-8b-instruct.json"}
+
+
+def chat_template(kind):
+    f = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data",
+                     "chat_templates", REAL_TEMPLATES[kind])
+    try:
+        with open(f) as fh:
+            return json.load(fh)["chat_template"]
+    except (OSError, KeyError, ValueError):
+        return LLAMA3_TEMPLATE if kind == "llama" else CHATML_TEMPLATE
+
 
 DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}
 TORCH_DTYPE_NAME = {"f32": "float32", "bf16": "bfloat16", "f16": "float16"}
@@ -198,10 +215,9 @@ def make_weights(kind, cfg, hd, gen):
 def make_tokenizer_config(kind, cfg):
     if kind == "llama":
         bos, eos, pad = "<|begin_of_text|>", "<|eot_id|>", "<|finetune_right_pad_id|>"
-        template = LLAMA3_TEMPLATE
     else:
         bos, eos, pad = None, "<|im_end|>", "<|endoftext|>"
-        template = CHATML_TEMPLATE
+    template = chat_template(kind)
     return {
         "add_bos_token": kind == "llama",
         "add_eos_token": False,

@@ -3,6 +3,8 @@
 
 #include "nn/nn.h"
 #include "tensor/safetensors.h"
+#include "text/chat.h"
+#include "text/tokenizer.h"
 
 #include <cblas.h>
 #include <limits.h>
@@ -56,6 +58,9 @@ typedef struct seqcls {
 	size_t max_rows;            /* tokens per forward chunk = max(max_batch_tokens, max_tokens) */
 	size_t max_items;           /* items per forward chunk */
 	size_t weight_bytes;
+	rwd_tokenizer *tok;         /* NULL: the folder has no tokenizer files */
+	rwd_chat_template *chat;    /* NULL: see chat_err */
+	rwd_error chat_err;         /* why `messages` cannot be rendered */
 } seqcls;
 
 /* Per-worker scratch, sized at load (see scratch_new). */
@@ -78,7 +83,7 @@ typedef struct sc_prep {
 	size_t n;
 } sc_prep;
 
-static const char *const seqcls_inputs[] = {"input_ids", NULL};
+static const char *const seqcls_inputs[] = {"input_ids", "text", "messages", "prompt", "response", NULL};
 
 /* ---- config.json ---- */
 
@@ -418,6 +423,8 @@ static void seqcls_free(void *state)
 	if (!m)
 		return;
 	rwd_weights_free(m->weights);
+	rwd_tokenizer_free(m->tok);
+	rwd_chat_template_free(m->chat);
 	free(m->inv_freq);
 	free(m->layers);
 	for (size_t i = 0; i < RWD_MAX_DIMS; i++)
@@ -432,6 +439,34 @@ static int parse_options(seqcls *m, const json_t *opts, rwd_error *err)
 	if (!json_is_object(opts))
 		return rwd_errorf(err, RWD_E_INVALID, "seqcls options must be an object");
 	return cfg_bool(opts, "truncate", 0, &m->truncate, err);
+}
+
+/*
+ * The tokenizer (tokenizer.json, or vocab.json + merges.txt with the
+ * family's preset) and chat template, when the folder has them. No
+ * tokenizer files: input_ids only. A broken tokenizer fails the load; a
+ * missing or unrecognised chat template only fails the items that need it
+ * (`messages`, `prompt` + `response`), with the recorded reason.
+ */
+static int load_text(seqcls *m, const char *path, rwd_error *err)
+{
+	rwd_error terr;
+	rwd_error_clear(&terr);
+	int r = rwd_tokenizer_load_dir(path, m->arch == ARCH_LLAMA ? RWD_TOKENIZER_LLAMA3 : RWD_TOKENIZER_QWEN2,
+		NULL, &m->tok, &terr);
+	if (r == RWD_E_NOTFOUND) {
+		m->tok = NULL;
+		return 0;
+	}
+	if (r) {
+		if (err)
+			*err = terr;
+		return r;
+	}
+	rwd_error_clear(&m->chat_err);
+	if (rwd_chat_template_load_dir(path, &m->chat, &m->chat_err))
+		m->chat = NULL;
+	return 0;
 }
 
 static int seqcls_load(const char *path, const json_t *opts, const rwd_batch_limits *lim,
@@ -513,6 +548,8 @@ static int seqcls_load(const char *path, const json_t *opts, const rwd_batch_lim
 		goto fail;
 	}
 	m->weight_bytes = (size_t)rwd_weights_total_bytes(m->weights);
+	if ((r = load_text(m, path, err)))
+		goto fail;
 	json_decref(cfg);
 	*state = m;
 	return 0;
@@ -568,43 +605,211 @@ static int check_ids(const seqcls *m, const json_t *ids, size_t *n_out, rwd_erro
 	return 0;
 }
 
+/* Which input form an item uses; exactly one is allowed. */
+enum form { FORM_IDS, FORM_TEXT, FORM_MESSAGES, FORM_PAIR };
+
+static int item_form(const seqcls *m, const json_t *item, enum form *f, rwd_error *err)
+{
+	const int ids = json_object_get(item, "input_ids") != NULL;
+	const int text = json_object_get(item, "text") != NULL;
+	const int msgs = json_object_get(item, "messages") != NULL;
+	const int prompt = json_object_get(item, "prompt") != NULL;
+	const int resp = json_object_get(item, "response") != NULL;
+	if (ids + text + msgs + (prompt || resp) != 1)
+		return rwd_errorf(err, RWD_E_INVALID,
+			"an item needs exactly one of \"input_ids\", \"text\", \"messages\" or \"prompt\" + \"response\"");
+	if (ids) {
+		*f = FORM_IDS;
+		return 0;
+	}
+	const char *field = text ? "text" : msgs ? "messages" : prompt ? "prompt" : "response";
+	if (!m->tok) {
+		rwd_error_where(err, NULL, field);
+		return rwd_errorf(err, RWD_E_UNSUPPORTED,
+			"the model folder has no tokenizer files: send \"input_ids\"");
+	}
+	if (text) {
+		*f = FORM_TEXT;
+		if (!json_is_string(json_object_get(item, "text"))) {
+			rwd_error_where(err, NULL, "text");
+			return rwd_errorf(err, RWD_E_INVALID, "\"text\" must be a string");
+		}
+		return 0;
+	}
+	if (!m->chat) {
+		rwd_error_where(err, NULL, field);
+		return rwd_errorf(err, m->chat_err.code ? m->chat_err.code : RWD_E_UNSUPPORTED,
+			"cannot render chat messages for this model: %s",
+			m->chat_err.msg[0] ? m->chat_err.msg : "no chat template");
+	}
+	if (msgs) {
+		*f = FORM_MESSAGES;
+		json_t *v = json_object_get(item, "messages");
+		if (!json_is_array(v) || json_array_size(v) == 0) {
+			rwd_error_where(err, NULL, "messages");
+			return rwd_errorf(err, RWD_E_INVALID, "\"messages\" must be a non-empty array");
+		}
+		return 0;
+	}
+	*f = FORM_PAIR;
+	static const char *const pair[] = {"prompt", "response"};
+	for (size_t i = 0; i < 2; i++) {
+		if (!json_is_string(json_object_get(item, pair[i]))) {
+			rwd_error_where(err, NULL, pair[i]);
+			return rwd_errorf(err, RWD_E_INVALID, "\"prompt\" and \"response\" must both be strings");
+		}
+	}
+	return 0;
+}
+
+/* Bytes of text an item carries (for the cost estimate). */
+static size_t text_bytes(const json_t *v)
+{
+	if (json_is_string(v))
+		return json_string_length(v);
+	size_t n = 0, i;
+	const char *k;
+	json_t *e;
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, e)
+			n += text_bytes(e) + 16;
+	} else if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, k, e)
+			n += text_bytes(e);
+	}
+	return n;
+}
+
 static int seqcls_check(const void *state, const json_t *item, size_t *cost, rwd_error *err)
 {
 	const seqcls *m = state;
-	static const char *const text_inputs[] = {"text", "prompt", "response", "messages"};
-	for (size_t i = 0; i < sizeof(text_inputs) / sizeof(text_inputs[0]); i++)
-		if (json_object_get(item, text_inputs[i])) {
-			rwd_error_where(err, NULL, text_inputs[i]);
-			return rwd_errorf(err, RWD_E_UNSUPPORTED,
-				"this build of the seqcls kind takes \"input_ids\" only (tokenizer not wired yet)");
-		}
-	json_t *ids = json_object_get(item, "input_ids");
-	if (!ids) {
-		rwd_error_where(err, NULL, "input_ids");
-		return rwd_errorf(err, RWD_E_INVALID, "the item has no \"input_ids\"");
+	enum form f;
+	int r = item_form(m, item, &f, err);
+	if (r)
+		return r;
+	if (f == FORM_IDS)
+		return check_ids(m, json_object_get(item, "input_ids"), cost, err);
+	/*
+	 * Tokenising is the worker's job (prepare), so the cost of text is an
+	 * estimate: ~4 bytes per BPE token plus template overhead, at most
+	 * max_tokens. forward() splits a batch whose real count is larger.
+	 */
+	size_t bytes = f == FORM_TEXT ? json_string_length(json_object_get(item, "text"))
+		: f == FORM_MESSAGES ? text_bytes(json_object_get(item, "messages"))
+		: text_bytes(json_object_get(item, "prompt")) + text_bytes(json_object_get(item, "response")) + 32;
+	size_t est = bytes / 4 + 8;
+	*cost = est < m->max_tokens ? est : m->max_tokens;
+	return 0;
+}
+
+/*
+ * Tokenise a text-form item into (*ids, *n) from the arena: `text` as the
+ * tokenizer encodes it with its special tokens (a BOS the text already
+ * starts with is not doubled, as Skywork's recipe strips it); `messages` and
+ * `prompt` + `response` (a user turn and an assistant turn) rendered by the
+ * chat template and encoded without added specials, as apply_chat_template.
+ */
+static int tokenize_item(const seqcls *m, const json_t *item, enum form f, rwd_arena *arena,
+	int32_t **ids, size_t *n, rwd_error *err)
+{
+	char *text;
+	size_t len;
+	int r;
+	rwd_encode_params ep = rwd_encode_default_params();
+	if (f == FORM_TEXT) {
+		json_t *t = json_object_get(item, "text");
+		text = (char *)json_string_value(t);
+		len = json_string_length(t);
+	} else if (f == FORM_MESSAGES) {
+		r = rwd_chat_render_json(m->chat, json_object_get(item, "messages"), NULL, arena, &text,
+			&len, err);
+		if (r)
+			return r;
+		ep.add_special_tokens = 0;
+	} else {
+		json_t *p = json_object_get(item, "prompt"), *a = json_object_get(item, "response");
+		rwd_chat_message msgs[2] = {
+			{"user", 4, json_string_value(p), json_string_length(p), NULL, 0},
+			{"assistant", 9, json_string_value(a), json_string_length(a), NULL, 0},
+		};
+		r = rwd_chat_render(m->chat, msgs, 2, NULL, arena, &text, &len, err);
+		if (r)
+			return r;
+		ep.add_special_tokens = 0;
 	}
-	return check_ids(m, ids, cost, err);
+	rwd_token_ids out;
+	r = rwd_tokenizer_encode(m->tok, text, len, &ep, arena, &out, err);
+	if (r)
+		return r;
+	*ids = out.ids;
+	*n = out.n;
+	if (f == FORM_TEXT && out.n >= 2 && out.ids[0] == out.ids[1] &&
+	    rwd_tokenizer_num_special_added(m->tok) > 0) {
+		int32_t bos = -1;
+		rwd_token_ids probe;
+		/* the id the post-processor puts first (encoding "" gives only the specials) */
+		if (rwd_tokenizer_encode(m->tok, "", 0, &ep, arena, &probe, NULL) == 0 && probe.n > 0)
+			bos = probe.ids[0];
+		if (out.ids[0] == bos) {
+			(*ids)++;
+			(*n)--;
+		}
+	}
+	return 0;
 }
 
 static int seqcls_prepare(const void *state, void *scratch, rwd_item *item, rwd_arena *arena,
 	rwd_error *err)
 {
 	const seqcls *m = state;
+	enum form f;
 	size_t n_full;
+	int32_t *buf;
 	int r;
-	json_t *ids = json_object_get(item->input, "input_ids");
-	if ((r = check_ids(m, ids, &n_full, err)))
+	if ((r = item_form(m, item->input, &f, err)))
 		return r;
-	n_full = json_array_size(ids);
+	if (f == FORM_IDS) {
+		json_t *ids = json_object_get(item->input, "input_ids");
+		if ((r = check_ids(m, ids, &n_full, err)))
+			return r;
+		n_full = json_array_size(ids);
+		buf = rwd_arena_alloc(arena, n_full * sizeof(*buf));
+		if (!buf)
+			return rwd_errorf(err, RWD_E_NOMEM, "out of memory for the item's token ids");
+		for (size_t i = 0; i < n_full; i++)
+			buf[i] = (int32_t)json_integer_value(json_array_get(ids, i));
+	} else {
+		const char *field = f == FORM_TEXT ? "text" : f == FORM_MESSAGES ? "messages" : "response";
+		if ((r = tokenize_item(m, item->input, f, arena, &buf, &n_full, err))) {
+			if (!err || !err->object[0])
+				rwd_error_where(err, NULL, field);
+			return r;
+		}
+		if (n_full == 0) {
+			rwd_error_where(err, NULL, field);
+			return rwd_errorf(err, RWD_E_INVALID, "the text has no tokens");
+		}
+		if (n_full > m->max_tokens && !m->truncate) {
+			rwd_error_where(err, NULL, field);
+			return rwd_errorf(err, RWD_E_UNPROCESSABLE,
+				"%zu tokens, more than max_tokens %zu (the model is not configured to truncate)",
+				n_full, m->max_tokens);
+		}
+		for (size_t i = 0; i < n_full; i++)
+			if (buf[i] < 0 || (size_t)buf[i] >= m->vocab) {
+				rwd_error_where(err, NULL, field);
+				return rwd_errorf(err, RWD_E_INVALID,
+					"the tokenizer produced id %d, outside the model's vocabulary [0, %zu)",
+					(int)buf[i], m->vocab);
+			}
+	}
 	/* left-truncation keeps the last max_tokens ids (only reachable with truncate) */
 	size_t first = n_full > m->max_tokens ? n_full - m->max_tokens : 0;
 	size_t n = n_full - first;
+	buf += first;
 	sc_prep *p = rwd_arena_alloc(arena, sizeof(*p));
-	int32_t *buf = rwd_arena_alloc(arena, n * sizeof(*buf));
-	if (!p || !buf)
-		return rwd_errorf(err, RWD_E_NOMEM, "out of memory for the item's token ids");
-	for (size_t i = 0; i < n; i++)
-		buf[i] = (int32_t)json_integer_value(json_array_get(ids, first + i));
+	if (!p)
+		return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
 	/*
 	 * Pool at the rightmost id != pad_token_id (position 0 if all are pad).
 	 * Later tokens cannot influence it through causal attention: drop them.

@@ -31,9 +31,23 @@
  * items; forward() allocates nothing and splits a batch that would exceed
  * them.
  *
- * Items: {"input_ids": [ints]} (each id < vocab_size).
- * TODO(text): `text`, `prompt` + `response` and `messages` through
- * lib/text's tokenizer and chat templates.
+ * Items, exactly one form each:
+ *   {"input_ids": [ints]}  each id < vocab_size;
+ *   {"text": str}          encoded by the folder's tokenizer with its special
+ *                          tokens; a leading BOS the text already carries is
+ *                          not doubled (Skywork's recipe strips it);
+ *   {"messages": [{role, content}, ...]}  rendered by the folder's chat
+ *                          template (lib/text/chat: recognised real Qwen2/
+ *                          Qwen2.5/Qwen3/Llama-3.x templates only), encoded
+ *                          without added specials, as apply_chat_template;
+ *   {"prompt": str, "response": str}  the messages [user, assistant].
+ * The tokenizer is tokenizer.json, or vocab.json + merges.txt
+ * (+ added_tokens.json) with the Qwen2 or Llama-3 preset by model_type. A
+ * folder without tokenizer files takes input_ids only; a missing or
+ * unrecognised chat template fails only the items that need it, with the
+ * recogniser's reason. check() does not tokenise (it runs on the HTTP
+ * thread): a text item's cost is an estimate (bytes / 4 + 8, at most
+ * max_tokens) and its exact length is checked in prepare().
  *
  * Dimensions: one per id2label entry, named by its label; a single-label
  * head whose label is transformers' default "LABEL_0" is named "score"

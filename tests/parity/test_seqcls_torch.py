@@ -24,7 +24,9 @@ batch split when max_batch_tokens is small, left truncation with
 
 Generated checkpoints are cached in CACHE_DIR (default: a temp dir), keyed by
 the generator's source and arguments (the 0.6b folders take 0.4-0.75 GB
-each). --full adds the 0.6b shapes in the other dtype. Exit 0 pass, 1 fail, 77 skip (no torch).
+each). --full adds the 0.6b shapes in the other dtype; SEQCLS_ONLY_TEXT=1 runs
+only the text-input case (tokenizer + chat template, needs the shared fixture
+and node) and the truncation checks. Exit 0 pass, 1 fail, 77 skip (no torch).
 """
 import hashlib
 import json
@@ -120,6 +122,124 @@ def rel_errors(c, r, scale):
     return [abs(a - b) / max(abs(b), scale) for a, b in zip(c, r)]
 
 
+NODE_ENCODE = r"""
+const fs = require('fs');
+const path = require('path');
+const [root, fixdir, out] = process.argv.slice(2);
+const { Tokenizer } = require(path.join(root, 'node_modules', '@anush008', 'tokenizers'));
+const vocab = JSON.parse(fs.readFileSync(path.join(fixdir, 'vocab.json'), 'utf8'));
+const merges = fs.readFileSync(path.join(fixdir, 'merges.txt'), 'utf8').split(/\r?\n/)
+  .filter((l) => l.length && !l.startsWith('#version')).map((l) => l.split(' '));
+const RX = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const added = (id, content) => ({ id, content, single_word: false, lstrip: false, rstrip: false,
+  normalized: false, special: true });
+const bl = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false };
+fs.writeFileSync(out, JSON.stringify({
+  version: '1.0', truncation: null, padding: null,
+  added_tokens: [added(151643, '<|endoftext|>'), added(151644, '<|im_start|>'), added(151645, '<|im_end|>')],
+  normalizer: { type: 'NFC' },
+  pre_tokenizer: { type: 'Sequence', pretokenizers: [
+    { type: 'Split', pattern: { Regex: RX }, behavior: 'Isolated', invert: false }, bl] },
+  post_processor: bl, decoder: bl,
+  model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '',
+    end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges },
+}));
+const strings = JSON.parse(fs.readFileSync(0, 'utf8'));
+Tokenizer.fromFile(out).encodeBatch(strings, { addSpecialTokens: true }).then((enc) => {
+  console.log(JSON.stringify(enc.map((e) => Array.from(e.getIds()))));
+});
+"""
+
+
+def text_inputs_case(harness, src_root, cache, failures):
+    """`text`, `messages`, `prompt`+`response` on a Qwen3-0.6B-shaped model with Qwen's
+    real vocabulary (shared fixture) and the real Qwen3 chat template. Oracles: Jinja2
+    renders the template (as transformers' apply_chat_template), HF tokenizers (the Rust
+    library via node) encodes, seqcls_ref.py scores. Returns the worst error or None (skip)."""
+    fix = os.environ.get("RWD_FIXTURES") or os.path.join(src_root, "..", "shared", "fixtures")
+    fixdir = os.path.join(fix, "qwen2-tokenizer")
+    tmpl_file = os.path.join(src_root, "tests", "data", "chat_templates", "qwen3-0.6b.json")
+    node = shutil.which("node")
+    why = None
+    if not os.path.exists(os.path.join(fixdir, "vocab.json")):
+        why = f"fixture {fixdir} is absent"
+    elif not node or not os.path.isdir(os.path.join(src_root, "node_modules", "@anush008", "tokenizers")):
+        why = "node or node_modules/@anush008/tokenizers missing"
+    elif not os.path.exists(tmpl_file):
+        why = f"{tmpl_file} missing"
+    try:
+        import jinja2
+    except ImportError:
+        why = "python3-jinja2 missing"
+    if why:
+        print(f"SKIP text inputs: {why}")
+        return None
+    base = make_model(src_root, cache, "qwen3", "0.6b", "bf16", "helpfulness,correctness", 2)
+    folder = base + "-tok"
+    if not os.path.exists(os.path.join(folder, "done")):
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder)
+        for f in ("config.json", "model.safetensors"):
+            os.symlink(os.path.join(base, f), os.path.join(folder, f))
+        for f in ("vocab.json", "merges.txt"):
+            shutil.copy(os.path.join(fixdir, f), folder)
+        with open(os.path.join(folder, "added_tokens.json"), "w") as fh:
+            json.dump({"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645}, fh)
+        with open(tmpl_file) as fh:
+            tmpl = json.load(fh)["chat_template"]
+        with open(os.path.join(folder, "tokenizer_config.json"), "w") as fh:
+            json.dump({"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
+                       "chat_template": tmpl}, fh)
+        open(os.path.join(folder, "done"), "w").close()
+    with open(os.path.join(folder, "tokenizer_config.json")) as fh:
+        tmpl = json.load(fh)["chat_template"]
+    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True,
+                             extensions=["jinja2.ext.loopcontrols"])
+    env.filters["tojson"] = lambda x, **k: json.dumps(x, **k)
+    template = env.from_string(tmpl)
+    convs = [
+        ("What is 2+2?", "4"),
+        ("Write a haiku about reward models.",
+         "Scores in the dark\nlogits whisper which is best\ngradient follows"),
+        ("Übersetze: 'café' — 日本語で？ 🙂", "カフェ (kafe) — café, naïve résumé… ✓\n\n```py\nprint(1)\n```"),
+    ]
+    items, strings = [], []
+    for q, a in convs:
+        msgs = [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+        rendered = template.render(messages=msgs, add_generation_prompt=False, bos_token=None)
+        items += [{"prompt": q, "response": a}, {"messages": msgs}, {"text": rendered}]
+        strings += [rendered, rendered, rendered]
+    items.append({"text": "Hello world"})
+    strings.append("Hello world")
+    with tempfile.TemporaryDirectory() as td:
+        js = os.path.join(td, "enc.js")
+        with open(js, "w") as fh:
+            fh.write(NODE_ENCODE)
+        p = subprocess.run([node, js, os.path.abspath(src_root), fixdir, os.path.join(td, "tokenizer.json")],
+                           input=json.dumps(strings), capture_output=True, text=True)
+        if p.returncode:
+            failures.append(f"text inputs: node encoder failed: {p.stderr[:500]}")
+            return None
+        ids = json.loads(p.stdout)
+    model = seqcls_ref.Model(folder)
+    ref = [model.score(x) for x in ids]
+    flat = [v for r in ref for v in r]
+    scale = max((sum(v * v for v in flat) / len(flat)) ** 0.5, 1e-6)
+    _, out = run_harness(harness, folder, items)
+    worst = 0.0
+    for i, (o, r) in enumerate(zip(out, ref)):
+        if "scores" not in o:
+            failures.append(f"text inputs: item {i} ({list(items[i])}) failed: {o}")
+            continue
+        e = max(rel_errors(o["scores"], r, scale))
+        worst = max(worst, e)
+        if e > TOL:
+            failures.append(f"text inputs: item {i} ({list(items[i])}) rel err {e:.2e}")
+    print(f"text inputs (Qwen3 template via Jinja2, HF tokenizers ids, {len(items)} items: "
+          f"prompt+response, messages, text; {sum(map(len, ids))} tokens): worst rel err {worst:.2e}")
+    return worst
+
+
 def main():
     argv = [a for a in sys.argv[1:] if not a.startswith("--")]
     full = "--full" in sys.argv
@@ -138,6 +258,8 @@ def main():
     failures = []
     worst = (0.0, "")
     cases = CASES + (FULL_EXTRA if full else [])
+    if os.environ.get("SEQCLS_ONLY_TEXT"):
+        cases = []
     t_start = time.time()
     try:
         for kind, size, dtype, labels, layers in cases:
@@ -209,6 +331,9 @@ def main():
         if err0.get("code") is None or "80 tokens" not in err0.get("message", "") \
                 or "scores" not in out[1]:
             failures.append(f"over max_tokens: expected an error naming 80 tokens, got {out}")
+        e = text_inputs_case(harness, src_root, cache, failures)
+        if e is not None and e > worst[0]:
+            worst = (e, "text inputs")
     finally:
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)
