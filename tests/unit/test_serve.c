@@ -8,6 +8,7 @@
 #include "core/thread.h"
 #include "serve/batcher.h"
 #include "serve/metrics.h"
+#include "serve/request.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -511,6 +512,133 @@ START_TEST(metrics_render_prometheus_text)
 }
 END_TEST
 
+/* ---- request validation, against a real mlp head written here ---- */
+
+static rwd_model *head_model;
+
+/* layers.0: weight [2, 4], bias [2] (F32): a 4-in, 2-out mlp head. */
+static rwd_model *load_head(void)
+{
+	static const char hdr[] =
+		"{\"layers.0.bias\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+		"\"layers.0.weight\":{\"dtype\":\"F32\",\"shape\":[2,4],\"data_offsets\":[8,40]}}";
+	char path[64];
+	snprintf(path, sizeof(path), "/tmp/rwd-test-serve-%ld.safetensors", (long)getpid());
+	FILE *f = fopen(path, "wb");
+	ck_assert_ptr_nonnull(f);
+	size_t hlen = sizeof(hdr) - 1, padded = (hlen + 7) & ~(size_t)7;
+	unsigned char le[8];
+	for (int i = 0; i < 8; i++)
+		le[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+	fwrite(le, 1, 8, f);
+	fwrite(hdr, 1, hlen, f);
+	for (size_t i = hlen; i < padded; i++)
+		fputc(' ', f);
+	float w[10] = {0};
+	fwrite(w, sizeof(float), 10, f);
+	fclose(f);
+	rwd_model_params p = rwd_model_default_params();
+	p.name = "head";
+	p.kind = "mlp";
+	p.path = path;
+	rwd_model *m = NULL;
+	rwd_error err;
+	rwd_error_clear(&err);
+	int r = rwd_model_load(&p, &m, &err);
+	unlink(path);
+	ck_assert_msg(r == 0, "%s", err.msg);
+	return m;
+}
+
+static const rwd_model *find_head(void *ctx, const char *name, void **user, rwd_error *err)
+{
+	if (name && strcmp(name, "head") != 0)
+		return (void)rwd_errorf(err, RWD_E_NOTFOUND, "no model named '%s'", name), NULL;
+	*user = ctx;
+	return head_model;
+}
+
+static int parse(const char *body, rwd_request *req, rwd_error *err)
+{
+	static rwd_arena *arena;
+	if (!arena)
+		arena = rwd_arena_create(0, 0);
+	rwd_request_limits lim = rwd_request_default_limits();
+	lim.max_items = 3;
+	lim.max_depth = 8;
+	lim.max_string_bytes = 64;
+	lim.default_timeout_ms = 1000;
+	lim.max_timeout_ms = 5000;
+	rwd_error_clear(err);
+	return rwd_request_parse(body, strlen(body), &lim, find_head, &head_model, arena, req, err);
+}
+
+START_TEST(request_valid_defaults_and_caps)
+{
+	head_model = load_head();
+	rwd_request req;
+	rwd_error err;
+	ck_assert_int_eq(parse("{\"items\":[{\"id\":\"a\",\"embedding\":[1,2,3,4]},{\"id\":5,\"embedding\":[0,0,0,0]}]}",
+		&req, &err), 0);
+	ck_assert_uint_eq(req.n_items, 2);
+	ck_assert_uint_eq(req.n_dims, 2); /* all of the model's, in order */
+	ck_assert_int_eq(req.dims[0], 0);
+	ck_assert_int_eq(req.dims[1], 1);
+	ck_assert_uint_eq(req.timeout_ms, 1000);
+	ck_assert_int_eq(req.priority, RWD_PRIO_NORMAL);
+	ck_assert_str_eq(json_string_value(req.ids[0]), "a");
+	ck_assert_int_eq(json_integer_value(req.ids[1]), 5);
+	ck_assert_uint_eq(req.items[1].index, 1);
+	ck_assert_uint_eq(req.total_cost, 2);
+	ck_assert_ptr_eq(req.model_user, &head_model);
+	ck_assert_int_eq(parse("{\"model\":\"head\",\"items\":[],\"dimensions\":[\"score_1\"],"
+		"\"timeout_ms\":999999,\"priority\":\"high\"}", &req, &err), 0);
+	ck_assert_uint_eq(req.timeout_ms, 5000); /* capped */
+	ck_assert_int_eq(req.priority, RWD_PRIO_HIGH);
+	ck_assert_uint_eq(req.n_dims, 1);
+	ck_assert_int_eq(req.dims[0], 1);
+	rwd_model_free(head_model);
+}
+END_TEST
+
+START_TEST(request_errors_name_the_field)
+{
+	head_model = load_head();
+	static const struct {
+		const char *body;
+		int code;
+		const char *field;
+	} cases[] = {
+		{"{\"items\":[{\"embedding\":[1,2]}]}", RWD_E_INVALID, "items[0].embedding"},
+		{"{\"items\":[{\"embedding\":[1,2,3,4]}],\"dimensions\":[\"x\"]}", RWD_E_UNPROCESSABLE, "dimensions[0]"},
+		{"{\"items\":[{},{},{},{}]}", RWD_E_LIMIT, "items"},
+		{"{\"model\":\"other\",\"items\":[]}", RWD_E_NOTFOUND, "model"},
+		{"{\"items\":[],\"extra\":1}", RWD_E_INVALID, "extra"},
+		{"{\"items\":[{\"id\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}]}",
+			RWD_E_LIMIT, "items[0].id"},
+		{"{\"items\":[],\"timeout_ms\":0}", RWD_E_INVALID, "timeout_ms"},
+		{"{\"items\":[[[[[[[[[[]]]]]]]]]]}", RWD_E_INVALID, ""},
+		{"{\"items\":[],\"items\":[]}", RWD_E_FORMAT, ""},
+		{"{\"items\":[1e999]}", RWD_E_FORMAT, ""},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		rwd_request req;
+		rwd_error err;
+		int r = parse(cases[i].body, &req, &err);
+		ck_assert_msg(r == cases[i].code, "case %zu: %d (%s)", i, r, err.msg);
+		ck_assert_int_eq(err.code, r);
+		ck_assert_str_eq(err.object, cases[i].field);
+		ck_assert(err.msg[0] != '\0');
+	}
+	/* a JSON syntax error carries its position */
+	rwd_request req;
+	rwd_error err;
+	ck_assert_int_eq(parse("{\n \"items\": [,]}", &req, &err), RWD_E_FORMAT);
+	ck_assert_int_eq(err.line, 2);
+	rwd_model_free(head_model);
+}
+END_TEST
+
 static Suite *serve_suite(void)
 {
 	Suite *s = suite_create("serve");
@@ -527,6 +655,10 @@ static Suite *serve_suite(void)
 	tcase_add_test(tc, drain_finishes_everything_then_refuses);
 	tcase_add_test(tc, drain_bound_answers_the_queued);
 	suite_add_tcase(s, tc);
+	TCase *tr = tcase_create("request");
+	tcase_add_test(tr, request_valid_defaults_and_caps);
+	tcase_add_test(tr, request_errors_name_the_field);
+	suite_add_tcase(s, tr);
 	TCase *tm = tcase_create("metrics");
 	tcase_add_test(tm, metrics_render_prometheus_text);
 	suite_add_tcase(s, tm);
