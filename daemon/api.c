@@ -1,5 +1,6 @@
 /* daemon/api.c — routing, auth, content checks and error replies (see api.h). */
 #include "api_internal.h"
+#include "api_compat.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,8 @@
 
 static const char *const route_names[RWD_ROUTE_COUNT_] = {
 	"other", "/v1/rewards", "/v1/models", "/v1/models/{name}", "/healthz", "/readyz", "/metrics",
+	"/get_reward", "/classify", "/pooling", "/v1/embeddings", "/v2/health/live", "/v2/health/ready",
+	"/v2/models/{name}", "/v2/models/{name}/ready", "/v2/models/{name}/infer",
 };
 
 const char *rwd_api_route_name(int route)
@@ -115,7 +118,7 @@ static int route_of(const char *url, const char **name)
 		return RWD_ROUTE_READYZ;
 	if (strcmp(url, "/metrics") == 0)
 		return RWD_ROUTE_METRICS;
-	return RWD_ROUTE_NONE;
+	return rwd__api_compat_route(url);
 }
 
 /* application/json, with optional parameters (charset=utf-8). */
@@ -132,6 +135,8 @@ int rwd_api_headers(rwd_call *call, long long content_length, rwd_reply *reply)
 	rwd_app *app = call->app;
 	const char *name;
 	call->route = route_of(call->url, &name);
+	if (rwd__api_compat_is(call->route))
+		return rwd__api_compat_headers(call, content_length, reply);
 	if (call->route == RWD_ROUTE_NONE) {
 		rwd_api_error(reply, 404, "not_found", "no such endpoint", NULL, 0, 0);
 		return RWD_API_REPLY;
@@ -198,16 +203,24 @@ void rwd_api_too_large(rwd_call *call, rwd_reply *reply)
 
 int rwd_api_body(rwd_call *call, rwd_reply *reply)
 {
+	if (rwd__api_compat_is(call->route))
+		return rwd__api_compat_body(call, reply);
 	return rwd__api_rewards_body(call, reply);
 }
 
 int rwd_api_submit(rwd_call *call, rwd_reply *reply)
 {
+	if (rwd__api_compat_is(call->route))
+		return rwd__api_compat_submit(call, reply);
 	return rwd__api_rewards_submit(call, reply);
 }
 
 void rwd_api_finish(rwd_call *call, rwd_reply *reply)
 {
+	if (rwd__api_compat_is(call->route)) {
+		rwd__api_compat_finish(call, reply);
+		return;
+	}
 	rwd__api_rewards_finish(call, reply);
 }
 
@@ -219,4 +232,6 @@ void rwd_api_completed(rwd_call *call, int status)
 	rwd_metric_add(rwd_metric_with(call->app->f_http, lab), 1);
 	if (call->route == RWD_ROUTE_REWARDS)
 		rwd__api_rewards_completed(call, status);
+	else if (rwd__api_compat_is(call->route))
+		rwd__api_compat_completed(call, status);
 }

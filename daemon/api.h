@@ -37,6 +37,7 @@ struct rwd_call {
 	const char *url;
 	const char *authorization;  /* header value or NULL */
 	const char *content_type;   /* header value or NULL */
+	const char *query_model;    /* the URL's ?model= argument or NULL */
 	const char *body;
 	size_t body_len;
 	rwd_arena *arena;           /* per request, freed when the request completes */

@@ -154,6 +154,8 @@ static http_req *req_new(rwd_http *h, struct MHD_Connection *conn, const char *u
 		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
 	r->call.content_type = arena_copy(r->call.arena,
 		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE));
+	r->call.query_model = arena_copy(r->call.arena,
+		MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "model"));
 	if (!r->call.method || !r->call.url) {
 		rwd_arena_destroy(r->call.arena);
 		free(r);
