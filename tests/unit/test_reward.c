@@ -1,0 +1,455 @@
+/*
+ * tests/unit/test_reward.c — lib/reward: transforms, every aggregation mode
+ * (with absent dimensions), config and request-override errors naming the
+ * field, GRPO advantages, the cross-request group table (complete, deadline,
+ * flush), ensemble combination and the statistics. Expected values are
+ * hand-derived from the documented formulas (the integration test checks
+ * the daemon against numpy/torch).
+ */
+#include "rwd_check.h"
+
+#include "core/thread.h"
+#include "reward/group.h"
+#include "reward/reward.h"
+#include "reward/stats.h"
+
+#include <math.h>
+#include <pthread.h>
+
+static const char *const DIMS[] = {"a", "b", "c", "d"};
+
+static rwd_reward_config *cfg(const char *txt)
+{
+	json_error_t je;
+	json_t *j = json_loads(txt, 0, &je);
+	ck_assert_msg(j != NULL, "bad test json: %s", je.text);
+	rwd_reward_config *c = NULL;
+	rwd_error err;
+	rwd_error_clear(&err);
+	int r = rwd_reward_config_parse(j, "models.m.reward", &c, &err);
+	json_decref(j);
+	ck_assert_msg(r == 0, "parse failed: %s: %s", err.object, err.msg);
+	ck_assert_int_eq(rwd_reward_config_check_dims(c, "models.m.reward", DIMS, 4, &err), 0);
+	return c;
+}
+
+static void cfg_err(const char *txt, const char *field)
+{
+	json_t *j = json_loads(txt, 0, NULL);
+	ck_assert(j != NULL);
+	rwd_reward_config *c = NULL;
+	rwd_error err;
+	rwd_error_clear(&err);
+	int r = rwd_reward_config_parse(j, "models.m.reward", &c, &err);
+	if (!r) {
+		r = rwd_reward_config_check_dims(c, "models.m.reward", DIMS, 4, &err);
+		rwd_reward_config_free(c);
+	}
+	json_decref(j);
+	ck_assert_msg(r != 0, "accepted: %s", txt);
+	ck_assert_msg(strcmp(err.object, field) == 0, "field '%s', wanted '%s' (%s)", err.object, field, err.msg);
+}
+
+/* Evaluate with scores a..d; present as given. */
+static int ev(const rwd_reward_config *c, const rwd_reward_override *ov, const float *s,
+	const uint8_t *p, double *reward)
+{
+	double out[4];
+	int req[4] = {0, 1, 2, 3};
+	return rwd_reward_eval(c, ov, DIMS, 4, s, p, req, 4, out, reward);
+}
+
+#define EPS 1e-12
+static const float S[4] = {0.5f, 0.25f, 2.0f, -1.0f};
+static const uint8_t ALL[4] = {1, 1, 1, 1};
+static const uint8_t NO_B[4] = {1, 0, 1, 1};
+
+START_TEST(transforms_chain)
+{
+	rwd_reward_config *c = cfg("{\"transforms\": {"
+		"\"a\": [{\"affine\": {\"scale\": 4, \"shift\": -1}}, {\"clip\": {\"max\": 0.5}}],"
+		"\"b\": [{\"sigmoid\": {\"scale\": 2, \"center\": 0.25}}],"
+		"\"c\": [{\"rescale\": {\"from\": [1, 5]}}],"
+		"\"d\": [{\"rescale\": {\"from\": [0, 4]}}]}}");
+	double out[4], r;
+	int req[2] = {0, 2};
+	ck_assert_int_eq(rwd_reward_eval(c, NULL, DIMS, 4, S, ALL, req, 2, out, &r), 0);
+	ck_assert_double_eq_tol(out[0], 0.5, EPS);          /* 4*0.5-1 = 1, clipped to 0.5 */
+	ck_assert_double_eq_tol(out[1], 0.5, EPS);          /* sigmoid(0) */
+	ck_assert_double_eq_tol(out[2], 0.25, EPS);         /* (2-1)/4 */
+	ck_assert_double_eq_tol(out[3], 0.0, EPS);          /* below the range: clamped */
+	ck_assert_double_eq_tol(r, (0.5 + 0.25) / 2, EPS);  /* default: mean of requested */
+	ck_assert(rwd_reward_config_has_transforms(c));
+	ck_assert(!rwd_reward_config_has_aggregate(c));
+	/* absent stays absent */
+	ck_assert_int_eq(rwd_reward_eval(c, NULL, DIMS, 4, S, NO_B, req, 2, out, &r), 0);
+	ck_assert(isnan(out[1]));
+	rwd_reward_config_free(c);
+}
+END_TEST
+
+START_TEST(every_mode_with_and_without_absent)
+{
+	double r;
+	rwd_reward_config *c;
+	c = cfg("{\"aggregate\": {\"mode\": \"weighted_sum\", \"terms\": [\"a\", \"b\", \"c\"], \"weights\": {\"a\": 2, \"c\": 0.5}}}");
+	ck_assert_int_eq(ev(c, NULL, S, ALL, &r), 0);
+	ck_assert_double_eq_tol(r, 2 * 0.5 + 0.25 + 0.5 * 2.0, EPS);
+	ck_assert_int_eq(ev(c, NULL, S, NO_B, &r), 0); /* skip: present terms only */
+	ck_assert_double_eq_tol(r, 2 * 0.5 + 0.5 * 2.0, EPS);
+	rwd_reward_config_free(c);
+
+	c = cfg("{\"aggregate\": {\"mode\": \"mean\", \"terms\": [\"a\", \"b\", \"c\"], \"weights\": {\"a\": 2}}}");
+	ck_assert_int_eq(ev(c, NULL, S, ALL, &r), 0);
+	ck_assert_double_eq_tol(r, (2 * 0.5 + 0.25 + 2.0) / 4, EPS);
+	ck_assert_int_eq(ev(c, NULL, S, NO_B, &r), 0); /* weights renormalised over present */
+	ck_assert_double_eq_tol(r, (2 * 0.5 + 2.0) / 3, EPS);
+	rwd_reward_config_free(c);
+
+	c = cfg("{\"aggregate\": {\"mode\": \"mean\", \"terms\": [\"a\", \"b\"], \"absent\": \"null\"}}");
+	ck_assert_int_eq(ev(c, NULL, S, NO_B, &r), RWD_E_NOTFOUND);
+	rwd_reward_config_free(c);
+
+	c = cfg("{\"aggregate\": {\"mode\": \"min\", \"terms\": [\"a\", \"b\", \"d\"]}}");
+	ck_assert_int_eq(ev(c, NULL, S, ALL, &r), 0);
+	ck_assert_double_eq_tol(r, -1.0, EPS);
+	ck_assert_int_eq(ev(c, NULL, S, NO_B, &r), RWD_E_NOTFOUND); /* default null */
+	rwd_reward_config_free(c);
+	c = cfg("{\"aggregate\": {\"mode\": \"min\", \"terms\": [\"a\", \"b\", \"c\"], \"absent\": \"skip\"}}");
+	ck_assert_int_eq(ev(c, NULL, S, NO_B, &r), 0);
+	ck_assert_double_eq_tol(r, 0.5, EPS);
+	rwd_reward_config_free(c);
+
+	c = cfg("{\"aggregate\": {\"mode\": \"geometric_mean\", \"terms\": [\"a\", \"c\"]}}");
+	ck_assert_int_eq(ev(c, NULL, S, ALL, &r), 0);
+	ck_assert_double_eq_tol(r, sqrt(0.5 * 2.0), EPS);
+	rwd_reward_config_free(c);
+	c = cfg("{\"aggregate\": {\"mode\": \"geometric_mean\", \"terms\": [\"a\", \"c\"], \"weights\": {\"a\": 3}}}");
+	ck_assert_int_eq(ev(c, NULL, S, ALL, &r), 0);
+	ck_assert_double_eq_tol(r, pow(0.5, 0.75) * pow(2.0, 0.25), EPS);
+	rwd_reward_config_free(c);
+	c = cfg("{\"aggregate\": {\"mode\": \"geometric_mean\", \"terms\": [\"a\", \"d\"]}}");
+	ck_assert_int_eq(ev(c, NULL, S, ALL, &r), RWD_E_INVALID); /* negative term */
+	rwd_reward_config_free(c);
+
+	c = cfg("{\"aggregate\": {\"mode\": \"product\", \"terms\": [\"a\", \"b\", \"c\"]}}");
+	ck_assert_int_eq(ev(c, NULL, S, ALL, &r), 0);
+	ck_assert_double_eq_tol(r, 0.5 * 0.25 * 2.0, EPS);
+	ck_assert_int_eq(ev(c, NULL, S, NO_B, &r), RWD_E_NOTFOUND);
+	rwd_reward_config_free(c);
+
+	c = cfg("{\"aggregate\": {\"mode\": \"base_and_bonus\", \"terms\": [\"c\", \"a\"], \"a\": 0.6, \"b\": 0.4}}");
+	ck_assert_int_eq(ev(c, NULL, S, ALL, &r), 0);
+	ck_assert_double_eq_tol(r, 2.0 * (0.6 + 0.4 * 0.5), EPS);
+	rwd_reward_config_free(c);
+	c = cfg("{\"aggregate\": {\"mode\": \"base_and_bonus\", \"terms\": [\"c\", \"b\"]}}");
+	ck_assert_int_eq(ev(c, NULL, S, NO_B, &r), RWD_E_NOTFOUND); /* bonus absent */
+	rwd_reward_config_free(c);
+
+	/* nothing present: no reward whatever the mode */
+	static const uint8_t NONE[4] = {0, 0, 0, 0};
+	c = cfg("{\"aggregate\": {\"mode\": \"weighted_sum\", \"terms\": [\"a\", \"b\"]}}");
+	ck_assert_int_eq(ev(c, NULL, S, NONE, &r), RWD_E_NOTFOUND);
+	rwd_reward_config_free(c);
+}
+END_TEST
+
+START_TEST(editscore_and_firm_shapes)
+{
+	/* EditScore: sqrt(min(pf, cons) * quality), as a nested node */
+	rwd_reward_config *c = cfg("{\"aggregate\": {\"mode\": \"geometric_mean\", \"terms\": ["
+		"{\"name\": \"sc\", \"mode\": \"min\", \"terms\": [\"a\", \"b\"]}, \"c\"]}}");
+	double r;
+	ck_assert_int_eq(ev(c, NULL, S, ALL, &r), 0);
+	ck_assert_double_eq_tol(r, sqrt(fmin(0.5, 0.25) * 2.0), EPS);
+	ck_assert_int_eq(ev(c, NULL, S, NO_B, &r), RWD_E_NOTFOUND);
+	rwd_reward_config_free(c);
+	/* FIRM CME: exec * (0.6 + 0.4 cons) on (s-1)/4-normalised 1..5 scores */
+	c = cfg("{\"transforms\": {\"a\": [{\"rescale\": {\"from\": [1, 5]}}], \"c\": [{\"rescale\": {\"from\": [1, 5]}}]},"
+		"\"aggregate\": {\"mode\": \"base_and_bonus\", \"terms\": [\"c\", \"a\"], \"a\": 0.6, \"b\": 0.4}}");
+	const float s2[4] = {4.0f, 0, 3.0f, 0};
+	ck_assert_int_eq(ev(c, NULL, s2, ALL, &r), 0);
+	ck_assert_double_eq_tol(r, 0.5 * (0.6 + 0.4 * 0.75), EPS);
+	rwd_reward_config_free(c);
+}
+END_TEST
+
+START_TEST(config_errors_name_the_field)
+{
+	cfg_err("{\"aggregate\": {\"mode\": \"median\", \"terms\": [\"a\"]}}", "models.m.reward.aggregate.mode");
+	cfg_err("{\"aggregate\": {\"mode\": \"mean\", \"terms\": []}}", "models.m.reward.aggregate.terms");
+	cfg_err("{\"aggregate\": {\"mode\": \"mean\", \"terms\": [\"a\", \"zz\"]}}", "models.m.reward.aggregate.terms[1]");
+	cfg_err("{\"aggregate\": {\"mode\": \"mean\", \"terms\": [\"a\", {\"mode\": \"x\", \"terms\": [\"b\"]}]}}",
+		"models.m.reward.aggregate.terms[1].mode");
+	cfg_err("{\"aggregate\": {\"mode\": \"mean\", \"terms\": [\"a\"], \"weights\": {\"b\": 1}}}",
+		"models.m.reward.aggregate.weights.b");
+	cfg_err("{\"aggregate\": {\"mode\": \"mean\", \"terms\": [\"a\"], \"weights\": {\"a\": -1}}}",
+		"models.m.reward.aggregate.weights.a");
+	cfg_err("{\"aggregate\": {\"mode\": \"base_and_bonus\", \"terms\": [\"a\"]}}", "models.m.reward.aggregate.terms");
+	cfg_err("{\"aggregate\": {\"mode\": \"mean\", \"terms\": [\"a\"], \"a\": 1}}", "models.m.reward.aggregate.a");
+	cfg_err("{\"aggregate\": {\"mode\": \"base_and_bonus\", \"terms\": [\"a\", \"b\"], \"absent\": \"skip\"}}",
+		"models.m.reward.aggregate.absent");
+	cfg_err("{\"transforms\": {\"a\": [{\"clip\": {\"min\": 2, \"max\": 1}}]}}", "models.m.reward.transforms.a[0].clip.max");
+	cfg_err("{\"transforms\": {\"a\": [{\"rescale\": {\"from\": [1, 1]}}]}}", "models.m.reward.transforms.a[0].rescale.from");
+	cfg_err("{\"transforms\": {\"a\": [{\"log\": {}}]}}", "models.m.reward.transforms.a[0].log");
+	cfg_err("{\"transforms\": {\"q\": []}}", "models.m.reward.transforms.q");
+	cfg_err("{\"transforms\": {\"a\": [{\"affine\": {\"scale\": \"2\"}}]}}", "models.m.reward.transforms.a[0].affine.scale");
+	cfg_err("{\"aggregat\": {}}", "models.m.reward.aggregat");
+	cfg_err("{\"overrides\": {\"modes\": [\"mean\"]}}", "models.m.reward.overrides");
+	cfg_err("{\"aggregate\": {\"mode\": \"mean\", \"terms\": [\"a\"]}, \"overrides\": {\"modes\": [\"nope\"]}}",
+		"models.m.reward.overrides.modes[0]");
+	cfg_err("{\"aggregate\": {\"mode\": \"mean\", \"terms\": [\"a\"]}, \"overrides\": {\"weights\": {\"min\": 2, \"max\": 1}}}",
+		"models.m.reward.overrides.weights.max");
+	cfg_err("{\"advantage\": {\"normalize\": \"z\"}}", "models.m.reward.advantage.normalize");
+	cfg_err("{\"advantage\": {\"eps\": -1}}", "models.m.reward.advantage.eps");
+	cfg_err("{\"advantage\": {\"group_timeout_ms\": 0}}", "models.m.reward.advantage.group_timeout_ms");
+	cfg_err("{\"aggregate\": {\"mode\": \"mean\", \"terms\": [{\"mode\": \"mean\", \"terms\": [{\"mode\": \"mean\", "
+		"\"terms\": [{\"mode\": \"mean\", \"terms\": [{\"mode\": \"mean\", \"terms\": [\"a\"]}]}]}]}]}}",
+		"models.m.reward.aggregate.terms[0].terms[0].terms[0].terms[0]");
+}
+END_TEST
+
+static int ov_parse(const rwd_reward_config *c, const char *txt, rwd_reward_override *ov, rwd_error *err)
+{
+	json_t *j = json_loads(txt, 0, NULL);
+	ck_assert(j != NULL);
+	rwd_error_clear(err);
+	int r = rwd_reward_override_parse(c, j, ov, err);
+	json_decref(j);
+	return r;
+}
+
+START_TEST(request_overrides_within_bounds)
+{
+	rwd_reward_config *c = cfg("{\"aggregate\": {\"mode\": \"weighted_sum\", \"terms\": [\"a\", \"c\"]},"
+		"\"overrides\": {\"modes\": [\"mean\", \"min\"], \"weights\": {\"min\": 0, \"max\": 2}}}");
+	rwd_reward_override ov;
+	rwd_error err;
+	double r;
+	ck_assert_int_eq(ov_parse(c, "{\"mode\": \"min\"}", &ov, &err), 0);
+	ck_assert_int_eq(ev(c, &ov, S, ALL, &r), 0);
+	ck_assert_double_eq_tol(r, 0.5, EPS);
+	ck_assert_int_eq(ov_parse(c, "{\"weights\": {\"c\": 0.5}}", &ov, &err), 0);
+	ck_assert_int_eq(ev(c, &ov, S, ALL, &r), 0);
+	ck_assert_double_eq_tol(r, 0.5 + 0.5 * 2.0, EPS);
+	ck_assert_int_eq(ov_parse(c, "{\"mode\": \"weighted_sum\"}", &ov, &err), 0); /* the configured mode */
+	ck_assert_int_ne(ov_parse(c, "{\"mode\": \"product\"}", &ov, &err), 0);
+	ck_assert_str_eq(err.object, "reward.mode");
+	ck_assert_int_ne(ov_parse(c, "{\"weights\": {\"c\": 2.5}}", &ov, &err), 0);
+	ck_assert_str_eq(err.object, "reward.weights.c");
+	ck_assert_int_ne(ov_parse(c, "{\"weights\": {\"b\": 1}}", &ov, &err), 0);
+	ck_assert_str_eq(err.object, "reward.weights.b");
+	ck_assert_int_ne(ov_parse(c, "{\"advantage\": \"mean_only\"}", &ov, &err), 0);
+	ck_assert_str_eq(err.object, "reward.advantage");
+	ck_assert_int_ne(ov_parse(c, "{\"bogus\": 1}", &ov, &err), 0);
+	ck_assert_str_eq(err.object, "reward.bogus");
+	rwd_reward_config_free(c);
+	/* no overrides configured: any change is refused */
+	c = cfg("{}");
+	ck_assert_int_ne(ov_parse(c, "{\"mode\": \"mean\"}", &ov, &err), 0);
+	ck_assert_str_eq(err.object, "reward.mode");
+	rwd_reward_config_free(c);
+}
+END_TEST
+
+START_TEST(advantages_formulas)
+{
+	double r[4] = {1, 2, 3, 6}, a[4], m, sd;
+	ck_assert_int_eq(rwd_reward_advantages(r, 4, RWD_ADV_STD, 1e-6, a, &m, &sd), 0);
+	/* mean 3, unbiased var = (4+1+0+9)/3 */
+	double esd = sqrt(14.0 / 3.0);
+	ck_assert_double_eq_tol(m, 3.0, EPS);
+	ck_assert_double_eq_tol(sd, esd, EPS);
+	for (int i = 0; i < 4; i++)
+		ck_assert_double_eq_tol(a[i], (r[i] - 3.0) / (esd + 1e-6), EPS);
+	rwd_reward_advantages(r, 4, RWD_ADV_MEAN_ONLY, 1e-6, a, NULL, NULL);
+	ck_assert_double_eq_tol(a[3], 3.0, EPS);
+	double one = 0.7;
+	rwd_reward_advantages(&one, 1, RWD_ADV_STD, 1e-6, a, &m, &sd); /* verl: mean 0, std 1 */
+	ck_assert_double_eq_tol(a[0], 0.7 / (1 + 1e-6), EPS);
+	ck_assert_double_eq_tol(sd, 1.0, EPS);
+	double same[3] = {0.1, 0.1, 0.1};
+	ck_assert_int_eq(rwd_reward_advantages(same, 3, RWD_ADV_STD, 1e-6, a, NULL, &sd), 1);
+	ck_assert(a[0] == 0.0 && a[1] == 0.0 && a[2] == 0.0 && sd == 0.0);
+}
+END_TEST
+
+typedef struct waiter {
+	rwd_group_part part;
+	double rewards[4], adv[4];
+	int calls;
+} waiter;
+
+static void part_done(rwd_group_part *p)
+{
+	((waiter *)p->user)->calls++;
+}
+
+static void waiter_init(waiter *w, size_t n, const double *r)
+{
+	memset(w, 0, sizeof(*w));
+	memcpy(w->rewards, r, n * sizeof(double));
+	w->part.n = n;
+	w->part.rewards = w->rewards;
+	w->part.adv = w->adv;
+	w->part.norm = RWD_ADV_STD;
+	w->part.eps = 1e-6;
+	w->part.done = part_done;
+	w->part.user = w;
+}
+
+START_TEST(group_table_complete_deadline_flush)
+{
+	rwd_group_table *t = rwd_group_table_new();
+	ck_assert(t != NULL);
+	waiter w1, w2, w3;
+	const double r1[2] = {1, 2}, r2[2] = {3, NAN}, r3[1] = {5};
+	waiter_init(&w1, 2, r1);
+	waiter_init(&w2, 2, r2);
+	ck_assert_int_eq(rwd_group_table_add(t, "m\x1fg1", 4, 5000000000ull, 16, &w1.part), 0);
+	ck_assert_int_eq(w1.calls, 0);
+	ck_assert_uint_eq(rwd_group_table_open(t), 1);
+	ck_assert_int_eq(rwd_group_table_add(t, "m\x1fg1", 4, 5000000000ull, 16, &w2.part), 0);
+	ck_assert_int_eq(w1.calls, 1);
+	ck_assert_int_eq(w2.calls, 1);
+	ck_assert(w1.part.complete && w2.part.complete);
+	ck_assert_uint_eq(w1.part.arrived, 4);
+	ck_assert_uint_eq(w1.part.counted, 3); /* NaN not counted */
+	double a[3], all[3] = {1, 2, 3};
+	rwd_reward_advantages(all, 3, RWD_ADV_STD, 1e-6, a, NULL, NULL);
+	ck_assert_double_eq_tol(w1.adv[0], a[0], EPS);
+	ck_assert_double_eq_tol(w1.adv[1], a[1], EPS);
+	ck_assert_double_eq_tol(w2.adv[0], a[2], EPS);
+	ck_assert(isnan(w2.adv[1]));
+	ck_assert_uint_eq(rwd_group_table_open(t), 0);
+	/* deadline: answered incomplete by the table's thread */
+	waiter_init(&w3, 1, r3);
+	uint64_t t0 = rwd_now_ns();
+	ck_assert_int_eq(rwd_group_table_add(t, "m\x1fg2", 8, 50000000ull, 16, &w3.part), 0);
+	while (!__atomic_load_n(&w3.calls, __ATOMIC_ACQUIRE) && rwd_now_ns() - t0 < 5000000000ull)
+		usleep(1000);
+	ck_assert_int_eq(w3.calls, 1);
+	ck_assert_uint_ge(rwd_now_ns() - t0, 50000000ull);
+	ck_assert_int_eq(w3.part.complete, 0);
+	ck_assert_double_eq_tol(w3.adv[0], 5.0 / (1 + 1e-6), EPS); /* a group of one */
+	/* max open groups, then flush answers what is open */
+	waiter_init(&w1, 1, r3);
+	waiter_init(&w2, 1, r3);
+	ck_assert_int_eq(rwd_group_table_add(t, "x", 3, 5000000000ull, 1, &w1.part), 0);
+	ck_assert_int_eq(rwd_group_table_add(t, "y", 3, 5000000000ull, 1, &w2.part), RWD_E_FULL);
+	rwd_group_table_flush(t);
+	ck_assert_int_eq(w1.calls, 1);
+	ck_assert_int_eq(rwd_group_table_add(t, "y", 3, 5000000000ull, 1, &w2.part), RWD_E_STATE);
+	rwd_group_table_free(t);
+}
+END_TEST
+
+START_TEST(ensemble_parse_and_combine)
+{
+	json_t *m = json_loads("[\"h1\", \"h2\", \"h3\"]", 0, NULL);
+	json_t *cb = json_loads("{\"mode\": \"mean_minus_kstd\", \"k\": 0.5}", 0, NULL);
+	rwd_ensemble_config e;
+	rwd_error err;
+	rwd_error_clear(&err);
+	ck_assert_int_eq(rwd_ensemble_config_parse(m, cb, "models.e", &e, &err), 0);
+	ck_assert_uint_eq(e.n_members, 3);
+	ck_assert_int_eq(e.combine, RWD_ENSEMBLE_MEAN_MINUS_KSTD);
+	double v[3] = {1, 2, 6}, sp;
+	double sd = sqrt(((1 - 3.0) * (1 - 3.0) + 1 + 9) / 3.0);
+	ck_assert_double_eq_tol(rwd_ensemble_combine(e.combine, e.k, v, 3, &sp), 3.0 - 0.5 * sd, EPS);
+	ck_assert_double_eq_tol(sp, sd, EPS);
+	ck_assert_double_eq_tol(rwd_ensemble_combine(RWD_ENSEMBLE_MIN, 0, v, 3, NULL), 1.0, EPS);
+	ck_assert_double_eq_tol(rwd_ensemble_combine(RWD_ENSEMBLE_MEAN, 0, v, 3, NULL), 3.0, EPS);
+	rwd_ensemble_config_clear(&e);
+	json_decref(cb);
+	cb = json_string("median");
+	ck_assert_int_ne(rwd_ensemble_config_parse(m, cb, "models.e", &e, &err), 0);
+	ck_assert_str_eq(err.object, "models.e.combine");
+	json_decref(cb);
+	json_decref(m);
+	m = json_loads("[\"h1\", \"h1\"]", 0, NULL);
+	ck_assert_int_ne(rwd_ensemble_config_parse(m, NULL, "models.e", &e, &err), 0);
+	ck_assert_str_eq(err.object, "models.e.members[1]");
+	json_decref(m);
+	m = json_loads("[\"h1\"]", 0, NULL);
+	ck_assert_int_ne(rwd_ensemble_config_parse(m, NULL, "models.e", &e, &err), 0);
+	ck_assert_str_eq(err.object, "models.e.members");
+	json_decref(m);
+}
+END_TEST
+
+static void *adder(void *arg)
+{
+	rwd_reward_series *se = arg;
+	for (int i = 0; i < 1000; i++)
+		rwd_reward_series_add(se, (double)(i % 10) / 10.0);
+	return NULL;
+}
+
+START_TEST(stats_welford_histogram_window)
+{
+	size_t nb;
+	const double *b = rwd_reward_stats_default_bounds(&nb);
+	rwd_reward_stats *s = rwd_reward_stats_new(b, nb, 4);
+	ck_assert(s != NULL);
+	rwd_reward_series *se = rwd_reward_stats_series(s, "m", "reward");
+	ck_assert(se == rwd_reward_stats_series(s, "m", "reward"));
+	const double v[6] = {1, 2, 3, 4, 5, 6};
+	for (int i = 0; i < 6; i++)
+		rwd_reward_series_add(se, v[i]);
+	rwd_reward_series_add(se, NAN);
+	json_t *j = rwd_reward_stats_json(s, NULL);
+	json_t *o = json_object_get(json_object_get(json_object_get(j, "models"), "m"), "reward");
+	ck_assert_int_eq(json_integer_value(json_object_get(o, "count")), 6);
+	ck_assert_double_eq_tol(json_real_value(json_object_get(o, "mean")), 3.5, EPS);
+	ck_assert_double_eq_tol(json_real_value(json_object_get(o, "std")), sqrt(17.5 / 6), 1e-12);
+	json_t *rec = json_object_get(o, "recent");
+	ck_assert_int_eq(json_integer_value(json_object_get(rec, "n")), 4);
+	ck_assert_double_eq_tol(json_real_value(json_array_get(json_object_get(rec, "values"), 0)), 3.0, EPS);
+	ck_assert_double_eq_tol(json_real_value(json_object_get(rec, "mean")), 4.5, EPS);
+	json_t *counts = json_object_get(json_object_get(o, "histogram"), "counts");
+	ck_assert_uint_eq(json_array_size(counts), nb + 1);
+	/* bounds ... 1, 2, 5, 10: <=1: 1, <=2: 2, <=5: 5, <=10: 6 */
+	for (size_t i = 0; i < nb; i++) {
+		size_t want = 0;
+		for (int q = 0; q < 6; q++)
+			want += v[q] <= b[i];
+		ck_assert_int_eq(json_integer_value(json_array_get(counts, i)), (json_int_t)want);
+	}
+	ck_assert_int_eq(json_integer_value(json_array_get(counts, nb)), 6);
+	json_decref(j);
+	/* concurrent adders: count is exact */
+	rwd_reward_series *s2 = rwd_reward_stats_series(s, "m", "x");
+	pthread_t th[4];
+	for (int i = 0; i < 4; i++)
+		pthread_create(&th[i], NULL, adder, s2);
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	j = rwd_reward_stats_json(s, "m");
+	o = json_object_get(json_object_get(json_object_get(j, "models"), "m"), "x");
+	ck_assert_int_eq(json_integer_value(json_object_get(o, "count")), 4000);
+	ck_assert_double_eq_tol(json_real_value(json_object_get(o, "mean")), 0.45, 1e-12);
+	json_decref(j);
+	rwd_reward_stats_free(s);
+	ck_assert(rwd_reward_stats_new(b, 2, 0) == NULL);
+}
+END_TEST
+
+static Suite *reward_suite(void)
+{
+	Suite *s = suite_create("reward");
+	TCase *tc = tcase_create("reward");
+	tcase_add_test(tc, transforms_chain);
+	tcase_add_test(tc, every_mode_with_and_without_absent);
+	tcase_add_test(tc, editscore_and_firm_shapes);
+	tcase_add_test(tc, config_errors_name_the_field);
+	tcase_add_test(tc, request_overrides_within_bounds);
+	tcase_add_test(tc, advantages_formulas);
+	tcase_add_test(tc, group_table_complete_deadline_flush);
+	tcase_add_test(tc, ensemble_parse_and_combine);
+	tcase_add_test(tc, stats_welford_histogram_window);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+RWD_CHECK_MAIN(reward_suite)
