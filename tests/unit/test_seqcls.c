@@ -1,0 +1,339 @@
+/*
+ * tests/unit/test_seqcls.c — the seqcls kind's loading, validation and
+ * batching properties on a tiny Qwen3-style folder written here (F32
+ * safetensors from a fixed LCG). Numerical parity with PyTorch is
+ * tests/parity/test_seqcls_torch.py; this suite checks what needs no
+ * oracle: precise config/weight errors, item validation, 422 vs truncation,
+ * dimension names, and that a score does not depend on the batch it ran in
+ * (packing, chunking, trailing pad tokens).
+ */
+#include "rwd_check.h"
+
+#include "core/arena.h"
+#include "models/model.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { V = 16, H = 8, I = 12, NH = 2, NKV = 1, HD = 4, L = 2, PAD = 15 };
+
+static uint32_t lcg = 12345;
+
+static float frand(void)
+{
+	lcg = lcg * 1664525u + 1013904223u;
+	return ((float)(lcg >> 8) / 16777216.0f - 0.5f) * 1.5f;
+}
+
+struct tdef {
+	char name[160];
+	int64_t d0, d1; /* d1 = 0: rank 1 */
+};
+
+/* Write a tiny qwen3 folder; `skip` names a tensor to leave out, `bad` one to give a wrong shape. */
+static void write_model(const char *dir, const char *cfg_extra, const char *skip, const char *bad)
+{
+	struct tdef t[64];
+	size_t n = 0;
+#define ADD(nm, a, b) do { snprintf(t[n].name, sizeof(t[n].name), "%s", nm); t[n].d0 = a; t[n].d1 = b; n++; } while (0)
+	ADD("model.embed_tokens.weight", V, H);
+	ADD("model.norm.weight", H, 0);
+	ADD("score.weight", 2, H);
+	for (int l = 0; l < L; l++) {
+		char p[128];
+		static const struct { const char *s; int64_t a, b; } per[] = {
+			{"input_layernorm.weight", H, 0}, {"post_attention_layernorm.weight", H, 0},
+			{"self_attn.q_proj.weight", NH * HD, H}, {"self_attn.k_proj.weight", NKV * HD, H},
+			{"self_attn.v_proj.weight", NKV * HD, H}, {"self_attn.o_proj.weight", H, NH * HD},
+			{"self_attn.q_norm.weight", HD, 0}, {"self_attn.k_norm.weight", HD, 0},
+			{"mlp.gate_proj.weight", I, H}, {"mlp.up_proj.weight", I, H}, {"mlp.down_proj.weight", H, I},
+		};
+		for (size_t i = 0; i < sizeof(per) / sizeof(per[0]); i++) {
+			snprintf(p, sizeof(p), "model.layers.%d.%s", l, per[i].s);
+			ADD(p, per[i].a, per[i].b);
+		}
+	}
+#undef ADD
+	json_t *hdr = json_object();
+	size_t off = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (skip && strcmp(t[i].name, skip) == 0)
+			continue;
+		if (bad && strcmp(t[i].name, bad) == 0)
+			t[i].d0 += 1;
+		size_t cnt = (size_t)t[i].d0 * (size_t)(t[i].d1 ? t[i].d1 : 1);
+		json_t *shape = t[i].d1 ? json_pack("[II]", (json_int_t)t[i].d0, (json_int_t)t[i].d1)
+			: json_pack("[I]", (json_int_t)t[i].d0);
+		json_object_set_new(hdr, t[i].name, json_pack("{s:s,s:o,s:[II]}", "dtype", "F32", "shape", shape,
+			"data_offsets", (json_int_t)off, (json_int_t)(off + cnt * 4)));
+		off += cnt * 4;
+	}
+	char *h = json_dumps(hdr, JSON_COMPACT);
+	size_t hl = strlen(h), padded = (hl + 7) & ~(size_t)7;
+	char path[512];
+	snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+	FILE *f = fopen(path, "wb");
+	ck_assert_ptr_nonnull(f);
+	uint64_t len = padded;
+	fwrite(&len, 8, 1, f);
+	fwrite(h, 1, hl, f);
+	for (size_t i = hl; i < padded; i++)
+		fputc(' ', f);
+	/* data in header order (jansson keeps insertion order = offset order) */
+	lcg = 12345;
+	for (size_t i = 0; i < n; i++) {
+		if (skip && strcmp(t[i].name, skip) == 0)
+			continue;
+		size_t cnt = (size_t)t[i].d0 * (size_t)(t[i].d1 ? t[i].d1 : 1);
+		for (size_t j = 0; j < cnt; j++) {
+			float v = strstr(t[i].name, "norm") ? 1.0f + 0.1f * frand() : frand();
+			fwrite(&v, 4, 1, f);
+		}
+	}
+	fclose(f);
+	free(h);
+	json_decref(hdr);
+	snprintf(path, sizeof(path), "%s/config.json", dir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "{\"architectures\": [\"Qwen3ForSequenceClassification\"], \"model_type\": \"qwen3\","
+		" \"vocab_size\": %d, \"hidden_size\": %d, \"intermediate_size\": %d,"
+		" \"num_hidden_layers\": %d, \"num_attention_heads\": %d, \"num_key_value_heads\": %d,"
+		" \"head_dim\": %d, \"rms_norm_eps\": 1e-6, \"rope_theta\": 1000000, \"pad_token_id\": %d,"
+		" \"hidden_act\": \"silu\", \"id2label\": {\"0\": \"helpful\", \"1\": \"honest\"}%s}\n",
+		V, H, I, L, NH, NKV, HD, PAD, cfg_extra ? cfg_extra : "");
+	fclose(f);
+}
+
+static char tmpdir[256];
+
+static void make_dir(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/rwd-seqcls-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void remove_dir(void)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/model.safetensors", tmpdir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/config.json", tmpdir);
+	unlink(p);
+	rmdir(tmpdir);
+}
+
+static int load(const char *opts_json, size_t max_tokens, size_t max_batch_tokens, rwd_model **m,
+	rwd_error *err)
+{
+	rwd_model_params p = rwd_model_default_params();
+	json_t *opts = opts_json ? json_loads(opts_json, 0, NULL) : NULL;
+	p.name = "t";
+	p.path = tmpdir;
+	p.options = opts;
+	p.limits.max_tokens = max_tokens;
+	p.limits.max_batch_tokens = max_batch_tokens;
+	p.limits.max_batch_size = 8;
+	rwd_error_clear(err);
+	int r = rwd_model_load(&p, m, err);
+	json_decref(opts);
+	return r;
+}
+
+/* Score items (JSON texts) as one batch; scores[i][2], status[i]. */
+static void run(rwd_model *m, const char *const *items, size_t n, float (*scores)[2], int *status)
+{
+	rwd_item it[16];
+	rwd_item *ptr[16];
+	json_t *js[16];
+	void *scratch = NULL;
+	rwd_error err;
+	ck_assert_int_eq(rwd_model_scratch_new(m, &scratch, &err), 0);
+	size_t k = 0;
+	memset(it, 0, sizeof(it));
+	for (size_t i = 0; i < n; i++) {
+		js[i] = json_loads(items[i], 0, NULL);
+		ck_assert_ptr_nonnull(js[i]);
+		it[i].input = js[i];
+		rwd_error_clear(&it[i].err);
+		status[i] = rwd_model_check(m, js[i], &it[i].cost, &it[i].err);
+		if (!status[i])
+			ptr[k++] = &it[i];
+	}
+	rwd_arena *a = rwd_arena_create(0, 0);
+	ck_assert_int_eq(rwd_model_run(m, scratch, ptr, k, a), 0);
+	for (size_t i = 0; i < n; i++) {
+		if (!status[i])
+			status[i] = it[i].status;
+		scores[i][0] = it[i].scores[0];
+		scores[i][1] = it[i].scores[1];
+		json_decref(js[i]);
+	}
+	rwd_arena_destroy(a);
+	rwd_model_scratch_free(m, scratch);
+}
+
+START_TEST(loads_and_names_dims)
+{
+	rwd_model *m = NULL;
+	rwd_error err;
+	make_dir();
+	write_model(tmpdir, NULL, NULL, NULL);
+	ck_assert_int_eq(load(NULL, 64, 256, &m, &err), 0);
+	const rwd_model_info *info = rwd_model_get_info(m);
+	ck_assert_str_eq(info->kind, "seqcls");
+	ck_assert_uint_eq(info->n_dims, 2);
+	ck_assert_str_eq(info->dims[0], "helpful");
+	ck_assert_str_eq(info->dims[1], "honest");
+	rwd_model_free(m);
+	remove_dir();
+}
+END_TEST
+
+START_TEST(config_errors_are_precise)
+{
+	static const struct { const char *extra; int code; const char *object; } cases[] = {
+		{", \"head_dim\": 3", RWD_E_INVALID, "head_dim"},
+		{", \"num_key_value_heads\": 3", RWD_E_INVALID, "num_key_value_heads"},
+		{", \"hidden_act\": \"gelu\"", RWD_E_UNSUPPORTED, "hidden_act"},
+		{", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4}", RWD_E_UNSUPPORTED, "rope_scaling"},
+		{", \"use_sliding_window\": true", RWD_E_UNSUPPORTED, "use_sliding_window"},
+		{", \"model_type\": \"gpt2\"", RWD_E_UNSUPPORTED, "model_type"},
+		{", \"pad_token_id\": \"x\"", RWD_E_INVALID, "pad_token_id"},
+		{", \"vocab_size\": -1", RWD_E_INVALID, "vocab_size"},
+	};
+	make_dir();
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		rwd_model *m = NULL;
+		rwd_error err;
+		/* later duplicate keys are rejected by jansson, so rewrite the whole config */
+		write_model(tmpdir, NULL, NULL, NULL);
+		char path[512];
+		snprintf(path, sizeof(path), "%s/config.json", tmpdir);
+		json_t *cfg = json_load_file(path, 0, NULL);
+		char buf[512];
+		snprintf(buf, sizeof(buf), "{%s}", cases[i].extra + 1);
+		json_t *extra = json_loads(buf, 0, NULL);
+		ck_assert_ptr_nonnull(extra);
+		json_object_update(cfg, extra);
+		json_dump_file(cfg, path, 0);
+		json_decref(cfg);
+		json_decref(extra);
+		int r = load(NULL, 64, 256, &m, &err);
+		ck_assert_msg(r == cases[i].code, "case %zu: got %d (%s), want %d", i, r, err.msg, cases[i].code);
+		ck_assert_msg(strcmp(err.object, cases[i].object) == 0, "case %zu: object '%s', want '%s'", i,
+			err.object, cases[i].object);
+		ck_assert_ptr_nonnull(strstr(err.file, "config.json"));
+	}
+	remove_dir();
+}
+END_TEST
+
+START_TEST(weight_errors_name_the_tensor)
+{
+	rwd_model *m = NULL;
+	rwd_error err;
+	make_dir();
+	write_model(tmpdir, NULL, "model.layers.1.self_attn.k_norm.weight", NULL);
+	ck_assert_int_eq(load(NULL, 64, 256, &m, &err), RWD_E_NOTFOUND);
+	ck_assert_str_eq(err.object, "model.layers.1.self_attn.k_norm.weight");
+	write_model(tmpdir, NULL, NULL, "model.layers.0.mlp.up_proj.weight");
+	ck_assert_int_eq(load(NULL, 64, 256, &m, &err), RWD_E_INVALID);
+	ck_assert_str_eq(err.object, "model.layers.0.mlp.up_proj.weight");
+	remove_dir();
+}
+END_TEST
+
+START_TEST(batch_independent_scores)
+{
+	rwd_model *m = NULL;
+	rwd_error err;
+	make_dir();
+	write_model(tmpdir, NULL, NULL, NULL);
+	ck_assert_int_eq(load(NULL, 64, 256, &m, &err), 0);
+	static const char *const batch[] = {
+		"{\"input_ids\": [1, 2, 3, 4, 5, 6, 7]}",
+		"{\"input_ids\": [9]}",
+		"{\"input_ids\": [1, 2, 3, 4, 5, 6, 7, 15, 15]}", /* trailing pad: same as item 0 */
+		"{\"input_ids\": [3, 14, 2, 0, 0, 1, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 13]}",
+		"{\"input_ids\": [16]}",                          /* outside the vocabulary */
+		"{\"input_ids\": []}",
+		"{\"text\": \"no tokenizer here\"}",
+	};
+	float s[7][2], one[1][2];
+	int st[7], st1[1];
+	run(m, batch, 7, s, st);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(st[i], 0);
+	ck_assert_int_eq(st[4], RWD_E_INVALID);
+	ck_assert_int_eq(st[5], RWD_E_INVALID);
+	ck_assert_int_eq(st[6], RWD_E_UNSUPPORTED);
+	for (int d = 0; d < 2; d++)
+		ck_assert_float_eq_tol(s[0][d], s[2][d], 1e-5f * (1.0f + fabsf(s[0][d])));
+	for (int i = 0; i < 4; i++) {
+		run(m, &batch[i], 1, one, st1);
+		for (int d = 0; d < 2; d++)
+			ck_assert_float_eq_tol(s[i][d], one[0][d], 1e-5f * (1.0f + fabsf(one[0][d])));
+	}
+	rwd_model_free(m);
+	/* a batch larger than max_batch_tokens is split into chunks with the same results */
+	ck_assert_int_eq(load(NULL, 20, 20, &m, &err), 0);
+	float s2[4][2];
+	int st2[4];
+	run(m, batch, 4, s2, st2);
+	for (int i = 0; i < 4; i++)
+		for (int d = 0; d < 2; d++)
+			ck_assert_float_eq_tol(s[i][d], s2[i][d], 1e-5f * (1.0f + fabsf(s[i][d])));
+	rwd_model_free(m);
+	remove_dir();
+}
+END_TEST
+
+START_TEST(too_long_is_422_or_truncated)
+{
+	rwd_model *m = NULL;
+	rwd_error err;
+	make_dir();
+	write_model(tmpdir, NULL, NULL, NULL);
+	static const char *const items[] = {
+		"{\"input_ids\": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}",
+		"{\"input_ids\": [5, 6, 7, 8, 9, 10]}",
+	};
+	float s[2][2];
+	int st[2];
+	ck_assert_int_eq(load(NULL, 6, 64, &m, &err), 0);
+	run(m, items, 2, s, st);
+	ck_assert_int_eq(st[0], RWD_E_UNPROCESSABLE);
+	ck_assert_int_eq(st[1], 0);
+	rwd_model_free(m);
+	ck_assert_int_eq(load("{\"truncate\": true}", 6, 64, &m, &err), 0);
+	run(m, items, 2, s, st);
+	ck_assert_int_eq(st[0], 0);
+	for (int d = 0; d < 2; d++) /* the last 6 ids are kept */
+		ck_assert_float_eq_tol(s[0][d], s[1][d], 1e-5f * (1.0f + fabsf(s[1][d])));
+	rwd_model_free(m);
+	ck_assert_int_eq(load("{\"truncate\": 1}", 6, 64, &m, &err), RWD_E_INVALID);
+	ck_assert_str_eq(err.object, "truncate");
+	remove_dir();
+}
+END_TEST
+
+static Suite *seqcls_suite(void)
+{
+	Suite *s = suite_create("seqcls");
+	TCase *tc = tcase_create("seqcls");
+	tcase_add_test(tc, loads_and_names_dims);
+	tcase_add_test(tc, config_errors_are_precise);
+	tcase_add_test(tc, weight_errors_name_the_tensor);
+	tcase_add_test(tc, batch_independent_scores);
+	tcase_add_test(tc, too_long_is_422_or_truncated);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+RWD_CHECK_MAIN(seqcls_suite)
