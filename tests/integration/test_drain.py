@@ -84,12 +84,22 @@ def main():
         before = stats["ok"]
     t_sig = time.time()
     d.proc.send_signal(signal.SIGTERM)
-    # readiness turns 503 at once (connections are still served while draining)
-    try:
-        r = d.request("GET", "/readyz")
-        C.check(r.status == 503 and r.json["status"] == "draining", "readyz 503 while draining")
-    except OSError:
-        pass  # already gone: drain finished first
+    # readiness turns 503 once the signal is handled and stays so (connections
+    # are still served while draining); a refused connection means the drain
+    # already finished
+    seen = []
+    while time.time() - t_sig < 5:
+        try:
+            r = d.request("GET", "/readyz")
+        except OSError:
+            break
+        seen.append(r.json["status"])
+        if r.status == 503:
+            C.check(r.json["status"] == "draining", "readyz says draining")
+            break
+        time.sleep(0.005)
+    C.check(not seen or seen[-1] == "draining" or d.proc.poll() is not None,
+            "readyz turned 503 while draining: %r" % seen[-5:])
     rc = d.proc.wait(30)
     took = time.time() - t_sig
     stop.set()
