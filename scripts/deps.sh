@@ -9,7 +9,8 @@ RWD_BUILD_PKGS="meson ninja-build pkg-config gcc libopenblas-dev libjansson-dev
 # Oracles and peers used by the tests only (PyTorch, Pillow, scikit-image, NLTK,
 # Node for the HF tokenizers binding, clang for fuzz targets, nginx, systemd).
 RWD_TEST_PKGS="python3 python3-torch python3-numpy python3-pil python3-skimage
- python3-nltk python3-yaml python3-jsonschema python3-jinja2 nodejs npm clang libclang-rt-14-dev wrk"
+ python3-nltk python3-yaml python3-jsonschema python3-jinja2 nodejs npm clang libclang-rt-14-dev wrk
+ nginx-light systemd"
 
 rwd_apt_install() {
 	local missing=()
