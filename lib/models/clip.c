@@ -8,6 +8,7 @@
 #include "tensor/safetensors.h"
 #include "text/tokenizer.h"
 
+#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -40,7 +41,7 @@ struct layer {
 };
 
 struct tower {
-	size_t H, I, L, nH, hd;
+	size_t H, ffn, L, nH, hd;
 	float eps;
 	enum act act;
 	struct layer *layers;
@@ -221,7 +222,7 @@ static int parse_tower(const json_t *cfg, int vision, struct tower *t, size_t *p
 	}
 	double eps;
 	if ((r = js_size(merged, "hidden_size", vision ? 768 : 512, 1, CL_MAX_DIM, &t->H, err)) ||
-	    (r = js_size(merged, "intermediate_size", vision ? 3072 : 2048, 1, CL_MAX_DIM, &t->I, err)) ||
+	    (r = js_size(merged, "intermediate_size", vision ? 3072 : 2048, 1, CL_MAX_DIM, &t->ffn, err)) ||
 	    (r = js_size(merged, "num_hidden_layers", 12, 1, CL_MAX_LAYERS, &t->L, err)) ||
 	    (r = js_size(merged, "num_attention_heads", vision ? 12 : 8, 1, CL_MAX_HEADS, &t->nH, err)) ||
 	    (r = js_size(merged, "projection_dim", 512, 1, CL_MAX_DIM, proj, err)) ||
@@ -442,8 +443,8 @@ static int load_tower_layers(const rwd_weights *w, const char *prefix, struct to
 		    (r = get_lin(w, NAME("self_attn.k_proj"), t->H, t->H, 1, &ly->k, err)) ||
 		    (r = get_lin(w, NAME("self_attn.v_proj"), t->H, t->H, 1, &ly->v, err)) ||
 		    (r = get_lin(w, NAME("self_attn.out_proj"), t->H, t->H, 1, &ly->o, err)) ||
-		    (r = get_lin(w, NAME("mlp.fc1"), t->I, t->H, 1, &ly->fc1, err)) ||
-		    (r = get_lin(w, NAME("mlp.fc2"), t->H, t->I, 1, &ly->fc2, err)))
+		    (r = get_lin(w, NAME("mlp.fc1"), t->ffn, t->H, 1, &ly->fc1, err)) ||
+		    (r = get_lin(w, NAME("mlp.fc2"), t->H, t->ffn, 1, &ly->fc2, err)))
 			return r;
 #undef NAME
 	}
@@ -842,11 +843,11 @@ int rwd_clip_scratch_new(const rwd_clip *m, void **out, rwd_error *err)
 		max2(Rv * Hv, Rt * Ht),                       /* h */
 		max2(Rv * 3 * Hv, Rt * 3 * Ht),               /* qkv */
 		max2(Rv * Hv, Rt * Ht),                       /* att */
-		max2(max2(mlp_rows_v * m->vt.I, mlp_rows_t * m->tt.I), C * m->n_patch * m->patch_k),
+		max2(max2(mlp_rows_v * m->vt.ffn, mlp_rows_t * m->tt.ffn), C * m->n_patch * m->patch_k),
 		max2(m->vtok * m->vtok, m->ctx * m->ctx),     /* attention scores */
 		2 * C * m->proj, 3 * C * m->proj, 2 * C * m->proj,
 		2 * C * m->proj, head_o, head_s,
-		2 * C, 2 * C,                                 /* start, len: size_t [C] */
+		2 * C, 4 * C,                                 /* start [C], len [C] + pool [C] */
 		4 * C, 6 * C, 6 * C, 4 * C,                   /* pix [2C], ids [3C], ids_n [3C], pix_hash [2C] */
 	};
 	enum { NBUF = sizeof(sizes) / sizeof(sizes[0]) };
@@ -921,14 +922,61 @@ static void activate(enum act a, float *x, size_t n)
 }
 
 /*
+ * The last layer for the pooled rows only: keys and values come from every
+ * row, but only row pool[i] of sequence i (which sees all of its sequence's
+ * keys: the class token, or the last kept text token) needs its query,
+ * attention output, out_proj and MLP. Leaves the n pooled residual rows in
+ * x[0..n).
+ */
+static void last_layer_pooled(const struct tower *t, const struct layer *ly, cl_scratch *s,
+	size_t n, size_t R, const size_t *pool)
+{
+	const size_t H = t->H, H3 = 3 * H, hd = t->hd;
+	const float scale = 1.0f / sqrtf((float)hd);
+	float *hq = s->mlp, *ao = s->mlp + n * H, *q = s->mlp + 2 * n * H;
+	rwd_nn_layernorm(s->x, R, H, ly->ln1w, ly->ln1b, t->eps, s->h);
+	rwd_nn_linear(s->h, R, H, 0, ly->k.w, ly->k.b, H, s->qkv + H, H3);
+	rwd_nn_linear(s->h, R, H, 0, ly->v.w, ly->v.b, H, s->qkv + 2 * H, H3);
+	for (size_t i = 0; i < n; i++)
+		memcpy(hq + i * H, s->h + pool[i] * H, H * sizeof(float));
+	rwd_nn_linear(hq, n, H, 0, ly->q.w, ly->q.b, H, q, 0);
+	for (size_t i = 0; i < n; i++) {
+		const size_t len = s->len[i];
+		const float *k = s->qkv + s->start[i] * H3 + H, *v = k + H;
+		for (size_t h = 0; h < t->nH; h++) {
+			float *sc = s->attn_s;
+			/* sc[len] = scale * K_h q_h; out_h = V_h^T softmax(sc) */
+			cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)len, (blasint)hd, scale,
+				k + h * hd, (blasint)H3, q + i * H + h * hd, 1, 0.0f, sc, 1);
+			rwd_nn_softmax(sc, 1, len);
+			cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)len, (blasint)hd, 1.0f,
+				v + h * hd, (blasint)H3, sc, 1, 0.0f, ao + i * H + h * hd, 1);
+		}
+	}
+	rwd_nn_linear(ao, n, H, 0, ly->o.w, ly->o.b, H, s->h, 0);
+	/* compact: pool[i] >= i, so moving rows up in order never clobbers one unread */
+	for (size_t i = 0; i < n; i++)
+		memmove(s->x + i * H, s->x + pool[i] * H, H * sizeof(float));
+	add_into(s->x, s->h, n * H);
+	rwd_nn_layernorm(s->x, n, H, ly->ln2w, ly->ln2b, t->eps, s->h);
+	rwd_nn_linear(s->h, n, H, 0, ly->fc1.w, ly->fc1.b, t->ffn, s->mlp, 0);
+	activate(t->act, s->mlp, n * t->ffn);
+	rwd_nn_linear(s->mlp, n, t->ffn, 0, ly->fc2.w, ly->fc2.b, H, s->att, 0);
+	add_into(s->x, s->att, n * H);
+}
+
+/*
  * The encoder over n packed sequences in s->x: sequence i is rows
  * start[i] .. start[i]+len[i]. Pre-LN blocks; causal for the text tower.
+ * The last layer runs for the pooled rows pool[i] only and leaves them in
+ * x[0..n).
  */
-static void encoder(const struct tower *t, cl_scratch *s, size_t n, size_t R, int causal)
+static void encoder(const struct tower *t, cl_scratch *s, size_t n, size_t R, int causal,
+	const size_t *pool)
 {
 	const size_t H = t->H, H3 = 3 * H;
 	const float scale = 1.0f / sqrtf((float)t->hd);
-	for (size_t l = 0; l < t->L; l++) {
+	for (size_t l = 0; l + 1 < t->L; l++) {
 		const struct layer *ly = &t->layers[l];
 		/* attention: q | k | v side by side in qkv [R, 3H] */
 		rwd_nn_layernorm(s->x, R, H, ly->ln1w, ly->ln1b, t->eps, s->h);
@@ -949,12 +997,13 @@ static void encoder(const struct tower *t, cl_scratch *s, size_t n, size_t R, in
 		rwd_nn_layernorm(s->x, R, H, ly->ln2w, ly->ln2b, t->eps, s->h);
 		for (size_t r0 = 0; r0 < R; r0 += CL_MLP_CHUNK) {
 			const size_t nr = R - r0 < CL_MLP_CHUNK ? R - r0 : CL_MLP_CHUNK;
-			rwd_nn_linear(s->h + r0 * H, nr, H, 0, ly->fc1.w, ly->fc1.b, t->I, s->mlp, 0);
-			activate(t->act, s->mlp, nr * t->I);
-			rwd_nn_linear(s->mlp, nr, t->I, 0, ly->fc2.w, ly->fc2.b, H, s->att, 0);
+			rwd_nn_linear(s->h + r0 * H, nr, H, 0, ly->fc1.w, ly->fc1.b, t->ffn, s->mlp, 0);
+			activate(t->act, s->mlp, nr * t->ffn);
+			rwd_nn_linear(s->mlp, nr, t->ffn, 0, ly->fc2.w, ly->fc2.b, H, s->att, 0);
 			add_into(s->x + r0 * H, s->att, nr * H);
 		}
 	}
+	last_layer_pooled(t, &t->layers[t->L - 1], s, n, R, pool);
 }
 
 void rwd_clip_encode_images(const rwd_clip *m, void *scratch, const float *const *pixels,
@@ -996,10 +1045,12 @@ void rwd_clip_encode_images(const rwd_clip *m, void *scratch, const float *const
 		s->len[b] = T;
 	}
 	rwd_nn_layernorm(s->x, n * T, H, m->pre_w, m->pre_b, m->vt.eps, s->x);
-	encoder(&m->vt, s, n, n * T, 0);
-	/* post_layernorm on the class tokens, then the projection */
+	size_t *pool = s->len + n; /* the class token of each image; len has 2 cap slots */
 	for (size_t b = 0; b < n; b++)
-		rwd_nn_layernorm(s->x + b * T * H, 1, H, m->post_w, m->post_b, m->vt.eps, s->h + b * H);
+		pool[b] = b * T;
+	encoder(&m->vt, s, n, n * T, 0, pool);
+	/* post_layernorm on the class tokens (now x[0..n)), then the projection */
+	rwd_nn_layernorm(s->x, n, H, m->post_w, m->post_b, m->vt.eps, s->h);
 	rwd_nn_linear(s->h, n, H, 0, m->vproj, NULL, m->proj, out, 0);
 }
 
@@ -1048,10 +1099,11 @@ int rwd_clip_encode_texts(const rwd_clip *m, void *scratch, const int32_t *const
 	}
 	if (n == 0)
 		return 0;
-	encoder(&m->tt, s, n, R, 1);
+	size_t *pool = s->len + n; /* the last kept token of each text */
 	for (size_t i = 0; i < n; i++)
-		rwd_nn_layernorm(s->x + (s->start[i] + s->len[i] - 1) * H, 1, H, m->fin_w, m->fin_b,
-			m->tt.eps, s->h + i * H);
+		pool[i] = s->start[i] + s->len[i] - 1;
+	encoder(&m->tt, s, n, R, 1, pool);
+	rwd_nn_layernorm(s->x, n, H, m->fin_w, m->fin_b, m->tt.eps, s->h);
 	rwd_nn_linear(s->h, n, H, 0, m->tproj, NULL, m->proj, out, 0);
 	return 0;
 }
