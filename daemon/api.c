@@ -1,6 +1,7 @@
 /* daemon/api.c — routing, auth, content checks and error replies (see api.h). */
 #include "api_internal.h"
 #include "api_compat.h"
+#include "dashboard.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 static const char *const route_names[RWD_ROUTE_COUNT_] = {
 	"other", "/v1/rewards", "/v1/models", "/v1/models/{name}", "/healthz", "/readyz", "/metrics",
+	"/",
 	"/get_reward", "/classify", "/pooling", "/v1/embeddings", "/v2/health/live", "/v2/health/ready",
 	"/v2/models/{name}", "/v2/models/{name}/ready", "/v2/models/{name}/infer",
 };
@@ -118,6 +120,8 @@ static int route_of(const char *url, const char **name)
 		return RWD_ROUTE_READYZ;
 	if (strcmp(url, "/metrics") == 0)
 		return RWD_ROUTE_METRICS;
+	if (strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0)
+		return RWD_ROUTE_DASHBOARD;
 	return rwd__api_compat_route(url);
 }
 
@@ -173,6 +177,9 @@ int rwd_api_headers(rwd_call *call, long long content_length, rwd_reply *reply)
 		return RWD_API_REPLY;
 	case RWD_ROUTE_METRICS:
 		rwd__api_metrics(call, reply);
+		return RWD_API_REPLY;
+	case RWD_ROUTE_DASHBOARD:
+		rwd_dashboard_reply(reply);
 		return RWD_API_REPLY;
 	default:
 		break;

@@ -7,10 +7,11 @@ RWD_BUILD_PKGS="meson ninja-build pkg-config gcc libopenblas-dev libjansson-dev
  libmicrohttpd-dev libpng-dev libjpeg62-turbo-dev libpcre2-dev libutf8proc-dev zlib1g-dev
  check curl ca-certificates"
 # Oracles and peers used by the tests only (PyTorch, Pillow, scikit-image, NLTK,
-# Node for the HF tokenizers binding, clang for fuzz targets, nginx, systemd).
+# Node for the HF tokenizers binding, clang for fuzz targets, nginx, systemd,
+# Chromium for the dashboard test through playwright-core).
 RWD_TEST_PKGS="python3 python3-torch python3-numpy python3-pil python3-skimage
  python3-nltk python3-yaml python3-jsonschema python3-jinja2 nodejs npm clang libclang-rt-14-dev wrk
- nginx-light systemd"
+ nginx-light systemd chromium"
 
 rwd_apt_install() {
 	local missing=()

@@ -79,8 +79,8 @@ class Contract:
                 status, method, route, body[:300])
             resp = self._deref(resp)
             content = resp.get("content", {})
-            if ctype.startswith("text/plain"):
-                assert "text/plain" in content, (method, route, status, ctype)
+            if ctype.startswith("text/"):
+                assert ctype.split(";")[0] in content, (method, route, status, ctype)
                 self.checked += 1
                 return None
             assert ctype == "application/json", (method, route, status, ctype)
