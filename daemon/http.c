@@ -272,6 +272,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	int status = r->status_sent && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? r->status_sent :
 		r->status_sent ? r->status_sent : 499;
 	rwd_api_completed(&r->call, status);
+	if (rwd_log_get_level() >= RWD_LOG_DEBUG)
+		rwd_log(RWD_LOG_DEBUG, "%s %s %d %.3f ms", r->call.method, r->call.url, status,
+			(double)(rwd_now_ns() - r->call.start_ns) / 1e6);
 	json_decref(r->reply.json);
 	free(r->reply.text);
 	free(r->body);
