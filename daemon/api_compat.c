@@ -960,7 +960,8 @@ static void reply_empty(rwd_call *call, compat_job *cj, rwd_reply *reply)
 					"shape", 0, "datatype", "FP32", "data");
 			json_array_append_new(outs, t);
 		}
-		reply->json = json_pack("{ss so}", "model_name", info->name, "outputs", outs);
+		reply->json = json_pack("{ss ss so}", "model_name", info->name, "model_version", "1",
+			"outputs", outs);
 		if (cj->oip_id)
 			json_object_set(reply->json, "id", (json_t *)cj->oip_id);
 		return;
