@@ -10,7 +10,10 @@ tritonclient.http sends with binary_data=False). Oracles run here: rules
 values follow by construction from the documented rules (format 1 for a
 well-formed <think>/<answer> response, accuracy 1 when the answer equals the
 label, reward = their mean); mlp and seqcls scores come from PyTorch (the mlp
-head computed by torch, seqcls by tests/parity/seqcls_ref.py on token ids).
+head computed by torch, seqcls by tests/parity/seqcls_ref.py on token ids:
+ids sent as such, or text encoded by HF tokenizers through node with a small
+byte-level BPE tokenizer.json trained here, add_special_tokens=False as
+OpenRLHF's serve_rm).
 Every response is validated against proto/openapi.yaml.
 Usage: test_dropin.py REWARDD_EXE"""
 import json
@@ -202,6 +205,136 @@ def make_seqcls(work):
     return out
 
 
+def byte_map():
+    """GPT-2's byte -> printable character map (byte-level BPE)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs)}
+
+
+def add_tokenizer(folder, corpus, vocab_size):
+    """A small byte-level BPE tokenizer.json (Qwen2's pipeline: NFC, the Qwen split
+    regex, ByteLevel) trained here on corpus, with ChatML specials at the top ids
+    (<|endoftext|> = the tiny config's pad id)."""
+    import re
+    bm = byte_map()
+    vocab = {bm[b]: i for i, b in enumerate(sorted(bm))}
+    words = {}
+    for w in re.findall(r" ?\w+| ?[^\w\s]+|\s+", corpus):
+        key = tuple(bm[b] for b in w.encode())
+        words[key] = words.get(key, 0) + 1
+    merges = []
+    while len(vocab) < vocab_size - 3:
+        pairs = {}
+        for w, c in words.items():
+            for x, y in zip(w, w[1:]):
+                pairs[(x, y)] = pairs.get((x, y), 0) + c
+        if not pairs:
+            break
+        best = max(sorted(pairs), key=lambda k: pairs[k])
+        merges.append(best[0] + " " + best[1])
+        vocab[best[0] + best[1]] = len(vocab)
+        nw = {}
+        for w, c in words.items():
+            out, i = [], 0
+            while i < len(w):
+                if i + 1 < len(w) and (w[i], w[i + 1]) == best:
+                    out.append(w[i] + w[i + 1])
+                    i += 2
+                else:
+                    out.append(w[i])
+                    i += 1
+            nw[tuple(out)] = nw.get(tuple(out), 0) + c
+        words = nw
+    added = lambda i, t: {"id": i, "content": t, "single_word": False, "lstrip": False,  # noqa: E731
+                          "rstrip": False, "normalized": False, "special": True}
+    rx = ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
+          "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")
+    bl = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
+    tok = {"version": "1.0", "truncation": None, "padding": None,
+           "added_tokens": [added(vocab_size - 3, "<|im_start|>"), added(vocab_size - 2, "<|im_end|>"),
+                            added(vocab_size - 1, "<|endoftext|>")],
+           "normalizer": {"type": "NFC"},
+           "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+               {"type": "Split", "pattern": {"Regex": rx}, "behavior": "Isolated", "invert": False}, bl]},
+           "post_processor": bl, "decoder": bl,
+           "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": "",
+                     "end_of_word_suffix": "", "fuse_unk": False, "byte_fallback": False,
+                     "ignore_merges": False, "vocab": vocab, "merges": merges}}
+    path = os.path.join(folder, "tokenizer.json")
+    with open(path, "w") as f:
+        json.dump(tok, f)
+    return path
+
+
+NODE_ENCODE = r"""
+const path = require('path');
+const fs = require('fs');
+const [root, file] = process.argv.slice(2);
+const { Tokenizer } = require(path.join(root, 'node_modules', '@anush008', 'tokenizers'));
+const strings = JSON.parse(fs.readFileSync(0, 'utf8'));
+Tokenizer.fromFile(file).encodeBatch(strings, { addSpecialTokens: false }).then((enc) => {
+  console.log(JSON.stringify(enc.map((e) => Array.from(e.getIds()))));
+});
+"""
+
+
+def hf_encode(tok_file, strings):
+    """HF tokenizers (the Rust library through node), add_special_tokens=False as serve_rm."""
+    import shutil
+    node = shutil.which("node")
+    if not node or not os.path.isdir(os.path.join(H.SRC, "node_modules", "@anush008", "tokenizers")):
+        return None
+    js = os.path.join(H.mkdtemp("rwd-dropin-js-"), "enc.js")
+    with open(js, "w") as f:
+        f.write(NODE_ENCODE)
+    p = subprocess.run([node, js, H.SRC, tok_file], input=json.dumps(strings), capture_output=True, text=True)
+    if p.returncode:
+        raise RuntimeError("node encoder failed: " + p.stderr[:500])
+    return json.loads(p.stdout)
+
+
+def test_openrlhf_seqcls(d, folder, tok_file, rng):
+    """OpenRLHF's body on a sequence classifier: query scored as text, as sent."""
+    samples = make_samples(rng, 6)
+    q = [s[0] for s in samples]
+    ids = hf_encode(tok_file, q)
+    if ids is None:
+        print("SKIP seqcls text: node or node_modules/@anush008/tokenizers missing")
+        return
+    ref = seqcls_ref.Model(folder)
+    want = [list(map(float, ref.score(x))) for x in ids]
+    r = openrlhf_post(d, "/get_reward?model=cls", q, [s[1] for s in samples], [s[2] for s in samples])
+    worst = 0.0
+    ok = r.status == 200 and set(r.json["extra_logs"]) == {"helpful", "harmless"}
+    if ok:
+        for i, w in enumerate(want):
+            scale = max(abs(v) for v in w) + 1e-6
+            got = [r.json["extra_logs"]["helpful"][i], r.json["extra_logs"]["harmless"][i]]
+            worst = max([worst] + [abs(a - b) / max(abs(b), scale) for a, b in zip(got, w)])
+            ok = ok and close(r.json["rewards"][i], (w[0] + w[1]) / 2, 1e-4)
+        ok = ok and worst <= 1e-4 and r.json["scores"] == r.json["rewards"]
+    print("seqcls /get_reward (HF tokenizers ids, %d tokens) vs seqcls_ref.py: worst rel err %.3g" % (
+        sum(map(len, ids)), worst))
+    C.check(ok, "get_reward seqcls vs torch: %s" % r.raw[:300])
+    # verl's exact /classify body: one chat-templated text, activation false, data[-1].probs[-1]
+    r, score = verl_classify(d, folder, q[2])
+    C.check(r.status == 200 and close(score, want[2][-1], 1e-4),
+            "verl classify seqcls text: %s vs %s" % (r.raw[:300], want[2]))
+    # KServe v2 with a BYTES text tensor [N, 1]
+    body = {"inputs": [{"name": "text", "shape": [len(q), 1], "datatype": "BYTES", "data": [[x] for x in q]}]}
+    r = v2(d, "POST", "/v2/models/cls/infer", body, "/v2/models/{name}/infer")
+    C.check(r.status == 200 and r.json["outputs"][0]["shape"] == [len(q), 2] and
+            all(close(a, b, 1e-4) for a, b in zip(r.json["outputs"][0]["data"], [v for w in want for v in w])),
+            "v2 infer seqcls text vs torch: %s" % r.raw[:300])
+
+
 def test_verl_seqcls(d, folder, rng):
     ref = seqcls_ref.Model(folder)
     vocab = ref.cfg["vocab_size"]
@@ -371,6 +504,8 @@ def main():
     work = H.mkdtemp("rwd-dropin-")
     oracle = H.make_mlp_head(os.path.join(work, "head"), d_in=D_IN)
     cls = make_seqcls(work)
+    corpus = " ".join(x[0] for x in make_samples(random.Random(99), 40)) + " Hello world, reward models."
+    tok_file = add_tokenizer(cls, corpus, 512)
     models = {
         "rm": {"kind": "rules", "options": {"dims": ["format", "accuracy"]}},
         "fmt": {"kind": "rules", "options": {"dims": ["format"]}},
@@ -382,6 +517,7 @@ def main():
         test_openrlhf(d, rng)
         test_verl_rules(d, rng)
         test_verl_seqcls(d, cls, rng)
+        test_openrlhf_seqcls(d, cls, tok_file, rng)
         test_oip(d, oracle, rng)
         r = d.request("GET", "/healthz")
         C.check(r.status == 200, "alive after everything")
