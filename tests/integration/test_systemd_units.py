@@ -141,7 +141,9 @@ def notify_protocol():
     name = "\0rwd-test-notify-%d" % os.getpid()
     mgr.bind(name)
     port = H.free_port()
-    env = dict(os.environ, NOTIFY_SOCKET="@" + name[1:])
+    # a 400 ms watchdog: pings every ~200 ms once ready
+    env = dict(os.environ, NOTIFY_SOCKET="@" + name[1:], WATCHDOG_USEC="400000")
+    env.pop("WATCHDOG_PID", None)
     env.pop("REWARDD_API_KEYS", None)
     proc = subprocess.Popen([EXE, "--config", builtin_config(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -174,6 +176,16 @@ def notify_protocol():
                   "/readyz = 200: daemon/sd.c is not wired into main.c yet" % len(msgs))
             return
         print("notifications before ready: %r" % msgs)
+        pings, t1 = 0, time.time()
+        mgr.settimeout(0.1)
+        while time.time() - t1 < 1.2:
+            try:
+                m = mgr.recv(4096).decode()
+            except socket.timeout:
+                continue
+            pings += m.split("\n").count("WATCHDOG=1")
+        print("watchdog: %d WATCHDOG=1 pings in 1.2 s with WATCHDOG_USEC=400000" % pings)
+        C.check(3 <= pings <= 8, "WATCHDOG=1 about every WatchdogSec/2 while the batchers are alive")
         proc.send_signal(signal.SIGTERM)
         stop = None
         t1 = time.time()
@@ -210,7 +222,7 @@ def socket_activation():
     try:
         t0 = time.time()
         st = None
-        while time.time() - t0 < 10:
+        while time.time() - t0 < 6:
             try:
                 st, body = get(port, "/healthz", timeout=5)
                 break
@@ -219,7 +231,7 @@ def socket_activation():
                 # ignores fd 3 leaves the connection in the backlog (timeout)
                 time.sleep(0.1)
         if st is None:
-            print("SKIP (socket activation part): no answer on the passed socket within 10 s: "
+            print("SKIP (socket activation part): no answer on the passed socket within 6 s: "
                   "daemon/sd.c is not wired into http.c yet")
             return
         C.check(st == 200, "/healthz on the activated socket")
