@@ -56,7 +56,7 @@ rwd_batcher_params rwd_batcher_default_params(void)
 	p.name = "batcher";
 	p.max_batch_size = 32;
 	p.max_batch_tokens = 16384;
-	p.max_delay_us = 2000;
+	p.max_delay_us = 0; /* continuous batching; see daemon/config.c */
 	p.max_queue_items = 1024;
 	p.workers = 1;
 	return p;
