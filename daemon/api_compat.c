@@ -448,6 +448,16 @@ static json_t *label_value(json_t *v)
 	return json_incref(v);
 }
 
+/* Refuse more items than a request may hold before building any of them. */
+static int too_many(rwd_call *call, rwd_reply *reply, size_t n, const char *field)
+{
+	size_t max = call->app->cfg->requests.max_items;
+	if (n <= max)
+		return 0;
+	fail(call, reply, 413, "too_large", field, "%zu items, more than the limit of %zu per request", n, max);
+	return 1;
+}
+
 /* A per-item companion array (prompts, labels): absent or null, or one entry per query. */
 static int companion(rwd_call *call, rwd_reply *reply, json_t *root, const char *key, size_t n,
 	json_t **out)
@@ -484,6 +494,8 @@ static int build_get_reward(rwd_call *call, rwd_reply *reply, json_t *root, cons
 		return -1;
 	}
 	size_t n = json_array_size(q);
+	if (too_many(call, reply, n, "query"))
+		return -1;
 	json_t *prompts, *labels;
 	if (companion(call, reply, root, "prompts", n, &prompts) ||
 	    companion(call, reply, root, "labels", n, &labels))
@@ -532,6 +544,8 @@ static int build_input(rwd_call *call, rwd_reply *reply, json_t *root, const cha
 		fail(call, reply, 400, "invalid_request", "input", "\"input\" must be a text or an array");
 		return -1;
 	}
+	if (too_many(call, reply, json_array_size(in), "input"))
+		return -1;
 	/* a flat array of integers is one tokenised input */
 	if (json_array_size(in) > 0 && json_is_integer(json_array_get(in, 0))) {
 		if (!seqcls) {
@@ -630,7 +644,9 @@ static int parse_tensor(rwd_call *call, rwd_reply *reply, json_t *t, size_t idx,
 		d[i] = json_is_integer(e) ? json_integer_value(e) : -1;
 	}
 	int ok = mlp ? nd == 2 && d[1] >= 1 : nd == 1 || (nd == 2 && d[1] == 1);
-	if (!ok || d[0] < 0 || d[1] < 0 || (uint64_t)d[0] * (uint64_t)d[1] > MAX_TENSOR_ELEMS) {
+	/* each bound first, so the product cannot wrap */
+	if (!ok || d[0] < 0 || d[1] < 0 || d[0] > MAX_TENSOR_ELEMS || d[1] > MAX_TENSOR_ELEMS ||
+	    (uint64_t)d[0] * (uint64_t)d[1] > MAX_TENSOR_ELEMS) {
 		fail(call, reply, 400, "invalid_request", name, "shape must be %s of non-negative integers "
 			"(at most %u elements)", mlp ? "[N, D]" : "[N] or [N, 1]", MAX_TENSOR_ELEMS);
 		return -1;
@@ -748,6 +764,8 @@ static int build_oip(rwd_call *call, compat_job *cj, rwd_reply *reply, json_t *r
 		fail(call, reply, 400, "invalid_request", "inputs", "missing the \"%s\" input tensor", main_name);
 		goto done;
 	}
+	if (too_many(call, reply, main_t->rows, main_name))
+		goto done;
 	for (size_t row = 0; row < main_t->rows; row++) {
 		json_t *it;
 		if (main_t->fp32) {
