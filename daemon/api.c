@@ -1,5 +1,6 @@
 /* daemon/api.c — routing, auth, content checks and error replies (see api.h). */
 #include "api_internal.h"
+#include "api_rl.h"
 #include "api_compat.h"
 #include "dashboard.h"
 
@@ -13,6 +14,7 @@ static const char *const route_names[RWD_ROUTE_COUNT_] = {
 	"/",
 	"/get_reward", "/classify", "/pooling", "/v1/embeddings", "/v2/health/live", "/v2/health/ready",
 	"/v2/models/{name}", "/v2/models/{name}/ready", "/v2/models/{name}/infer",
+	"/v1/stats",
 };
 
 const char *rwd_api_route_name(int route)
@@ -120,6 +122,8 @@ static int route_of(const char *url, const char **name)
 		return RWD_ROUTE_READYZ;
 	if (strcmp(url, "/metrics") == 0)
 		return RWD_ROUTE_METRICS;
+	if (strcmp(url, "/v1/stats") == 0)
+		return RWD_ROUTE_STATS;
 	if (strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0)
 		return RWD_ROUTE_DASHBOARD;
 	return rwd__api_compat_route(url);
@@ -153,7 +157,7 @@ int rwd_api_headers(rwd_call *call, long long content_length, rwd_reply *reply)
 		return RWD_API_REPLY;
 	}
 	int needs_key = call->route == RWD_ROUTE_REWARDS || call->route == RWD_ROUTE_MODELS ||
-		call->route == RWD_ROUTE_MODEL ||
+		call->route == RWD_ROUTE_MODEL || call->route == RWD_ROUTE_STATS ||
 		(call->route == RWD_ROUTE_METRICS && app->cfg->metrics_requires_key);
 	if (needs_key && !rwd_app_authorized(app, call->authorization)) {
 		rwd_api_error(reply, 401, "unauthorized",
@@ -177,6 +181,9 @@ int rwd_api_headers(rwd_call *call, long long content_length, rwd_reply *reply)
 		return RWD_API_REPLY;
 	case RWD_ROUTE_METRICS:
 		rwd__api_metrics(call, reply);
+		return RWD_API_REPLY;
+	case RWD_ROUTE_STATS:
+		rwd__api_stats(call, reply);
 		return RWD_API_REPLY;
 	case RWD_ROUTE_DASHBOARD:
 		rwd_dashboard_reply(reply);

@@ -33,8 +33,17 @@ static json_t *model_json(rwd_served *s)
 	for (size_t i = 0; info->inputs && info->inputs[i]; i++)
 		json_array_append_new(inputs, json_string(info->inputs[i]));
 	rwd_batcher_stats bs;
-	rwd_batcher_get_stats(s->batcher, &bs);
-	json_object_set_new(o, "kind", json_string(info->kind));
+	memset(&bs, 0, sizeof(bs));
+	if (s->batcher)
+		rwd_batcher_get_stats(s->batcher, &bs);
+	json_object_set_new(o, "kind", json_string(s->cfg->ensemble.n_members ? "ensemble" : info->kind));
+	if (s->cfg->ensemble.n_members) {
+		/* an ensemble (api_rl.c) queues on its members' batchers */
+		json_t *mem = json_array();
+		for (size_t i = 0; i < s->cfg->ensemble.n_members; i++)
+			json_array_append_new(mem, json_string(s->cfg->ensemble.members[i]));
+		json_object_set_new(o, "members", mem);
+	}
 	json_object_set_new(o, "path", json_string(info->path));
 	json_object_set_new(o, "dimensions", dims);
 	json_object_set_new(o, "inputs", inputs);

@@ -12,6 +12,7 @@
  *     status and error. A failed item never becomes a reward of 0.
  */
 #include "api_internal.h"
+#include "api_rl.h"
 
 #include "core/thread.h"
 #include "reward/reward.h"
@@ -28,13 +29,14 @@ typedef struct rewards_job {
 	rwd_served *served;
 	int submitted;
 	size_t n_ok;
+	rwd_rl_req *rl;  /* api_rl.c: reward config, groups, ensembles */
 } rewards_job;
 
 static void job_done(rwd_job *job)
 {
 	rewards_job *rj = job->user;
-	/* last touch: after resume the HTTP thread may complete and free the call */
-	rj->call->resume(rj->call);
+	/* rewards, statistics and groups; the call is resumed when its groups are answered */
+	rwd__rl_scored(rj->rl);
 }
 
 static int job_gone(rwd_job *job)
@@ -92,6 +94,8 @@ int rwd__api_rewards_body(rwd_call *call, rwd_reply *reply)
 		reply_empty(call, rj, reply);
 		return RWD_API_REPLY;
 	}
+	if (rwd__rl_body(call, rj->served, &rj->req, &rj->job, &rj->rl, reply))
+		return RWD_API_REPLY;
 	rj->job.items = rj->req.items;
 	rj->job.n = rj->req.n_items;
 	rj->job.priority = rj->req.priority;
@@ -108,7 +112,7 @@ int rwd__api_rewards_submit(rwd_call *call, rwd_reply *reply)
 	rwd_app *app = call->app;
 	atomic_fetch_add(&app->inflight, 1);
 	rj->submitted = 1;
-	int r = rwd_batcher_submit(rj->served->batcher, &rj->job);
+	int r = rwd__rl_submit(rj->rl);
 	if (!r)
 		return 0;
 	rj->submitted = 0;
@@ -189,16 +193,7 @@ static json_t *results_json(rewards_job *rj, const rwd_model_info *info)
 		if (it->status) {
 			json_object_set_new(o, "error", item_error_json(it));
 		} else {
-			double reward;
-			int r = rwd_reward_combine(it, rj->req.dims, rj->req.n_dims, &reward);
-			json_object_set_new(o, "reward", r ? json_null() : json_real(reward));
-			json_t *scores = json_object();
-			for (size_t k = 0; k < rj->req.n_dims; k++) {
-				int d = rj->req.dims[k];
-				if (it->present[d])
-					json_object_set_new(scores, info->dims[d], json_real((double)it->scores[d]));
-			}
-			json_object_set_new(o, "scores", scores);
+			rwd__rl_item_json(rj->rl, i, o);
 			rj->n_ok++;
 		}
 		json_array_append_new(arr, o);
@@ -215,7 +210,7 @@ void rwd__api_rewards_finish(rwd_call *call, rwd_reply *reply)
 
 	size_t n = rj->req.n_items;
 	for (size_t i = 0; i < n; i++) {
-		const char *lab[2] = {info->name, outcome_of(rj->req.items[i].status)};
+		const char *lab[2] = {rj->req.model_name, outcome_of(rj->req.items[i].status)};
 		rwd_metric_add(rwd_metric_with(app->f_items, lab), 1);
 	}
 	double queue_ms = (double)rj->job.queue_ns_max / 1e6;
@@ -239,7 +234,7 @@ void rwd__api_rewards_finish(rwd_call *call, rwd_reply *reply)
 		json_array_append_new(dims, json_string(info->dims[rj->req.dims[i]]));
 	reply->status = 200;
 	reply->json = json_pack("{ss so so s{sI sI sI sI sI} s{sf sf sf}}",
-		"model", info->name, "dimensions", dims, "results", results,
+		"model", rj->req.model_name, "dimensions", dims, "results", results,
 		"usage", "items", (json_int_t)n, "items_ok", (json_int_t)rj->n_ok,
 		"items_failed", (json_int_t)(n - rj->n_ok), "cost", (json_int_t)rj->req.total_cost,
 		"batches", (json_int_t)rj->job.batches,

@@ -32,6 +32,7 @@ typedef struct rwd_served {
 	rwd_metric *queue_depth, *batch_size, *batch_tokens, *queue_seconds, *compute_seconds;
 	rwd_metric *weight_bytes;
 	rwd_metric *loaded;
+	struct rwd_rl_served *rl;   /* api_rl.c: reward config, statistics, ensemble members */
 } rwd_served;
 
 typedef struct rwd_app {
@@ -54,6 +55,7 @@ typedef struct rwd_app {
 	rwd_metric_family *f_items;      /* {model, outcome} */
 	rwd_metric_family *f_http;       /* {route, code} */
 	rwd_metric *rss_bytes, *threads, *ready, *connections, *inflight_gauge;
+	struct rwd_rl *rl;          /* api_rl.c: group table, reward statistics */
 } rwd_app;
 
 /* Find a served model by name (NULL name: the only one). For request.h. */

@@ -38,10 +38,9 @@ void rwd_config_defaults(rwd_config *c)
 	c->batching.max_batch_tokens = 16384;
 	/* 0 = continuous batching: a batch is whatever queued while the worker
 	 * was busy, so an idle server adds no latency and a busy one still forms
-	 * large batches (TEI's design, Triton's default). In bench/ (2 shared
-	 * cores) p50 at 1 connection was 0.6-1.6 ms with 0 against 2.4-3.6 ms
-	 * with 500 us in every run; throughput at 16-64 connections differed
-	 * by less than the run-to-run noise. */
+	 * large batches (TEI's design, Triton's default). bench/RESULTS.md: on
+	 * 2 cores, 1-item requests at 16 connections ran ~2100 req/s with 0
+	 * against ~1750 with 500 us, and p50 0.6 ms against 2.4 ms at 1. */
 	c->batching.max_delay_us = 0;
 	c->batching.max_queue_items = 1024;
 	c->batching.workers = 1;
@@ -53,6 +52,8 @@ static void model_config_free(rwd_model_config *m)
 	free(m->kind);
 	free(m->path);
 	json_decref(m->options);
+	rwd_reward_config_free(m->reward);
+	rwd_ensemble_config_clear(&m->ensemble);
 }
 
 void rwd_config_free(rwd_config *c)
@@ -250,7 +251,7 @@ static char *resolve_path(const char *cfg_file, const char *p)
 static int parse_models(rwd_config *c, const json_t *models, rwd_error *err)
 {
 	static const char *const keys[] = {"kind", "path", "options", "batching", "max_tokens",
-		"max_image_pixels", NULL};
+		"max_image_pixels", "reward", "members", "combine", NULL};
 	const char *name;
 	json_t *mo;
 	json_object_foreach((json_t *)models, name, mo) {
@@ -295,9 +296,24 @@ static int parse_models(rwd_config *c, const json_t *models, rwd_error *err)
 		}
 		GET_UINT(mo, path, "max_tokens", 1, 1u << 20, m->max_tokens);
 		GET_UINT(mo, path, "max_image_pixels", 1, 1ull << 32, m->max_image_pixels);
-		if (!m->kind && !m->path)
+		const json_t *rj = json_object_get(mo, "reward");
+		if (rj) {
+			char rp[RWD_ERROR_OBJECT_MAX + 16];
+			snprintf(rp, sizeof(rp), "%.100s.reward", path);
+			if ((r = rwd_reward_config_parse(rj, rp, &m->reward, err)))
+				return r;
+		}
+		const json_t *mem = json_object_get(mo, "members");
+		if (mem || json_object_get(mo, "combine")) {
+			if ((r = rwd_ensemble_config_parse(mem, json_object_get(mo, "combine"), path, &m->ensemble, err)))
+				return r;
+			if (m->kind || m->path)
+				return field_err(err, path, "members", RWD_E_INVALID,
+					"an ensemble has \"members\" instead of a \"kind\" or \"path\"");
+		}
+		if (!m->kind && !m->path && !m->ensemble.n_members)
 			return field_err(err, path, NULL, RWD_E_INVALID,
-				"a model needs a \"kind\" (built-ins) or a \"path\" (weights)");
+				"a model needs a \"kind\" (built-ins), a \"path\" (weights) or \"members\" (an ensemble)");
 	}
 	return 0;
 }
@@ -497,6 +513,18 @@ int rwd_config_validate(const rwd_config *c, rwd_error *err)
 		if (c->requests.max_items > m->batching.max_queue_items)
 			return field_err(err, path, "max_queue_items", RWD_E_INVALID,
 				"must be at least requests.max_items, or a full request could never be queued");
+		for (size_t k = 0; k < m->ensemble.n_members; k++) {
+			const rwd_model_config *mm = NULL;
+			for (size_t q = 0; q < c->n_models; q++)
+				if (strcmp(c->models[q].name, m->ensemble.members[k]) == 0)
+					mm = &c->models[q];
+			char mp[RWD_ERROR_OBJECT_MAX];
+			snprintf(mp, sizeof(mp), "models.%.64s.members[%zu]", m->name, k % 100);
+			if (!mm || mm == m || mm->ensemble.n_members || mm > m)
+				return field_err(err, mp, NULL, RWD_E_INVALID, !mm ? "no model of that name" :
+					mm == m || mm->ensemble.n_members ? "a member must be a model, not an ensemble" :
+					"members must be listed before their ensemble");
+		}
 	}
 	rwd_error_where(err, "", "");
 	return 0;
@@ -522,6 +550,17 @@ json_t *rwd_config_to_json(const rwd_config *c)
 			"kind", m->kind, "path", m->path, "options", m->options,
 			"batching", batching_json(&m->batching),
 			"max_tokens", (json_int_t)m->max_tokens, "max_image_pixels", (json_int_t)m->max_image_pixels));
+		json_t *mj = json_object_get(models, m->name);
+		if (m->reward)
+			json_object_set_new(mj, "reward", rwd_reward_config_to_json(m->reward));
+		if (m->ensemble.n_members) {
+			json_t *ma = json_array();
+			for (size_t k = 0; k < m->ensemble.n_members; k++)
+				json_array_append_new(ma, json_string(m->ensemble.members[k]));
+			json_object_set_new(mj, "members", ma);
+			json_object_set_new(mj, "combine", json_pack("{ss sf}", "mode",
+				rwd_ensemble_combine_name(m->ensemble.combine), "k", m->ensemble.k));
+		}
 	}
 	return json_pack("{ss ss s{sI sI sI sI sI sI} s{sI sI sI sI sI sI} s{s:s? s:s? sb} s{sI} s{si} s:o s:o}",
 		"listen", listen, "log_level", lv[c->log_level],

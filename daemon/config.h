@@ -12,6 +12,7 @@
 #define RWD_DAEMON_CONFIG_H
 
 #include "core/error.h"
+#include "reward/reward.h"
 #include "serve/request.h"
 
 #include <jansson.h>
@@ -34,6 +35,8 @@ typedef struct rwd_model_config {
 	rwd_batching_config batching;
 	size_t max_tokens;         /* per item, text models */
 	uint64_t max_image_pixels; /* per decoded image */
+	rwd_reward_config *reward;     /* "reward" (lib/reward), or NULL: the default */
+	rwd_ensemble_config ensemble;  /* "members"/"combine": n_members > 0 for an ensemble */
 } rwd_model_config;
 
 typedef struct rwd_config {

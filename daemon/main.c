@@ -13,6 +13,7 @@
  */
 #include "rwd_config.h"
 
+#include "api_rl.h"
 #include "app.h"
 #include "config.h"
 #include "core/thread.h"
@@ -180,6 +181,18 @@ static void setup_metrics(rwd_app *app)
 static int load_model(rwd_app *app, rwd_served *s, rwd_error *err)
 {
 	const rwd_model_config *mc = s->cfg;
+	if (mc->ensemble.n_members) {
+		/* api_rl.c: no model or batcher of its own; runs on its members' */
+		int er = rwd__rl_load_ensemble(app, s, err);
+		if (!er && app)
+			er = rwd__rl_model_ready(app, s, err);
+		if (er || !app)
+			return er;
+		rwd_metric_set(s->loaded, 1);
+		atomic_store_explicit(&s->state, RWD_SERVED_READY, memory_order_release);
+		rwd_log(RWD_LOG_INFO, "model %s: ensemble of %zu members", mc->name, mc->ensemble.n_members);
+		return 0;
+	}
 	rwd_model_params mp = rwd_model_default_params();
 	mp.name = mc->name;
 	mp.kind = mc->kind;
@@ -197,6 +210,9 @@ static int load_model(rwd_app *app, rwd_served *s, rwd_error *err)
 		snprintf(err->object, sizeof(err->object), "%.*s", (int)sizeof(err->object) - 1, f);
 		return r;
 	}
+	/* api_rl.c: the reward config against the dimensions; statistics series */
+	if ((r = rwd__rl_model_ready(app, s, err)))
+		return r;
 	if (!app)
 		return 0;
 	const rwd_model_info *info = rwd_model_get_info(s->model);
@@ -268,13 +284,15 @@ static void drain(rwd_app *app, rwd_http *http)
 	rwd_metric_set(app->ready, 0);
 	for (size_t i = 0; i < app->n_models; i++) {
 		rwd_served *s = &app->models[i];
-		if (atomic_load_explicit(&s->state, memory_order_acquire) != RWD_SERVED_READY)
+		if (atomic_load_explicit(&s->state, memory_order_acquire) != RWD_SERVED_READY || !s->batcher)
 			continue;
 		uint64_t now = rwd_now_ns();
 		if (rwd_batcher_drain(s->batcher, until > now ? until - now : 0))
 			rwd_log(RWD_LOG_WARN, "model %s: drain bound reached; queued items answered 503",
 				s->cfg->name);
 	}
+	/* requests waiting for cross-request GRPO groups are answered now */
+	rwd__rl_drain(app);
 	/* every job is done and its connection resumed; wait for the replies to go out */
 	while (atomic_load(&app->inflight) > 0 && rwd_now_ns() < until + 2000000000ull) {
 		struct timespec ts = {0, 2000000};
@@ -431,6 +449,11 @@ int main(int argc, char **argv)
 			"(OpenBLAS serialises concurrent threaded GEMMs); set compute.blas_threads to 1",
 			workers, app.blas_threads);
 	setup_metrics(&app);
+	if (rwd__rl_init(&app)) {
+		rwd_errorf(&err, RWD_E_NOMEM, "out of memory for the reward statistics");
+		die_error("cannot start", &err);
+		goto out;
+	}
 
 	if (rwd_http_start(&app, &http, &err)) {
 		die_error("cannot start", &err);
@@ -467,6 +490,9 @@ out:
 	rwd_http_stop(http);
 	for (size_t i = 0; app.models && i < app.n_models; i++) {
 		rwd_batcher_free(app.models[i].batcher);
+	}
+	rwd__rl_free(&app); /* before the models: ensembles borrow a member's */
+	for (size_t i = 0; app.models && i < app.n_models; i++) {
 		rwd_model_free(app.models[i].model);
 	}
 	free(app.models);

@@ -44,7 +44,7 @@ static void answer(group *g, int complete)
 			for (size_t i = 0; i < p->n; i++)
 				if (isfinite(p->rewards[i]))
 					r[k++] = p->rewards[i];
-		zero = rwd_reward_advantages(r, cnt, first->norm, first->eps, r + cnt, &mean, &sd);
+		zero = rwd_reward_advantages(r, cnt, first->norm, first->eps, first->zero_std_tol, r + cnt, &mean, &sd);
 		k = 0;
 		for (rwd_group_part *p = g->parts; p; p = p->next_)
 			for (size_t i = 0; i < p->n; i++)

@@ -33,6 +33,7 @@ struct rwd_group_part {
 	double *adv;            /* [n] out; NaN where the item has no reward */
 	int norm;               /* enum rwd_reward_norm */
 	double eps;
+	double zero_std_tol;
 	void (*done)(rwd_group_part *p); /* required */
 	void *user;
 	/* out, valid in done(): */

@@ -425,8 +425,8 @@ static int parse_overrides(const json_t *o, const char *path, rwd_reward_config 
 
 static int parse_adv(const json_t *o, const char *path, rwd_reward_adv_params *p, rwd_error *err)
 {
-	static const char *const keys[] = {"normalize", "eps", "group_timeout_ms", "max_group_size",
-		"max_open_groups", NULL};
+	static const char *const keys[] = {"normalize", "eps", "zero_std_tol", "group_timeout_ms",
+		"max_group_size", "max_open_groups", NULL};
 	if (!json_is_object(o))
 		return ferr(err, path, NULL, RWD_E_INVALID, "must be an object");
 	int r = only_keys(o, keys, path, err);
@@ -444,6 +444,8 @@ static int parse_adv(const json_t *o, const char *path, rwd_reward_adv_params *p
 	}
 	if (get_num(o, "eps", &p->eps) < 0 || p->eps < 0 || p->eps > 1)
 		return ferr(err, path, "eps", RWD_E_INVALID, "must be a number in [0, 1]");
+	if (get_num(o, "zero_std_tol", &p->zero_std_tol) < 0 || p->zero_std_tol < 0 || p->zero_std_tol > 1)
+		return ferr(err, path, "zero_std_tol", RWD_E_INVALID, "must be a number in [0, 1]");
 	const json_t *x;
 	if ((x = json_object_get(o, "group_timeout_ms"))) {
 		if (!json_is_integer(x) || json_integer_value(x) < 1 || json_integer_value(x) > 600000)
@@ -474,6 +476,7 @@ int rwd_reward_config_parse(const json_t *j, const char *path, rwd_reward_config
 		return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
 	c->adv.norm = RWD_ADV_STD;
 	c->adv.eps = 1e-6;
+	c->adv.zero_std_tol = 1e-6;
 	c->adv.group_timeout_ms = 10000;
 	c->adv.max_group_size = 4096;
 	c->adv.max_open_groups = 4096;
@@ -643,8 +646,8 @@ const rwd_reward_adv_params *rwd_reward_config_adv(const rwd_reward_config *c)
 json_t *rwd_reward_config_to_json(const rwd_reward_config *c)
 {
 	json_t *o = c->src ? json_deep_copy(c->src) : json_object();
-	json_t *adv = json_pack("{ss sf sI sI sI}", "normalize", c->adv.norm == RWD_ADV_STD ? "std" : "mean_only",
-		"eps", c->adv.eps, "group_timeout_ms", (json_int_t)c->adv.group_timeout_ms,
+	json_t *adv = json_pack("{ss sf sf sI sI sI}", "normalize", c->adv.norm == RWD_ADV_STD ? "std" : "mean_only",
+		"eps", c->adv.eps, "zero_std_tol", c->adv.zero_std_tol, "group_timeout_ms", (json_int_t)c->adv.group_timeout_ms,
 		"max_group_size", (json_int_t)c->adv.max_group_size,
 		"max_open_groups", (json_int_t)c->adv.max_open_groups);
 	json_object_set_new(o, "advantage", adv);
@@ -861,7 +864,7 @@ int rwd_reward_eval(const rwd_reward_config *c, const rwd_reward_override *ov,
 
 /* ---- advantages --------------------------------------------------------- */
 
-int rwd_reward_advantages(const double *r, size_t n, int norm, double eps, double *adv,
+int rwd_reward_advantages(const double *r, size_t n, int norm, double eps, double tol, double *adv,
 	double *mean_out, double *std_out)
 {
 	double mean = 0.0, sd = 1.0;
@@ -879,6 +882,8 @@ int rwd_reward_advantages(const double *r, size_t n, int norm, double eps, doubl
 				zero = 0;
 		}
 		sd = sqrt(ss / (double)(n - 1));
+		if (sd <= tol * (fabs(mean) > 1.0 ? fabs(mean) : 1.0))
+			zero = 1;
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (zero)

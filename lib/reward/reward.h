@@ -68,6 +68,7 @@ typedef struct rwd_reward_config rwd_reward_config;
 typedef struct rwd_reward_adv_params {
 	int norm;                 /* enum rwd_reward_norm */
 	double eps;
+	double zero_std_tol;      /* std <= tol * max(1, |mean|) counts as zero variance (default 1e-6) */
 	unsigned group_timeout_ms;/* a cross-request group is answered after this */
 	size_t max_group_size;
 	size_t max_open_groups;
@@ -141,11 +142,14 @@ int rwd_reward_eval(const rwd_reward_config *c, const rwd_reward_override *ov,
  * As verl's compute_grpo_outcome_advantage: a group of one has mean 0 and
  * std 1 (advantage r / (1 + eps), or r for mean_only). A group whose
  * rewards are all equal has advantage exactly 0 (TRL and verl give 0 up to
- * rounding; we avoid the rounding residue / eps blow-up). Returns 1 when the
- * group had zero variance, else 0. *mean_out and *std_out (may be NULL) get the
+ * rounding). "Equal" allows float residue: std <= tol * max(1, |mean|)
+ * (tol 0: exact equality). The scores are float32, and one input scored at
+ * two batch positions can differ in the last bit; without the tolerance that
+ * residue divided by eps becomes a large advantage (the blow-up TRL and
+ * NeMo-RL guard against). Returns 1 when the group had zero variance, else 0. *mean_out and *std_out (may be NULL) get the
  * statistics used.
  */
-int rwd_reward_advantages(const double *r, size_t n, int norm, double eps, double *adv,
+int rwd_reward_advantages(const double *r, size_t n, int norm, double eps, double tol, double *adv,
 	double *mean_out, double *std_out);
 
 /* ---- ensembles --------------------------------------------------------- */

@@ -173,11 +173,12 @@ int rwd_request_parse(const char *body, size_t len, const rwd_request_limits *li
 	const char *k;
 	json_t *v;
 	json_object_foreach(root, k, v) {
+		/* "reward" (the request's reward override) is read by the daemon's api_rl.c */
 		if (strcmp(k, "model") && strcmp(k, "items") && strcmp(k, "dimensions") &&
-			strcmp(k, "timeout_ms") && strcmp(k, "priority")) {
+			strcmp(k, "timeout_ms") && strcmp(k, "priority") && strcmp(k, "reward")) {
 			rwd_error_where(err, NULL, k);
 			return rwd_errorf(err, RWD_E_INVALID,
-				"unknown field (expected model, items, dimensions, timeout_ms, priority)");
+				"unknown field (expected model, items, dimensions, timeout_ms, priority, reward)");
 		}
 	}
 

@@ -255,22 +255,28 @@ END_TEST
 START_TEST(advantages_formulas)
 {
 	double r[4] = {1, 2, 3, 6}, a[4], m, sd;
-	ck_assert_int_eq(rwd_reward_advantages(r, 4, RWD_ADV_STD, 1e-6, a, &m, &sd), 0);
+	ck_assert_int_eq(rwd_reward_advantages(r, 4, RWD_ADV_STD, 1e-6, 0.0, a, &m, &sd), 0);
 	/* mean 3, unbiased var = (4+1+0+9)/3 */
 	double esd = sqrt(14.0 / 3.0);
 	ck_assert_double_eq_tol(m, 3.0, EPS);
 	ck_assert_double_eq_tol(sd, esd, EPS);
 	for (int i = 0; i < 4; i++)
 		ck_assert_double_eq_tol(a[i], (r[i] - 3.0) / (esd + 1e-6), EPS);
-	rwd_reward_advantages(r, 4, RWD_ADV_MEAN_ONLY, 1e-6, a, NULL, NULL);
+	rwd_reward_advantages(r, 4, RWD_ADV_MEAN_ONLY, 1e-6, 0.0, a, NULL, NULL);
 	ck_assert_double_eq_tol(a[3], 3.0, EPS);
 	double one = 0.7;
-	rwd_reward_advantages(&one, 1, RWD_ADV_STD, 1e-6, a, &m, &sd); /* verl: mean 0, std 1 */
+	rwd_reward_advantages(&one, 1, RWD_ADV_STD, 1e-6, 0.0, a, &m, &sd); /* verl: mean 0, std 1 */
 	ck_assert_double_eq_tol(a[0], 0.7 / (1 + 1e-6), EPS);
 	ck_assert_double_eq_tol(sd, 1.0, EPS);
 	double same[3] = {0.1, 0.1, 0.1};
-	ck_assert_int_eq(rwd_reward_advantages(same, 3, RWD_ADV_STD, 1e-6, a, NULL, &sd), 1);
+	ck_assert_int_eq(rwd_reward_advantages(same, 3, RWD_ADV_STD, 1e-6, 0.0, a, NULL, &sd), 1);
 	ck_assert(a[0] == 0.0 && a[1] == 0.0 && a[2] == 0.0 && sd == 0.0);
+	/* float residue within the tolerance counts as zero variance; beyond it, not */
+	double near[2] = {0.5, 0.5 + 1e-9};
+	ck_assert_int_eq(rwd_reward_advantages(near, 2, RWD_ADV_STD, 1e-6, 1e-6, a, NULL, NULL), 1);
+	ck_assert(a[0] == 0.0 && a[1] == 0.0);
+	ck_assert_int_eq(rwd_reward_advantages(near, 2, RWD_ADV_STD, 1e-6, 0.0, a, NULL, NULL), 0);
+	ck_assert(fabs(a[0]) > 1e-4);
 }
 END_TEST
 
@@ -294,6 +300,7 @@ static void waiter_init(waiter *w, size_t n, const double *r)
 	w->part.adv = w->adv;
 	w->part.norm = RWD_ADV_STD;
 	w->part.eps = 1e-6;
+	w->part.zero_std_tol = 0.0;
 	w->part.done = part_done;
 	w->part.user = w;
 }
@@ -316,7 +323,7 @@ START_TEST(group_table_complete_deadline_flush)
 	ck_assert_uint_eq(w1.part.arrived, 4);
 	ck_assert_uint_eq(w1.part.counted, 3); /* NaN not counted */
 	double a[3], all[3] = {1, 2, 3};
-	rwd_reward_advantages(all, 3, RWD_ADV_STD, 1e-6, a, NULL, NULL);
+	rwd_reward_advantages(all, 3, RWD_ADV_STD, 1e-6, 0.0, a, NULL, NULL);
 	ck_assert_double_eq_tol(w1.adv[0], a[0], EPS);
 	ck_assert_double_eq_tol(w1.adv[1], a[1], EPS);
 	ck_assert_double_eq_tol(w2.adv[0], a[2], EPS);
