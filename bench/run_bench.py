@@ -77,7 +77,7 @@ def run_wrk(port, conns, secs, body=None):
 def rewardd(exe, model, batching, work):
     port = free_port()
     cfg = {"listen": "127.0.0.1:%d" % port, "log_level": "warn",
-           "http": {"threads": 1, "per_ip_connection_limit": 512},
+           "http": {"per_ip_connection_limit": 512},
            "models": {"head": {"kind": "mlp", "path": model, "batching": batching}}}
     p = os.path.join(work, "bench.json")
     with open(p, "w") as f:
@@ -124,7 +124,7 @@ def main():
     setups = [
         ("rewardd, batching on (max_batch_size 64, max_delay_us 500)",
          {"max_batch_size": 64, "max_delay_us": 500, "max_queue_items": 4096}),
-        ("rewardd, batching on, no delay (max_batch_size 64, max_delay_us 0)",
+        ("rewardd, batching on, no delay (max_batch_size 64, max_delay_us 0, the default)",
          {"max_batch_size": 64, "max_delay_us": 0, "max_queue_items": 4096}),
         ("rewardd, batching off (max_batch_size 1)",
          {"max_batch_size": 1, "max_delay_us": 0, "max_queue_items": 4096}),
@@ -140,7 +140,7 @@ def main():
                 r = run_wrk(port, c, secs)
                 print(name, c, r, flush=True)
                 rows.append((name, c, r))
-            if batching["max_batch_size"] > 1 and batching["max_delay_us"]:
+            if batching["max_batch_size"] > 1 and not batching["max_delay_us"]:
                 r = run_wrk(port, 4, secs, body64)
                 print(name, "64 items x 4", r, flush=True)
                 big.append((name, 4, r))
@@ -181,7 +181,7 @@ def main():
         "  worst case for batching: every batch is formed across connections)." ,
         "- Load: `wrk -t min(c,2) -c c -d %ds --latency -s bench/post_rewards.lua`, c = 1, 16, 64;" % secs,
         "  wrk, the server and the peer share the machine's cores.",
-        "- rewardd: one HTTP thread, one compute worker, OpenBLAS threads chosen by the daemon.",
+        "- rewardd: default HTTP threads (2), one compute worker, OpenBLAS threads chosen by the daemon (1 here).",
         "- Load average when the run started: %s (the machine is shared; treat ratios, not" % LOAD0,
         "  absolute numbers, as the result).",
         "- Peer: `bench/py_baseline.py`, Python's ThreadingHTTPServer + PyTorch (1 thread),",

@@ -38,9 +38,10 @@ void rwd_config_defaults(rwd_config *c)
 	c->batching.max_batch_tokens = 16384;
 	/* 0 = continuous batching: a batch is whatever queued while the worker
 	 * was busy, so an idle server adds no latency and a busy one still forms
-	 * large batches (TEI's design, Triton's default). bench/RESULTS.md: on
-	 * 2 cores, 1-item requests at 16 connections ran ~2100 req/s with 0
-	 * against ~1750 with 500 us, and p50 0.6 ms against 2.4 ms at 1. */
+	 * large batches (TEI's design, Triton's default). In bench/ (2 shared
+	 * cores) p50 at 1 connection was 0.6-1.6 ms with 0 against 2.4-3.6 ms
+	 * with 500 us in every run; throughput at 16-64 connections differed
+	 * by less than the run-to-run noise. */
 	c->batching.max_delay_us = 0;
 	c->batching.max_queue_items = 1024;
 	c->batching.workers = 1;
