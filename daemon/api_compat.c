@@ -25,6 +25,7 @@
 #include "api_compat.h"
 
 #include "api_internal.h"
+#include "compat/compat.h"
 #include "core/thread.h"
 #include "reward/reward.h"
 #include "serve/request.h"
@@ -38,11 +39,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-/* Most inputs one OIP tensor may hold (elements), before any allocation. */
-#define MAX_TENSOR_ELEMS (1u << 24)
-/* Outputs an OIP request may name. */
-#define MAX_OUTPUTS (RWD_MAX_DIMS + 2)
-enum { OUT_REWARDS = -1, OUT_REWARD = -2 };
+enum { OUT_REWARDS = RWD_COMPAT_OUT_REWARDS, OUT_REWARD = RWD_COMPAT_OUT_REWARD };
 
 typedef struct compat_job {
 	rwd_job job;
@@ -51,9 +48,7 @@ typedef struct compat_job {
 	int submitted;
 	const char *name;      /* /v2/models/{name}: from the URL (arena) */
 	int activation;        /* /classify: sigmoid (one class) or softmax */
-	const json_t *oip_id;  /* /v2 infer: the request's "id" (borrowed) */
-	int outputs[MAX_OUTPUTS];
-	size_t n_outputs;
+	rwd_compat_oip oip;    /* /v2 infer: id, requested outputs */
 } compat_job;
 
 static int is_v2(int route)
@@ -148,64 +143,13 @@ static void fail_err(rwd_call *call, rwd_reply *r, const rwd_error *err)
 		rwd__api_error_from(r, err);
 		return;
 	}
-	fail(call, r, rwd__api_http_status(code), rwd__api_error_code(code), err->object, "%s",
-		err->msg[0] ? err->msg : rwd_strerror(code));
+	char at[48] = "";
+	if (err->line > 0)
+		snprintf(at, sizeof(at), " (line %d, column %d)", err->line, err->column);
+	fail(call, r, rwd__api_http_status(code), rwd__api_error_code(code), err->object, "%s%s",
+		err->msg[0] ? err->msg : rwd_strerror(code), at);
 	if (code == RWD_E_FULL)
 		r->retry_after_s = 1;
-}
-
-/* ---- the text field of each protocol, per kind ------------------------ */
-
-static const char *text_field(const char *kind)
-{
-	if (strcmp(kind, "seqcls") == 0)
-		return "text";
-	if (strcmp(kind, "rules") == 0)
-		return "response";
-	return NULL;
-}
-
-/*
- * Rename a native field path ("items[3].label") to the protocol's
- * ("labels[3]" for /get_reward, "input[3]" for /classify, "label[3]" for an
- * OIP tensor), so the client sees the names it sent.
- */
-static void remap_field(int route, char *object, size_t size)
-{
-	if (strncmp(object, "items", 5) != 0)
-		return;
-	const char *rest = object + 5;
-	size_t idx = 0;
-	int has_idx = 0;
-	const char *sub = "";
-	if (rest[0] == '[') {
-		char *end;
-		idx = strtoul(rest + 1, &end, 10);
-		if (*end != ']')
-			return;
-		has_idx = 1;
-		sub = end + 1;
-		if (*sub == '.')
-			sub++;
-	} else if (rest[0] != '\0') {
-		return;
-	}
-	const char *name;
-	if (route == RWD_ROUTE_GET_REWARD) {
-		name = strncmp(sub, "prompt", 6) == 0 ? "prompts" : strncmp(sub, "label", 5) == 0 ? "labels" :
-			"query";
-	} else if (is_v2(route)) {
-		name = strncmp(sub, "prompt", 6) == 0 ? "prompt" : strncmp(sub, "label", 5) == 0 ? "label" :
-			strncmp(sub, "embedding", 9) == 0 ? "embedding" : "text";
-	} else {
-		name = "input";
-	}
-	char out[RWD_ERROR_OBJECT_MAX];
-	if (has_idx)
-		snprintf(out, sizeof(out), "%s[%zu]", name, idx);
-	else
-		snprintf(out, sizeof(out), "%s", name);
-	snprintf(object, size, "%s", out);
 }
 
 /* ---- GET routes -------------------------------------------------------- */
@@ -237,7 +181,7 @@ static void v2_model_metadata(rwd_call *call, rwd_served *s, rwd_reply *reply)
 	json_t *inputs = json_array();
 	if (strcmp(info->kind, "mlp") == 0) {
 		json_array_append_new(inputs, tensor_meta("embedding", "FP32", -1, -1));
-	} else if (text_field(info->kind)) {
+	} else if (rwd_compat_text_field(info->kind)) {
 		json_array_append_new(inputs, tensor_meta("text", "BYTES", -1, 0));
 		if (strcmp(info->kind, "rules") == 0) {
 			json_array_append_new(inputs, tensor_meta("prompt", "BYTES", -1, 0));
@@ -360,43 +304,17 @@ int rwd__api_compat_headers(rwd_call *call, long long content_length, rwd_reply 
 	return RWD_API_READ_BODY;
 }
 
-/* ---- bodies: compat JSON -> native items ----------------------------- */
+/* ---- bodies ---------------------------------------------------------- */
+
+static int proto_of(int route)
+{
+	return route == RWD_ROUTE_GET_REWARD ? RWD_COMPAT_GET_REWARD : is_v2(route) ? RWD_COMPAT_OIP :
+		RWD_COMPAT_VLLM;
+}
 
 static void decref_cleanup(void *p)
 {
 	json_decref(p);
-}
-
-/* Parse the compat body (depth checked first, duplicate keys refused). */
-static json_t *load_body(rwd_call *call, rwd_reply *reply)
-{
-	const rwd_request_limits *lim = &call->app->cfg->requests;
-	int line = 0, col = 0;
-	if (rwd_request_json_depth(call->body, call->body_len, lim->max_depth, &line, &col) > lim->max_depth) {
-		fail(call, reply, 400, "invalid_request", NULL, "JSON nested deeper than %zu levels (line %d)",
-			lim->max_depth, line);
-		return NULL;
-	}
-	json_error_t jerr;
-	json_t *root = json_loadb(call->body, call->body_len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!root) {
-		if (is_v2(call->route))
-			fail(call, reply, 400, "invalid_json", NULL, "invalid JSON at line %d column %d: %s",
-				jerr.line, jerr.column, jerr.text);
-		else
-			rwd_api_error(reply, 400, "invalid_json", jerr.text, NULL, jerr.line, jerr.column);
-		return NULL;
-	}
-	if (rwd_arena_add_cleanup(call->arena, decref_cleanup, root)) {
-		json_decref(root);
-		fail(call, reply, 503, "out_of_memory", NULL, "out of memory");
-		return NULL;
-	}
-	if (!json_is_object(root)) {
-		fail(call, reply, 400, "invalid_request", NULL, "the body must be a JSON object");
-		return NULL;
-	}
-	return root;
 }
 
 /*
@@ -436,358 +354,6 @@ static const rwd_model *find_model(rwd_call *call, const char *name, int by_path
 	return NULL;
 }
 
-/* A label as the rules kind takes it: strings and arrays as sent, numbers as their JSON text. */
-static json_t *label_value(json_t *v)
-{
-	if (json_is_number(v)) {
-		char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
-		json_t *out = s ? json_string(s) : NULL;
-		free(s);
-		return out;
-	}
-	return json_incref(v);
-}
-
-/* Refuse more items than a request may hold before building any of them. */
-static int too_many(rwd_call *call, rwd_reply *reply, size_t n, const char *field)
-{
-	size_t max = call->app->cfg->requests.max_items;
-	if (n <= max)
-		return 0;
-	fail(call, reply, 413, "too_large", field, "%zu items, more than the limit of %zu per request", n, max);
-	return 1;
-}
-
-/* A per-item companion array (prompts, labels): absent or null, or one entry per query. */
-static int companion(rwd_call *call, rwd_reply *reply, json_t *root, const char *key, size_t n,
-	json_t **out)
-{
-	json_t *v = json_object_get(root, key);
-	*out = NULL;
-	if (!v || json_is_null(v))
-		return 0;
-	if (!json_is_array(v)) {
-		fail(call, reply, 400, "invalid_request", key, "\"%s\" must be an array (or null)", key);
-		return -1;
-	}
-	if (json_array_size(v) != n) {
-		fail(call, reply, 400, "invalid_request", key,
-			"\"%s\" has %zu entries but \"query\" has %zu; they must be the same length", key,
-			json_array_size(v), n);
-		return -1;
-	}
-	*out = v;
-	return 0;
-}
-
-/* /get_reward: {"query": [str], "prompts"?: [str|null]|null, "labels"?: [..]|null}. */
-static int build_get_reward(rwd_call *call, rwd_reply *reply, json_t *root, const char *kind,
-	json_t *items)
-{
-	json_t *q = json_object_get(root, "query");
-	if (!q) {
-		fail(call, reply, 400, "invalid_request", "query", "missing \"query\" (an array of texts)");
-		return -1;
-	}
-	if (!json_is_array(q)) {
-		fail(call, reply, 400, "invalid_request", "query", "\"query\" must be an array of texts");
-		return -1;
-	}
-	size_t n = json_array_size(q);
-	if (too_many(call, reply, n, "query"))
-		return -1;
-	json_t *prompts, *labels;
-	if (companion(call, reply, root, "prompts", n, &prompts) ||
-	    companion(call, reply, root, "labels", n, &labels))
-		return -1;
-	const char *tf = text_field(kind);
-	int rules = strcmp(kind, "rules") == 0;
-	for (size_t i = 0; i < n; i++) {
-		json_t *t = json_array_get(q, i);
-		char f[48];
-		snprintf(f, sizeof(f), "query[%zu]", i);
-		if (!json_is_string(t)) {
-			fail(call, reply, 400, "invalid_request", f, "a query must be a string");
-			return -1;
-		}
-		json_t *it = json_pack("{sO}", tf, t);
-		if (rules && prompts) {
-			json_t *p = json_array_get(prompts, i);
-			if (!json_is_null(p))
-				json_object_set(it, "prompt", p);
-		}
-		if (rules && labels) {
-			json_t *l = json_array_get(labels, i);
-			if (!json_is_null(l))
-				json_object_set_new(it, "label", label_value(l));
-		}
-		json_array_append_new(items, it);
-	}
-	return 0;
-}
-
-/* /classify, /pooling, /v1/embeddings: "input": str | [str] | [int] | [[int]]. */
-static int build_input(rwd_call *call, rwd_reply *reply, json_t *root, const char *kind, json_t *items)
-{
-	json_t *in = json_object_get(root, "input");
-	if (!in) {
-		fail(call, reply, 400, "invalid_request", "input", "missing \"input\" (a text or an array of texts)");
-		return -1;
-	}
-	const char *tf = text_field(kind);
-	int seqcls = strcmp(kind, "seqcls") == 0;
-	if (json_is_string(in)) {
-		json_array_append_new(items, json_pack("{sO}", tf, in));
-		return 0;
-	}
-	if (!json_is_array(in)) {
-		fail(call, reply, 400, "invalid_request", "input", "\"input\" must be a text or an array");
-		return -1;
-	}
-	if (too_many(call, reply, json_array_size(in), "input"))
-		return -1;
-	/* a flat array of integers is one tokenised input */
-	if (json_array_size(in) > 0 && json_is_integer(json_array_get(in, 0))) {
-		if (!seqcls) {
-			fail(call, reply, 400, "invalid_request", "input", "token ids need a seqcls model");
-			return -1;
-		}
-		json_array_append_new(items, json_pack("{sO}", "input_ids", in));
-		return 0;
-	}
-	size_t i;
-	json_t *v;
-	json_array_foreach(in, i, v) {
-		char f[48];
-		snprintf(f, sizeof(f), "input[%zu]", i);
-		if (json_is_string(v)) {
-			json_array_append_new(items, json_pack("{sO}", tf, v));
-		} else if (json_is_array(v) && seqcls) {
-			json_array_append_new(items, json_pack("{sO}", "input_ids", v));
-		} else {
-			fail(call, reply, 400, "invalid_request", f, seqcls ?
-				"an input must be a text or an array of token ids" : "an input must be a text");
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* ---- OIP tensors ------------------------------------------------------- */
-
-/* Append the leaves of a (possibly nested) data array to out, up to max. */
-static int flatten(const json_t *v, json_t *out, size_t max, int depth)
-{
-	if (!json_is_array(v))
-		return json_array_size(out) >= max ? -1 : json_array_append(out, (json_t *)v);
-	if (depth > 8)
-		return -1;
-	size_t i;
-	const json_t *e;
-	json_array_foreach(v, i, e)
-		if (flatten(e, out, max, depth + 1))
-			return -1;
-	return 0;
-}
-
-typedef struct oip_tensor {
-	const char *name;
-	int fp32;
-	size_t rows, cols;   /* shape [rows] (cols 1) or [rows, cols] */
-	json_t *flat;        /* owned */
-} oip_tensor;
-
-/* Validate one OIP input tensor against what the kind takes. */
-static int parse_tensor(rwd_call *call, rwd_reply *reply, json_t *t, size_t idx, const char *kind,
-	oip_tensor *out)
-{
-	char f[64];
-	snprintf(f, sizeof(f), "inputs[%zu]", idx);
-	if (!json_is_object(t)) {
-		fail(call, reply, 400, "invalid_request", f, "an input must be a tensor object");
-		return -1;
-	}
-	const char *name = json_string_value(json_object_get(t, "name"));
-	const char *dt = json_string_value(json_object_get(t, "datatype"));
-	json_t *shape = json_object_get(t, "shape");
-	json_t *data = json_object_get(t, "data");
-	if (!name || !dt || !json_is_array(shape) || !data) {
-		fail(call, reply, 400, "invalid_request", f,
-			"a tensor needs \"name\", \"datatype\", \"shape\" and \"data\"");
-		return -1;
-	}
-	json_t *params = json_object_get(t, "parameters");
-	if (params && json_object_get(params, "binary_data_size")) {
-		fail(call, reply, 400, "invalid_request", name,
-			"binary tensor data is not supported; send the values in \"data\"");
-		return -1;
-	}
-	int mlp = strcmp(kind, "mlp") == 0;
-	int rules = strcmp(kind, "rules") == 0;
-	int known = mlp ? strcmp(name, "embedding") == 0 :
-		strcmp(name, "text") == 0 || (rules && (strcmp(name, "prompt") == 0 || strcmp(name, "label") == 0));
-	if (!known) {
-		fail(call, reply, 400, "invalid_request", name, "the model takes no input tensor of this name (%s)",
-			mlp ? "expected \"embedding\"" : rules ? "expected \"text\", \"prompt\", \"label\"" :
-			"expected \"text\"");
-		return -1;
-	}
-	const char *want = mlp ? "FP32" : "BYTES";
-	if (strcmp(dt, want) != 0) {
-		fail(call, reply, 400, "invalid_request", name, "datatype %.16s, expected %s", dt, want);
-		return -1;
-	}
-	size_t nd = json_array_size(shape);
-	json_int_t d[2] = {0, 1};
-	for (size_t i = 0; i < nd && i < 2; i++) {
-		json_t *e = json_array_get(shape, i);
-		d[i] = json_is_integer(e) ? json_integer_value(e) : -1;
-	}
-	int ok = mlp ? nd == 2 && d[1] >= 1 : nd == 1 || (nd == 2 && d[1] == 1);
-	/* each bound first, so the product cannot wrap */
-	if (!ok || d[0] < 0 || d[1] < 0 || d[0] > MAX_TENSOR_ELEMS || d[1] > MAX_TENSOR_ELEMS ||
-	    (uint64_t)d[0] * (uint64_t)d[1] > MAX_TENSOR_ELEMS) {
-		fail(call, reply, 400, "invalid_request", name, "shape must be %s of non-negative integers "
-			"(at most %u elements)", mlp ? "[N, D]" : "[N] or [N, 1]", MAX_TENSOR_ELEMS);
-		return -1;
-	}
-	out->name = name;
-	out->fp32 = mlp;
-	out->rows = (size_t)d[0];
-	out->cols = (size_t)d[1];
-	size_t want_n = out->rows * out->cols;
-	out->flat = json_array();
-	if (!out->flat || flatten(data, out->flat, want_n + 1, 0) || json_array_size(out->flat) != want_n) {
-		fail(call, reply, 400, "invalid_request", name,
-			"\"data\" must hold exactly %zu values (the product of the shape)", want_n);
-		return -1;
-	}
-	size_t i;
-	json_t *v;
-	json_array_foreach(out->flat, i, v) {
-		if (mlp ? !json_is_number(v) : !json_is_string(v)) {
-			fail(call, reply, 400, "invalid_request", name, "data[%zu] is not %s", i,
-				mlp ? "a number" : "a string");
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static int parse_outputs(rwd_call *call, compat_job *cj, rwd_reply *reply, json_t *outs,
-	const rwd_model *m)
-{
-	if (!outs) {
-		cj->outputs[0] = OUT_REWARDS;
-		cj->n_outputs = 1;
-		return 0;
-	}
-	if (!json_is_array(outs) || json_array_size(outs) == 0 || json_array_size(outs) > MAX_OUTPUTS) {
-		fail(call, reply, 400, "invalid_request", "outputs",
-			"\"outputs\" must be a non-empty array of at most %d {\"name\"} objects", MAX_OUTPUTS);
-		return -1;
-	}
-	size_t i;
-	json_t *o;
-	json_array_foreach(outs, i, o) {
-		const char *name = json_string_value(json_object_get(o, "name"));
-		if (!name) {
-			fail(call, reply, 400, "invalid_request", "outputs", "outputs[%zu] needs a \"name\"", i);
-			return -1;
-		}
-		int k = strcmp(name, "rewards") == 0 ? OUT_REWARDS : strcmp(name, "reward") == 0 ? OUT_REWARD :
-			rwd_model_dim_index(m, name);
-		if (k == -1 && strcmp(name, "rewards") != 0) {
-			fail(call, reply, 400, "invalid_request", "outputs",
-				"no output named '%.64s' (rewards, reward, or a dimension)", name);
-			return -1;
-		}
-		cj->outputs[cj->n_outputs++] = k;
-	}
-	return 0;
-}
-
-/* /v2/models/{m}/infer: {"id"?, "parameters"?, "inputs": [...], "outputs"?: [...]}. */
-static int build_oip(rwd_call *call, compat_job *cj, rwd_reply *reply, json_t *root, const rwd_model *m,
-	json_t *items)
-{
-	const char *kind = rwd_model_get_info(m)->kind;
-	json_t *id = json_object_get(root, "id");
-	if (id && !json_is_string(id)) {
-		fail(call, reply, 400, "invalid_request", "id", "\"id\" must be a string");
-		return -1;
-	}
-	cj->oip_id = id;
-	json_t *ins = json_object_get(root, "inputs");
-	if (!json_is_array(ins) || json_array_size(ins) == 0 || json_array_size(ins) > 3) {
-		fail(call, reply, 400, "invalid_request", "inputs", "\"inputs\" must be an array of 1 to 3 tensors");
-		return -1;
-	}
-	if (!text_field(kind) && strcmp(kind, "mlp") != 0) {
-		fail(call, reply, 400, "invalid_request", NULL,
-			"model kind '%s' takes no tensor input here; use POST /v1/rewards", kind);
-		return -1;
-	}
-	if (parse_outputs(call, cj, reply, json_object_get(root, "outputs"), m))
-		return -1;
-	oip_tensor t[3];
-	memset(t, 0, sizeof(t));
-	size_t nt = json_array_size(ins);
-	int r = -1;
-	for (size_t i = 0; i < nt; i++) {
-		if (parse_tensor(call, reply, json_array_get(ins, i), i, kind, &t[i]))
-			goto done;
-		for (size_t j = 0; j < i; j++) {
-			if (strcmp(t[i].name, t[j].name) == 0) {
-				fail(call, reply, 400, "invalid_request", t[i].name, "the tensor is given twice");
-				goto done;
-			}
-		}
-		if (t[i].rows != t[0].rows) {
-			fail(call, reply, 400, "invalid_request", t[i].name,
-				"%zu rows, but '%s' has %zu; every input needs one row per item", t[i].rows, t[0].name,
-				t[0].rows);
-			goto done;
-		}
-	}
-	const char *main_name = strcmp(kind, "mlp") == 0 ? "embedding" : "text";
-	const oip_tensor *main_t = NULL, *prompt = NULL, *label = NULL;
-	for (size_t i = 0; i < nt; i++) {
-		if (strcmp(t[i].name, main_name) == 0)
-			main_t = &t[i];
-		else if (strcmp(t[i].name, "prompt") == 0)
-			prompt = &t[i];
-		else if (strcmp(t[i].name, "label") == 0)
-			label = &t[i];
-	}
-	if (!main_t) {
-		fail(call, reply, 400, "invalid_request", "inputs", "missing the \"%s\" input tensor", main_name);
-		goto done;
-	}
-	if (too_many(call, reply, main_t->rows, main_name))
-		goto done;
-	for (size_t row = 0; row < main_t->rows; row++) {
-		json_t *it;
-		if (main_t->fp32) {
-			json_t *e = json_array();
-			for (size_t c = 0; c < main_t->cols; c++)
-				json_array_append(e, json_array_get(main_t->flat, row * main_t->cols + c));
-			it = json_pack("{so}", "embedding", e);
-		} else {
-			it = json_pack("{sO}", text_field(kind), json_array_get(main_t->flat, row));
-		}
-		if (prompt)
-			json_object_set(it, "prompt", json_array_get(prompt->flat, row));
-		if (label)
-			json_object_set(it, "label", json_array_get(label->flat, row));
-		json_array_append_new(items, it);
-	}
-	r = 0;
-done:
-	for (size_t i = 0; i < nt; i++)
-		json_decref(t[i].flat);
-	return r;
-}
 
 /* ---- the scoring path ------------------------------------------------- */
 
@@ -814,9 +380,20 @@ int rwd__api_compat_body(rwd_call *call, rwd_reply *reply)
 		fail(call, reply, 503, "draining", NULL, "the server is shutting down");
 		return RWD_API_REPLY;
 	}
-	json_t *root = load_body(call, reply);
-	if (!root)
+	int proto = proto_of(call->route);
+	rwd_compat_limits lim = {app->cfg->requests.max_items, app->cfg->requests.max_depth};
+	rwd_error err;
+	rwd_error_clear(&err);
+	json_t *root;
+	if (rwd_compat_load(call->body, call->body_len, &lim, &root, &err)) {
+		fail_err(call, reply, &err);
 		return RWD_API_REPLY;
+	}
+	if (rwd_arena_add_cleanup(call->arena, decref_cleanup, root)) {
+		json_decref(root);
+		fail(call, reply, 503, "out_of_memory", NULL, "out of memory");
+		return RWD_API_REPLY;
+	}
 
 	/* the model: ?model= (or the only one), the body's "model", the URL's */
 	const char *name = NULL;
@@ -834,8 +411,6 @@ int rwd__api_compat_body(rwd_call *call, rwd_reply *reply)
 		name = mj && json_is_string(mj) ? json_string_value(mj) : call->query_model;
 		by_path = 1;
 	}
-	rwd_error err;
-	rwd_error_clear(&err);
 	const rwd_model *m = find_model(call, name, by_path, &err);
 	if (!m) {
 		if (!err.code)
@@ -848,37 +423,26 @@ int rwd__api_compat_body(rwd_call *call, rwd_reply *reply)
 		return RWD_API_REPLY;
 	}
 	const rwd_model_info *info = rwd_model_get_info(m);
-	if (!is_v2(call->route) && !text_field(info->kind)) {
-		fail(call, reply, 400, "invalid_request", NULL,
-			"model '%s' is of kind '%s', which does not score text alone; use POST /v1/rewards",
-			info->name, info->kind);
-		return RWD_API_REPLY;
-	}
-	if (call->route == RWD_ROUTE_CLASSIFY) {
-		/* vLLM's default applies the activation; verl sends false (raw scores) */
-		json_t *a = json_object_get(root, "use_activation");
-		if (!a || json_is_null(a))
-			a = json_object_get(root, "activation");
-		if (a && !json_is_null(a) && !json_is_boolean(a)) {
-			fail(call, reply, 400, "invalid_request", "activation", "must be true or false");
-			return RWD_API_REPLY;
-		}
-		cj->activation = !a || json_is_null(a) || json_is_true(a);
-	}
-
 	json_t *items = json_array();
 	json_t *native = json_pack("{ss so}", "model", info->name, "items", items);
 	if (!native) {
 		fail(call, reply, 503, "out_of_memory", NULL, "out of memory");
 		return RWD_API_REPLY;
 	}
-	int r = call->route == RWD_ROUTE_GET_REWARD ? build_get_reward(call, reply, root, info->kind, items) :
-		is_v2(call->route) ? build_oip(call, cj, reply, root, m, items) :
-		build_input(call, reply, root, info->kind, items);
+	int r = proto == RWD_COMPAT_GET_REWARD ? rwd_compat_get_reward(root, info->kind, &lim, items, &err) :
+		proto == RWD_COMPAT_OIP ? rwd_compat_oip_infer(root, info->kind, info->dims, info->n_dims, &lim,
+			items, &cj->oip, &err) :
+		rwd_compat_vllm(root, info->kind, &lim, items, &cj->activation, &err);
 	char *text = r ? NULL : json_dumps(native, JSON_COMPACT);
 	json_decref(native);
-	if (r)
+	if (r) {
+		if (!is_v2(call->route) && r == RWD_E_INVALID && !err.object[0])
+			/* the kind takes no such input: name the model in the message */
+			rwd_errorf(&err, r, "model '%s' is of kind '%s', which does not take this input; "
+				"use POST /v1/rewards", info->name, info->kind);
+		fail_err(call, reply, &err);
 		return RWD_API_REPLY;
+	}
 	if (!text) {
 		fail(call, reply, 503, "out_of_memory", NULL, "out of memory");
 		return RWD_API_REPLY;
@@ -889,7 +453,7 @@ int rwd__api_compat_body(rwd_call *call, rwd_reply *reply)
 	if (r) {
 		if (!err.code)
 			rwd_errorf(&err, r, "%s", rwd_strerror(r));
-		remap_field(call->route, err.object, sizeof(err.object));
+		rwd_compat_remap_field(proto_of(call->route), err.object, sizeof(err.object));
 		err.line = err.column = 0;
 		fail_err(call, reply, &err);
 		return RWD_API_REPLY;
@@ -969,8 +533,8 @@ static void reply_empty(rwd_call *call, compat_job *cj, rwd_reply *reply)
 	}
 	case RWD_ROUTE_V2_INFER: {
 		json_t *outs = json_array();
-		for (size_t k = 0; k < cj->n_outputs; k++) {
-			int o = cj->outputs[k];
+		for (size_t k = 0; k < cj->oip.n_outputs; k++) {
+			int o = cj->oip.outputs[k];
 			json_t *t = o == OUT_REWARDS ?
 				json_pack("{ss s[ii] ss s[]}", "name", "rewards", "shape", 0, (int)info->n_dims,
 					"datatype", "FP32", "data") :
@@ -980,8 +544,8 @@ static void reply_empty(rwd_call *call, compat_job *cj, rwd_reply *reply)
 		}
 		reply->json = json_pack("{ss ss so}", "model_name", info->name, "model_version", "1",
 			"outputs", outs);
-		if (cj->oip_id)
-			json_object_set(reply->json, "id", (json_t *)cj->oip_id);
+		if (cj->oip.id)
+			json_object_set(reply->json, "id", (json_t *)cj->oip.id);
 		return;
 	}
 	default:
@@ -1021,7 +585,7 @@ static void fail_item(rwd_call *call, rwd_reply *reply, const rwd_item *it)
 	size_t fl = strlen(f) < sizeof(e.object) ? strlen(f) : sizeof(e.object) - 1;
 	memcpy(e.object, f, fl);
 	e.object[fl] = '\0';
-	remap_field(call->route, e.object, sizeof(e.object));
+	rwd_compat_remap_field(proto_of(call->route), e.object, sizeof(e.object));
 	e.line = e.column = 0;
 	fail_err(call, reply, &e);
 }
@@ -1138,8 +702,8 @@ static void finish_oip(rwd_call *call, compat_job *cj, const rwd_model_info *inf
 {
 	size_t n = cj->req.n_items;
 	json_t *outs = json_array();
-	for (size_t k = 0; k < cj->n_outputs; k++) {
-		int o = cj->outputs[k];
+	for (size_t k = 0; k < cj->oip.n_outputs; k++) {
+		int o = cj->oip.outputs[k];
 		json_t *data = json_array();
 		const char *oname = o == OUT_REWARDS ? "rewards" : o == OUT_REWARD ? "reward" : info->dims[o];
 		for (size_t i = 0; i < n; i++) {
@@ -1172,8 +736,8 @@ static void finish_oip(rwd_call *call, compat_job *cj, const rwd_model_info *inf
 	reply->status = 200;
 	reply->json = json_pack("{ss ss so}", "model_name", info->name, "model_version", "1",
 		"outputs", outs);
-	if (cj->oip_id)
-		json_object_set(reply->json, "id", (json_t *)cj->oip_id);
+	if (cj->oip.id)
+		json_object_set(reply->json, "id", (json_t *)cj->oip.id);
 }
 
 static const char *outcome_of(int status)
