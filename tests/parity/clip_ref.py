@@ -123,7 +123,7 @@ class CLIPRef:
 
     def _ln(self, x, prefix, eps):
         w, b = self.w[prefix + ".weight"], self.w[prefix + ".bias"]
-        return F.layer_norm(x, (x.shape[-1],), w, b, eps)
+        return F.layer_norm(x, (w.shape[0],), w, b, eps)
 
     def _lin(self, x, prefix, bias=True):
         y = x @ self.w[prefix + ".weight"].t()
