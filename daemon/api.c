@@ -2,6 +2,7 @@
 #include "api_internal.h"
 #include "api_rl.h"
 #include "api_compat.h"
+#include "admin.h"
 #include "dashboard.h"
 
 #include <stdio.h>
@@ -12,6 +13,7 @@
 static const char *const route_names[RWD_ROUTE_COUNT_] = {
 	"other", "/v1/rewards", "/v1/models", "/v1/models/{name}", "/healthz", "/readyz", "/metrics",
 	"/",
+	"/v1/models/{name}/load|unload",
 	"/get_reward", "/classify", "/pooling", "/v1/embeddings", "/v2/health/live", "/v2/health/ready",
 	"/v2/models/{name}", "/v2/models/{name}/ready", "/v2/models/{name}/infer",
 	"/v1/stats",
@@ -112,6 +114,9 @@ static int route_of(const char *url, const char **name)
 		return RWD_ROUTE_REWARDS;
 	if (strcmp(url, "/v1/models") == 0)
 		return RWD_ROUTE_MODELS;
+	if (strncmp(url, "/v1/models/", 11) == 0 && strchr(url + 11, '/') && (
+		strcmp(strchr(url + 11, '/'), "/load") == 0 || strcmp(strchr(url + 11, '/'), "/unload") == 0))
+		return RWD_ROUTE_ADMIN;
 	if (strncmp(url, "/v1/models/", 11) == 0 && url[11] && !strchr(url + 11, '/')) {
 		*name = url + 11;
 		return RWD_ROUTE_MODEL;
@@ -149,7 +154,26 @@ int rwd_api_headers(rwd_call *call, long long content_length, rwd_reply *reply)
 		rwd_api_error(reply, 404, "not_found", "no such endpoint", NULL, 0, 0);
 		return RWD_API_REPLY;
 	}
-	int post = call->route == RWD_ROUTE_REWARDS;
+	if (call->route == RWD_ROUTE_ADMIN) {
+		/* admin.c: POST only, and the admin key (not an API key) */
+		if (strcmp(call->method, "POST") != 0) {
+			rwd_api_error(reply, 405, "method_not_allowed", "this endpoint takes POST", NULL, 0, 0);
+			reply->allow = "POST";
+			return RWD_API_REPLY;
+		}
+		if (!app->admin_key) {
+			rwd_api_error(reply, 403, "forbidden", "the admin API is off (no admin key is configured)",
+				NULL, 0, 0);
+			return RWD_API_REPLY;
+		}
+		if (!rwd_admin_authorized(app, call->authorization)) {
+			rwd_api_error(reply, 401, "unauthorized", "the admin key is required (Authorization: Bearer <admin key>)",
+				NULL, 0, 0);
+			reply->www_authenticate = 1;
+			return RWD_API_REPLY;
+		}
+	}
+	int post = call->route == RWD_ROUTE_REWARDS || call->route == RWD_ROUTE_ADMIN;
 	if (strcmp(call->method, post ? "POST" : "GET") != 0) {
 		rwd_api_error(reply, 405, "method_not_allowed",
 			post ? "this endpoint takes POST" : "this endpoint takes GET", NULL, 0, 0);
@@ -215,7 +239,22 @@ void rwd_api_too_large(rwd_call *call, rwd_reply *reply)
 	rwd_api_error(reply, 413, "too_large", msg, NULL, 0, 0);
 }
 
+static int api_body(rwd_call *call, rwd_reply *reply);
+
 int rwd_api_body(rwd_call *call, rwd_reply *reply)
+{
+	if (call->route == RWD_ROUTE_ADMIN) {
+		rwd__api_admin(call, reply);
+		return RWD_API_REPLY;
+	}
+	/* models resolved while parsing are pinned to this call until it completes */
+	rwd_app_pin_to(call);
+	int r = api_body(call, reply);
+	rwd_app_pin_to(NULL);
+	return r;
+}
+
+static int api_body(rwd_call *call, rwd_reply *reply)
 {
 	if (rwd__api_compat_is(call->route))
 		return rwd__api_compat_body(call, reply);
@@ -244,6 +283,7 @@ void rwd_api_completed(rwd_call *call, int status)
 	snprintf(code, sizeof(code), "%d", status);
 	const char *lab[2] = {rwd_api_route_name(call->route), code};
 	rwd_metric_add(rwd_metric_with(call->app->f_http, lab), 1);
+	rwd_app_unpin(call);
 	if (call->route == RWD_ROUTE_REWARDS)
 		rwd__api_rewards_completed(call, status);
 	else if (rwd__api_compat_is(call->route))

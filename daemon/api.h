@@ -48,6 +48,7 @@ struct rwd_call {
 	int (*gone)(rwd_call *call);    /* non-zero when the client went away */
 	void *http;
 	void *state;                /* the route's (a rewards job) */
+	void *pins;                 /* app.c: model versions this request holds */
 };
 
 enum { RWD_API_REPLY = 0, RWD_API_READ_BODY = 1, RWD_API_SUSPEND = 2 };

@@ -13,6 +13,7 @@ enum {
 	RWD_ROUTE_READYZ,
 	RWD_ROUTE_METRICS,
 	RWD_ROUTE_DASHBOARD,
+	RWD_ROUTE_ADMIN,        /* admin.c: POST /v1/models/{name}/load|unload */
 	RWD_ROUTE_GET_REWARD,   /* api_compat.c: the drop-in routes, in this order */
 	RWD_ROUTE_CLASSIFY,
 	RWD_ROUTE_POOLING,

@@ -1,4 +1,5 @@
 /* daemon/api_models.c — GET /v1/models[/{name}], /healthz, /readyz, /metrics. */
+#include "admin.h"
 #include "api_internal.h"
 
 #include "core/thread.h"
@@ -9,7 +10,8 @@
 
 static const char *state_name(int st)
 {
-	return st == RWD_SERVED_READY ? "ready" : st == RWD_SERVED_LOADING ? "loading" : "failed";
+	static const char *const names[] = {"loading", "ready", "failed", "warming", "draining", "removed"};
+	return st >= 0 && st <= RWD_SERVED_REMOVED ? names[st] : "failed";
 }
 
 static json_t *model_json(rwd_served *s)
@@ -20,6 +22,10 @@ static json_t *model_json(rwd_served *s)
 		"batching", "max_batch_size", (json_int_t)b->max_batch_size,
 		"max_batch_tokens", (json_int_t)b->max_batch_tokens, "max_delay_us", (json_int_t)b->max_delay_us,
 		"max_queue_items", (json_int_t)b->max_queue_items, "workers", b->workers);
+	if (s->reason[0])
+		json_object_set_new(o, "reason", json_string(s->reason));
+	if (s->pending)
+		json_object_set_new(o, "next_version", json_string(s->pending));
 	if (st != RWD_SERVED_READY) {
 		if (s->cfg->kind)
 			json_object_set_new(o, "kind", json_string(s->cfg->kind));
@@ -60,21 +66,29 @@ static json_t *model_json(rwd_served *s)
 void rwd__api_models(rwd_call *call, rwd_reply *reply)
 {
 	json_t *arr = json_array();
+	/* under the registry lock: a reload cannot free a model being described */
+	rwd__admin_lock(call->app);
 	for (size_t i = 0; i < call->app->n_models; i++)
-		json_array_append_new(arr, model_json(&call->app->models[i]));
+		if (atomic_load(&call->app->models[i].state) != RWD_SERVED_REMOVED)
+			json_array_append_new(arr, model_json(&call->app->models[i]));
+	rwd__admin_unlock(call->app);
 	reply->status = 200;
 	reply->json = json_pack("{so}", "models", arr);
 }
 
 void rwd__api_model(rwd_call *call, const char *name, rwd_reply *reply)
 {
+	rwd__admin_lock(call->app);
 	for (size_t i = 0; i < call->app->n_models; i++) {
-		if (strcmp(call->app->models[i].cfg->name, name) == 0) {
+		if (strcmp(call->app->models[i].cfg->name, name) == 0 &&
+			atomic_load(&call->app->models[i].state) != RWD_SERVED_REMOVED) {
 			reply->status = 200;
 			reply->json = model_json(&call->app->models[i]);
+			rwd__admin_unlock(call->app);
 			return;
 		}
 	}
+	rwd__admin_unlock(call->app);
 	rwd_api_error(reply, 404, "not_found", "no model of that name (see GET /v1/models)", "name", 0, 0);
 }
 
@@ -94,14 +108,19 @@ void rwd__api_readyz(rwd_call *call, rwd_reply *reply)
 {
 	rwd_app *app = call->app;
 	json_t *models = json_object();
-	int all = app->n_models > 0;
+	int all = 1, live = 0;
 	for (size_t i = 0; i < app->n_models; i++) {
 		int st = atomic_load_explicit(&app->models[i].state, memory_order_acquire);
+		if (st == RWD_SERVED_REMOVED)
+			continue;
 		json_object_set_new(models, app->models[i].cfg->name, json_string(state_name(st)));
-		all &= st == RWD_SERVED_READY;
+		/* after start-up, a model being added or unloaded at run time does not
+		 * take the replica out of rotation; one serving model is enough */
+		all &= st == RWD_SERVED_READY || (rwd_admin_running(app) && st != RWD_SERVED_LOADING);
+		live += st == RWD_SERVED_READY;
 	}
 	const char *status = atomic_load(&app->draining) ? "draining" :
-		app->n_models == 0 ? "no_models" : all ? "ready" : "loading";
+		live == 0 && app->n_models == 0 ? "no_models" : all && live ? "ready" : "loading";
 	reply->status = strcmp(status, "ready") == 0 ? 200 : 503;
 	reply->json = json_pack("{ss so}", "status", status, "models", models);
 }

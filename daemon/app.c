@@ -1,38 +1,104 @@
 /* daemon/app.c — model lookup, API-key check and process gauges (see app.h). */
 #include "app.h"
 
+#include "admin.h"
+#include "api.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
+/* The request whose body this thread is parsing: find_model() pins versions to it. */
+static _Thread_local rwd_call *tl_call;
+
+typedef struct app_pin {
+	rwd_served *v;
+	struct app_pin *next;
+} app_pin;
+
+void rwd_app_pin_to(void *call)
+{
+	tl_call = call;
+}
+
+void rwd_app_unpin(void *vcall)
+{
+	rwd_call *call = vcall;
+	for (app_pin *p = call->pins; p; p = p->next)
+		atomic_fetch_sub_explicit(&p->v->refs, 1, memory_order_release);
+	call->pins = NULL;
+}
+
+static const char *unavailable_why(int st)
+{
+	switch (st) {
+	case RWD_SERVED_LOADING:
+		return "still loading";
+	case RWD_SERVED_WARMING:
+		return "warming up";
+	case RWD_SERVED_DRAINING:
+		return "being unloaded";
+	default:
+		return "not available";
+	}
+}
+
 const rwd_model *rwd_app_find_model(void *ctx, const char *name, void **user, rwd_error *err)
 {
 	rwd_app *app = ctx;
 	rwd_served *s = NULL;
-	if (!name) {
-		if (app->n_models == 0)
-			return (void)rwd_errorf(err, RWD_E_STATE, "no model is served"), NULL;
-		if (app->n_models > 1) {
-			rwd_error_where(err, NULL, "model");
-			return (void)rwd_errorf(err, RWD_E_INVALID,
-				"\"model\" is required: %zu models are served (see GET /v1/models)", app->n_models), NULL;
-		}
-		s = &app->models[0];
-	} else {
-		for (size_t i = 0; i < app->n_models; i++)
-			if (strcmp(app->models[i].cfg->name, name) == 0)
-				s = &app->models[i];
-		if (!s)
-			return (void)rwd_errorf(err, RWD_E_NOTFOUND, "no model named '%.64s' (see GET /v1/models)", name), NULL;
+	size_t n = __atomic_load_n(&app->n_models, __ATOMIC_ACQUIRE), live = 0;
+	rwd__admin_lock(app);
+	for (size_t i = 0; i < n; i++) {
+		rwd_served *c = &app->models[i];
+		if (atomic_load_explicit(&c->state, memory_order_acquire) == RWD_SERVED_REMOVED)
+			continue;
+		live++;
+		if (name ? strcmp(c->cfg->name, name) == 0 : !s)
+			s = c;
+	}
+	const char *fail = NULL;
+	int code = RWD_E_STATE;
+	if (!name && live == 0) {
+		fail = "no model is served";
+	} else if (!name && live > 1) {
+		rwd_error_where(err, NULL, "model");
+		code = RWD_E_INVALID;
+		fail = "\"model\" is required: several models are served (see GET /v1/models)";
+	} else if (!s) {
+		code = RWD_E_NOTFOUND;
+		fail = "no model of that name (see GET /v1/models)";
+	}
+	if (fail) {
+		rwd__admin_unlock(app);
+		if (code == RWD_E_NOTFOUND)
+			return (void)rwd_errorf(err, code, "no model named '%.64s' (see GET /v1/models)", name), NULL;
+		return (void)rwd_errorf(err, code, "%s", fail), NULL;
 	}
 	int st = atomic_load_explicit(&s->state, memory_order_acquire);
-	if (st != RWD_SERVED_READY)
+	if (st != RWD_SERVED_READY) {
+		rwd__admin_unlock(app);
 		return (void)rwd_errorf(err, RWD_E_STATE, "model '%s' is %s", s->cfg->name,
-			st == RWD_SERVED_LOADING ? "still loading" : "not available"), NULL;
-	*user = s;
-	return s->model;
+			unavailable_why(st)), NULL;
+	}
+	/* pin the serving version until the request completes (see app.h) */
+	rwd_served *v = app->admin ? rwd__admin_current(app, s) : NULL;
+	if (v && tl_call) {
+		app_pin *p = rwd_arena_alloc(tl_call->arena, sizeof(*p));
+		if (!p) {
+			rwd__admin_unlock(app);
+			return (void)rwd_errorf(err, RWD_E_NOMEM, "out of memory"), NULL;
+		}
+		atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
+		p->v = v;
+		p->next = tl_call->pins;
+		tl_call->pins = p;
+	}
+	rwd__admin_unlock(app);
+	*user = v ? v : s;
+	return v ? v->model : s->model;
 }
 
 /* Equal in time that depends only on the key's length, not on where they differ. */

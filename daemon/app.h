@@ -20,7 +20,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum rwd_served_state { RWD_SERVED_LOADING, RWD_SERVED_READY, RWD_SERVED_FAILED };
+/* WARMING..REMOVED: models loaded, reloaded or unloaded while running (daemon/admin.c). */
+enum rwd_served_state { RWD_SERVED_LOADING, RWD_SERVED_READY, RWD_SERVED_FAILED,
+	RWD_SERVED_WARMING, RWD_SERVED_DRAINING, RWD_SERVED_REMOVED };
+
+/* Slots app->models[] may grow by at run time (admin loads of new names). */
+#define RWD_APP_SPARE_MODELS 64
 
 typedef struct rwd_served {
 	const rwd_model_config *cfg;
@@ -32,6 +37,16 @@ typedef struct rwd_served {
 	rwd_metric *queue_depth, *batch_size, *batch_tokens, *queue_seconds, *compute_seconds;
 	rwd_metric *weight_bytes;
 	rwd_metric *loaded;
+	/*
+	 * daemon/admin.c. app->models[i] is a slot (one per name); its model and
+	 * batcher mirror `cur`, the reference-counted version now serving. A
+	 * request pins the version it resolved (rwd_app_find_model) until it
+	 * completes, so a reload's swap never changes the model under it.
+	 */
+	struct rwd_served *cur;     /* slot: the serving version (NULL until adopted) */
+	atomic_long refs;           /* version: requests holding it */
+	char reason[256];           /* slot: why it failed / the last reload failed */
+	const char *pending;        /* slot: "loading"/"warming" while a new version loads, or NULL */
 	struct rwd_rl_served *rl;   /* api_rl.c: reward config, statistics, ensemble members */
 } rwd_served;
 
@@ -55,11 +70,22 @@ typedef struct rwd_app {
 	rwd_metric_family *f_items;      /* {model, outcome} */
 	rwd_metric_family *f_http;       /* {route, code} */
 	rwd_metric *rss_bytes, *threads, *ready, *connections, *inflight_gauge;
+	struct rwd_admin *admin;    /* daemon/admin.c: reload, admin API (NULL before it starts) */
+	char *admin_key;            /* the admin API's Bearer key; NULL = admin API off */
+	size_t admin_key_len;
 	struct rwd_rl *rl;          /* api_rl.c: group table, reward statistics */
 } rwd_app;
 
 /* Find a served model by name (NULL name: the only one). For request.h. */
 const rwd_model *rwd_app_find_model(void *app, const char *name, void **user, rwd_error *err);
+
+/*
+ * Release what rwd_app_find_model() pinned for `call` (a struct rwd_call *):
+ * api.c calls it when a request completes. Any thread.
+ */
+void rwd_app_unpin(void *call);
+/* The call whose body is being parsed on this thread (pins go to it); NULL after. */
+void rwd_app_pin_to(void *call);
 
 /* Constant-time check of an "Authorization" header value against the keys. */
 int rwd_app_authorized(const rwd_app *app, const char *authorization);

@@ -31,6 +31,7 @@ void rwd_config_defaults(rwd_config *c)
 	c->model_max_tokens = 4096;
 	c->model_max_image_pixels = 4096ull * 4096ull;
 	c->api_keys_env = strdup("REWARDD_API_KEYS");
+	c->admin_key_env = strdup("REWARDD_ADMIN_KEY");
 	c->metrics_requires_key = 0;
 	c->drain_timeout_ms = 30000;
 	c->blas_threads = 0;
@@ -65,6 +66,9 @@ void rwd_config_free(rwd_config *c)
 	free(c->listen_host);
 	free(c->api_keys_file);
 	free(c->api_keys_env);
+	free(c->admin_key_file);
+	free(c->admin_key_env);
+	free(c->admin_model_root);
 	for (size_t i = 0; i < c->n_models; i++)
 		model_config_free(&c->models[i]);
 	free(c->models);
@@ -322,7 +326,7 @@ static int parse_models(rwd_config *c, const json_t *models, rwd_error *err)
 static int apply(rwd_config *c, const json_t *root, rwd_error *err)
 {
 	static const char *const top[] = {"listen", "log_level", "http", "requests", "auth",
-		"shutdown", "compute", "batching", "models", NULL};
+		"shutdown", "compute", "batching", "models", "admin", NULL};
 	int r = check_keys(root, "", top, err);
 	if (r)
 		return r;
@@ -391,6 +395,28 @@ static int apply(rwd_config *c, const json_t *root, rwd_error *err)
 			return r;
 		if ((r = get_bool(o, "auth", "metrics_requires_key", &c->metrics_requires_key, err)))
 			return r;
+	}
+	o = get_obj(root, "", "admin", &bad, err);
+	if (bad)
+		return bad;
+	if (o) {
+		static const char *const keys[] = {"key_file", "key_env", "model_root", NULL};
+		if ((r = check_keys(o, "admin", keys, err)))
+			return r;
+		char *f = NULL;
+		if ((r = get_str(o, "admin", "key_file", 1, &f, err)))
+			return r;
+		free(c->admin_key_file);
+		c->admin_key_file = f ? resolve_path(c->file, f) : NULL;
+		free(f);
+		if (json_object_get(o, "key_env") && (r = get_str(o, "admin", "key_env", 1, &c->admin_key_env, err)))
+			return r;
+		f = NULL;
+		if ((r = get_str(o, "admin", "model_root", 1, &f, err)))
+			return r;
+		free(c->admin_model_root);
+		c->admin_model_root = f ? resolve_path(c->file, f) : NULL;
+		free(f);
 	}
 	o = get_obj(root, "", "shutdown", &bad, err);
 	if (bad)

@@ -57,6 +57,10 @@ typedef struct rwd_config {
 	char *api_keys_file;
 	char *api_keys_env;
 	int metrics_requires_key;
+	/* admin API (daemon/admin.c): its own key, and where models may be loaded from */
+	char *admin_key_file;
+	char *admin_key_env;
+	char *admin_model_root;     /* NULL: POST /v1/models/{name}/load is refused */
 	/* lifecycle and compute */
 	uint32_t drain_timeout_ms;
 	int blas_threads;           /* 0: chosen from cores and workers */

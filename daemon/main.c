@@ -14,6 +14,7 @@
 #include "rwd_config.h"
 
 #include "api_rl.h"
+#include "admin.h"
 #include "app.h"
 #include "config.h"
 #include "core/thread.h"
@@ -405,6 +406,7 @@ int main(int argc, char **argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -413,7 +415,8 @@ int main(int argc, char **argv)
 	app.start_unix = (double)time(NULL);
 	app.metrics = rwd_metrics_new();
 	app.n_models = cfg.n_models;
-	app.models = calloc(cfg.n_models ? cfg.n_models : 1, sizeof(*app.models));
+	/* room for models added at run time (admin.c); the array never moves */
+	app.models = calloc(cfg.n_models + RWD_APP_SPARE_MODELS, sizeof(*app.models));
 	if (!app.metrics || !app.models)
 		goto out;
 	int workers = 0;
@@ -422,7 +425,7 @@ int main(int argc, char **argv)
 		atomic_init(&app.models[i].state, RWD_SERVED_LOADING);
 		workers += cfg.models[i].batching.workers;
 	}
-	if (load_keys(&app, &err)) {
+	if (load_keys(&app, &err) || rwd_admin_init(&app, model_args, n_model_args, &err)) {
 		die_error("invalid configuration", &err);
 		goto out;
 	}
@@ -481,7 +484,15 @@ int main(int argc, char **argv)
 		rwd_log(RWD_LOG_INFO, "ready: %zu models", app.n_models);
 	rwd_metric_set(app.ready, app.n_models > 0);
 
-	int sig = wait_signal(&set);
+	if (rwd_admin_start(&app, &err)) {
+		die_error("cannot start", &err);
+		drain(&app, http);
+		goto out;
+	}
+	int sig;
+	while ((sig = wait_signal(&set)) == SIGHUP)
+		rwd_admin_reload(&app);
+	rwd_admin_stop(&app);
 	rwd_log(RWD_LOG_INFO, "%s: draining (bound %u ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
 		cfg.drain_timeout_ms);
 	drain(&app, http);
@@ -495,6 +506,7 @@ out:
 	for (size_t i = 0; app.models && i < app.n_models; i++) {
 		rwd_model_free(app.models[i].model);
 	}
+	rwd_admin_free(&app);
 	free(app.models);
 	for (size_t i = 0; i < app.n_keys; i++)
 		free(app.keys[i]);

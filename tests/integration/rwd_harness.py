@@ -202,6 +202,8 @@ class Daemon:
 def route_of(path):
     p = path.split("?")[0]
     if p.startswith("/v1/models/"):
+        if p.endswith("/load") or p.endswith("/unload"):
+            return "/v1/models/{name}/" + p.rsplit("/", 1)[1]
         return "/v1/models/{name}"
     return p
 

@@ -1,0 +1,954 @@
+/* daemon/admin.c — reloads, the admin API and versioned model slots (see admin.h). */
+#include "admin.h"
+
+#include "api_internal.h"
+#include "api_rl.h"
+#include "config.h"
+#include "core/thread.h"
+#include "log.h"
+#include "sd.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+
+enum { OP_RELOAD, OP_INSTALL, OP_UNLOAD };
+
+typedef struct admin_op {
+	int type;
+	char name[72];
+	rwd_model_config *mc;   /* OP_INSTALL: owned by the op until installed */
+	struct admin_op *next;
+} admin_op;
+
+/* A configuration a slot's cfg points into: kept until exit. */
+typedef struct kept_cfg {
+	rwd_config *cfg;          /* a whole reloaded config, or */
+	rwd_model_config *mc;     /* one admin-loaded model config */
+	struct kept_cfg *next;
+} kept_cfg;
+
+struct rwd_admin {
+	pthread_mutex_t mu;       /* the registry: slots' cur/model/batcher/cfg/state */
+	pthread_mutex_t qmu;      /* the operation queue */
+	pthread_cond_t qcv;
+	admin_op *head, *tail;
+	int stop;
+	int started;
+	pthread_t thread;
+	const char **model_args;
+	size_t n_model_args;
+	size_t cap;               /* slots app->models can hold */
+	json_t **cfg_json;        /* per slot: the model config it was loaded with */
+	long long *stamp;         /* per slot: its weights' mtime/size stamp */
+	kept_cfg *kept;
+};
+
+/* ---- the registry ------------------------------------------------------------- */
+
+void rwd__admin_lock(rwd_app *app)
+{
+	if (app->admin)
+		pthread_mutex_lock(&app->admin->mu);
+}
+
+void rwd__admin_unlock(rwd_app *app)
+{
+	if (app->admin)
+		pthread_mutex_unlock(&app->admin->mu);
+}
+
+rwd_served *rwd__admin_current(rwd_app *app, rwd_served *s)
+{
+	(void)app;
+	if (s->cur || !s->model)
+		return s->cur;
+	/* a start-up load (main.c): adopt its model and batcher as the first version */
+	rwd_served *v = calloc(1, sizeof(*v));
+	if (!v)
+		return NULL;
+	*v = *s;
+	v->cur = NULL;
+	atomic_init(&v->state, RWD_SERVED_READY);
+	atomic_init(&v->refs, 0);
+	s->cur = v;
+	return v;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/*
+ * Free a version nobody can reach any more: wait until every request that
+ * pinned it has completed, then a grace period for readers that loaded the
+ * slot's mirror pointers just before the swap (model listings, microseconds),
+ * then drain and free.
+ */
+static void retire(rwd_served *v, const char *name)
+{
+	if (!v)
+		return;
+	uint64_t t0 = rwd_now_ns(), next_log = t0 + 10000000000ull;
+	while (atomic_load_explicit(&v->refs, memory_order_acquire) > 0) {
+		sleep_ms(2);
+		if (rwd_now_ns() > next_log) {
+			rwd_log(RWD_LOG_INFO, "model %s: old version still held by %ld requests", name,
+				atomic_load(&v->refs));
+			next_log += 10000000000ull;
+		}
+	}
+	sleep_ms(50);
+	rwd_batcher_free(v->batcher);
+	rwd_model_free(v->model);
+	rwd_log(RWD_LOG_INFO, "model %s: previous version released after %.3f s", name,
+		(double)(rwd_now_ns() - t0) / 1e9);
+	free(v);
+}
+
+/* ---- slots -------------------------------------------------------------------- */
+
+static rwd_served *slot_find(rwd_app *app, const char *name, size_t *idx)
+{
+	size_t n = __atomic_load_n(&app->n_models, __ATOMIC_ACQUIRE);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(app->models[i].cfg->name, name) == 0) {
+			if (idx)
+				*idx = i;
+			return &app->models[i];
+		}
+	}
+	return NULL;
+}
+
+/* The per-model metric series (the families exist: main.c made them). */
+static void slot_metrics(rwd_app *app, rwd_served *s)
+{
+	rwd_metrics *m = app->metrics;
+	const char *n = s->cfg->name;
+	s->request_seconds = rwd_metric_1(rwd_metrics_family(m, RWD_METRIC_HISTOGRAM,
+		"rewardd_request_duration_seconds", NULL, NULL, NULL, 0), n);
+	s->queue_seconds = rwd_metric_1(rwd_metrics_family(m, RWD_METRIC_HISTOGRAM,
+		"rewardd_queue_duration_seconds", NULL, NULL, NULL, 0), n);
+	s->compute_seconds = rwd_metric_1(rwd_metrics_family(m, RWD_METRIC_HISTOGRAM,
+		"rewardd_compute_duration_seconds", NULL, NULL, NULL, 0), n);
+	s->batch_size = rwd_metric_1(rwd_metrics_family(m, RWD_METRIC_HISTOGRAM,
+		"rewardd_batch_size_items", NULL, NULL, NULL, 0), n);
+	s->batch_tokens = rwd_metric_1(rwd_metrics_family(m, RWD_METRIC_HISTOGRAM,
+		"rewardd_batch_size_tokens", NULL, NULL, NULL, 0), n);
+	s->queue_depth = rwd_metric_1(rwd_metrics_family(m, RWD_METRIC_GAUGE,
+		"rewardd_queue_depth_items", NULL, NULL, NULL, 0), n);
+	s->weight_bytes = rwd_metric_1(rwd_metrics_family(m, RWD_METRIC_GAUGE,
+		"rewardd_model_weight_bytes", NULL, NULL, NULL, 0), n);
+	s->loaded = rwd_metric_1(rwd_metrics_family(m, RWD_METRIC_GAUGE,
+		"rewardd_model_loaded", NULL, NULL, NULL, 0), n);
+}
+
+/* mtime and size of the model's files (the folder's entries, or the file). */
+static long long weights_stamp(const char *path)
+{
+	struct stat st;
+	if (!path || stat(path, &st) != 0)
+		return 0;
+	long long h = (long long)st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec + (long long)st.st_size;
+	if (!S_ISDIR(st.st_mode))
+		return h;
+	DIR *d = opendir(path);
+	if (!d)
+		return h;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char p[PATH_MAX];
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
+		if (stat(p, &st) == 0)
+			h += ((long long)st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec) * 31 +
+				(long long)st.st_size;
+	}
+	closedir(d);
+	return h;
+}
+
+static json_t *model_cfg_json(const rwd_model_config *mc)
+{
+	return json_pack("{s:s? s:s? s:O? s{sI sI sI sI si} sI sI}", "kind", mc->kind, "path", mc->path,
+		"options", mc->options, "batching", "max_batch_size", (json_int_t)mc->batching.max_batch_size,
+		"max_batch_tokens", (json_int_t)mc->batching.max_batch_tokens,
+		"max_delay_us", (json_int_t)mc->batching.max_delay_us,
+		"max_queue_items", (json_int_t)mc->batching.max_queue_items, "workers", mc->batching.workers,
+		"max_tokens", (json_int_t)mc->max_tokens, "max_image_pixels", (json_int_t)mc->max_image_pixels);
+}
+
+/* ---- warm-up ------------------------------------------------------------------ */
+
+typedef struct warm_job {
+	rwd_job job;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done;
+} warm_job;
+
+static void warm_done(rwd_job *job)
+{
+	warm_job *w = job->user;
+	pthread_mutex_lock(&w->mu);
+	w->done = 1;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* A 16x16 RGB PNG for image kinds. */
+static const char warm_png[] =
+	"iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAAHUlEQVR4nGNkYGgQYGAgHrEwCDCQBEY1jGoYOhoAHgoCnuSqbggAAAAASUVORK5CYII=";
+
+/* One synthetic item the model accepts: the first candidate its check() takes. */
+static json_t *warm_item(const rwd_model *m, size_t *cost, rwd_error *err)
+{
+	json_t *cands[] = {
+		json_pack("{ss ss ss}", "prompt", "What is 2 + 2?", "response", "The answer is 4.", "label", "4"),
+		json_pack("{ss ss}", "image", warm_png, "prompt", "a photo of a square"),
+		json_pack("{ss}", "image", warm_png),
+		json_pack("{ss}", "text", "Hello, how are you?"),
+		json_pack("{s[]}", "embedding"),
+	};
+	size_t nc = sizeof(cands) / sizeof(cands[0]);
+	json_t *found = NULL;
+	for (size_t i = 0; i < nc && !found; i++) {
+		rwd_error_clear(err);
+		if (cands[i] && rwd_model_check(m, cands[i], cost, err) == 0) {
+			found = json_incref(cands[i]);
+			break;
+		}
+		/* an embedding head says how many numbers it wants */
+		const char *p = strstr(err->msg, "array of ");
+		size_t want = 0;
+		if (i == nc - 1 && p && sscanf(p, "array of %zu", &want) == 1 && want > 0 && want <= 1u << 20) {
+			json_t *arr = json_object_get(cands[i], "embedding");
+			for (size_t k = 0; k < want; k++)
+				json_array_append_new(arr, json_real(0.01 * (double)(k % 7)));
+			rwd_error_clear(err);
+			if (rwd_model_check(m, cands[i], cost, err) == 0)
+				found = json_incref(cands[i]);
+		}
+	}
+	for (size_t i = 0; i < nc; i++)
+		json_decref(cands[i]);
+	if (!found)
+		rwd_errorf(err, RWD_E_UNSUPPORTED, "no synthetic warm-up item fits this model (last: %s)",
+			err->msg);
+	return found;
+}
+
+/* One synthetic item through the real batcher and workers. */
+static int warm_up(const rwd_model *m, rwd_batcher *b, rwd_error *err)
+{
+	size_t cost = 1;
+	json_t *in = warm_item(m, &cost, err);
+	if (!in)
+		return RWD_E_UNSUPPORTED;
+	warm_job *w = calloc(1, sizeof(*w));
+	rwd_item *it = calloc(1, sizeof(*it));
+	if (!w || !it) {
+		free(w);
+		free(it);
+		json_decref(in);
+		return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+	}
+	it->input = in;
+	it->cost = cost;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	w->job.items = it;
+	w->job.n = 1;
+	w->job.done = warm_done;
+	w->job.user = w;
+	int r = rwd_batcher_submit(b, &w->job);
+	if (r) {
+		rwd_errorf(err, r, "the warm-up item was refused: %s", rwd_strerror(r));
+		goto out;
+	}
+	pthread_mutex_lock(&w->mu);
+	uint64_t until = rwd_now_ns() + 300000000000ull;
+	while (!w->done && rwd_now_ns() < until) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+	}
+	int done = w->done;
+	pthread_mutex_unlock(&w->mu);
+	if (!done) {
+		/* the batcher still owns the job: leak it rather than free it under a worker */
+		return rwd_errorf(err, RWD_E_TIMEOUT, "the warm-up batch did not finish in 300 s");
+	}
+	if (it->status)
+		r = rwd_errorf(err, it->status, "the warm-up item failed: %s",
+			it->err.msg[0] ? it->err.msg : rwd_strerror(it->status));
+out:
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+	json_decref(in);
+	free(it);
+	free(w);
+	return r;
+}
+
+/* ---- operations ----------------------------------------------------------------- */
+
+static void set_pending(rwd_app *app, rwd_served *s, int fresh, const char *what, int state)
+{
+	rwd__admin_lock(app);
+	if (fresh)
+		atomic_store_explicit(&s->state, state, memory_order_release);
+	else
+		s->pending = what;
+	rwd__admin_unlock(app);
+}
+
+static void install_failed(rwd_app *app, rwd_served *s, int fresh, const char *what, const rwd_error *err)
+{
+	char buf[512];
+	rwd_error_format(err, buf, sizeof(buf));
+	rwd__admin_lock(app);
+	snprintf(s->reason, sizeof(s->reason), "%s%.24s: %.160s", fresh ? "" : "reload failed (the old version serves): ",
+		what, buf);
+	s->pending = NULL;
+	if (fresh)
+		atomic_store_explicit(&s->state, RWD_SERVED_FAILED, memory_order_release);
+	rwd__admin_unlock(app);
+	rwd_log(RWD_LOG_ERROR, "model %s: %s", s->cfg->name, s->reason);
+}
+
+/*
+ * Load mc beside whatever serves its name, warm it up, swap it in, release
+ * the old version. mc must stay valid for the process's life (kept configs).
+ * Returns 0 when the new version serves.
+ */
+static int install(rwd_app *app, rwd_model_config *mc)
+{
+	rwd_admin *a = app->admin;
+	size_t idx = 0;
+	rwd_served *s = slot_find(app, mc->name, &idx);
+	int fresh = !s || atomic_load(&s->state) != RWD_SERVED_READY;
+	if (!s) {
+		size_t n = app->n_models;
+		if (n >= a->cap) {
+			rwd_log(RWD_LOG_ERROR, "model %s: cannot add it: %zu models is the most one process serves",
+				mc->name, a->cap);
+			return RWD_E_LIMIT;
+		}
+		s = &app->models[n];
+		memset(s, 0, sizeof(*s));
+		s->cfg = mc;
+		atomic_init(&s->state, RWD_SERVED_LOADING);
+		atomic_init(&s->refs, 0);
+		slot_metrics(app, s);
+		idx = n;
+		__atomic_store_n(&app->n_models, n + 1, __ATOMIC_RELEASE);
+	} else if (fresh) {
+		/* a failed or removed slot of that name is reused */
+		rwd__admin_lock(app);
+		s->cfg = mc;
+		s->reason[0] = '\0';
+		atomic_store_explicit(&s->state, RWD_SERVED_LOADING, memory_order_release);
+		rwd__admin_unlock(app);
+	}
+	set_pending(app, s, fresh, "loading", RWD_SERVED_LOADING);
+	rwd_log(RWD_LOG_INFO, "model %s: loading %s%s", mc->name, mc->path ? mc->path : mc->kind,
+		fresh ? "" : " beside the serving version");
+
+	rwd_error err;
+	rwd_error_clear(&err);
+	rwd_model_params mp = rwd_model_default_params();
+	mp.name = mc->name;
+	mp.kind = mc->kind;
+	mp.path = mc->path;
+	mp.options = mc->options;
+	mp.limits.max_batch_size = mc->batching.max_batch_size;
+	mp.limits.max_batch_tokens = mc->batching.max_batch_tokens;
+	mp.limits.max_tokens = mc->max_tokens;
+	mp.limits.max_image_pixels = mc->max_image_pixels;
+	rwd_model *model = NULL;
+	rwd_batcher *batcher = NULL;
+	long long stamp = weights_stamp(mc->path);
+	int r = rwd_model_load(&mp, &model, &err);
+	if (r) {
+		install_failed(app, s, fresh, "cannot load", &err);
+		return r;
+	}
+	const rwd_model_info *info = rwd_model_get_info(model);
+	rwd_batcher_params bp = rwd_batcher_default_params();
+	bp.name = mc->name;
+	bp.max_batch_size = mc->batching.max_batch_size;
+	bp.max_batch_tokens = mc->batching.max_batch_tokens;
+	bp.token_cost = info->token_cost;
+	bp.max_delay_us = mc->batching.max_delay_us;
+	bp.max_queue_items = mc->batching.max_queue_items;
+	bp.workers = mc->batching.workers;
+	bp.metrics.queue_depth = s->queue_depth;
+	bp.metrics.batch_size = s->batch_size;
+	bp.metrics.batch_tokens = s->batch_tokens;
+	bp.metrics.queue_seconds = s->queue_seconds;
+	bp.metrics.compute_seconds = s->compute_seconds;
+	rwd_batch_exec ex = rwd_batcher_model_exec(model);
+	r = rwd_batcher_new(&bp, &ex, &batcher, &err);
+	if (r) {
+		rwd_model_free(model);
+		install_failed(app, s, fresh, "cannot start its batcher", &err);
+		return r;
+	}
+	set_pending(app, s, fresh, "warming", RWD_SERVED_WARMING);
+	uint64_t t0 = rwd_now_ns();
+	r = warm_up(model, batcher, &err);
+	if (r) {
+		if (r != RWD_E_TIMEOUT) {
+			rwd_batcher_free(batcher);
+			rwd_model_free(model);
+		}
+		install_failed(app, s, fresh, "warm-up failed", &err);
+		return r;
+	}
+	double warm_s = (double)(rwd_now_ns() - t0) / 1e9;
+
+	rwd_served *v = calloc(1, sizeof(*v));
+	if (v) {
+		rwd__admin_lock(app);
+		*v = *s;
+		rwd__admin_unlock(app);
+		v->cur = NULL;
+		v->cfg = mc;
+		v->model = model;
+		v->batcher = batcher;
+		v->rl = NULL;
+		v->pending = NULL;
+		v->reason[0] = '\0';
+		atomic_init(&v->state, RWD_SERVED_READY);
+		atomic_init(&v->refs, 0);
+	}
+	/* api_rl.c: this version's reward config against its dimensions, its series */
+	if (!v || (r = rwd__rl_model_ready(app, v, &err))) {
+		free(v);
+		rwd_batcher_free(batcher);
+		rwd_model_free(model);
+		if (!v)
+			rwd_errorf(&err, RWD_E_NOMEM, "out of memory");
+		install_failed(app, s, fresh, "cannot install", &err);
+		return v ? r : RWD_E_NOMEM;
+	}
+	rwd__admin_lock(app);
+	rwd_served *old = rwd__admin_current(app, s);
+	s->cur = v;
+	s->cfg = mc;
+	s->model = model;
+	s->batcher = batcher;
+	s->rl = v->rl;
+	s->pending = NULL;
+	s->reason[0] = '\0';
+	atomic_store_explicit(&s->state, RWD_SERVED_READY, memory_order_release);
+	json_decref(a->cfg_json[idx]);
+	a->cfg_json[idx] = model_cfg_json(mc);
+	a->stamp[idx] = stamp;
+	rwd__admin_unlock(app);
+	rwd_metric_set(s->weight_bytes, (double)info->weight_bytes);
+	rwd_metric_set(s->loaded, 1);
+	rwd_log(RWD_LOG_INFO, "model %s: kind %s, %zu dimensions, %zu weight bytes, loaded in %.3f s, "
+		"warmed up in %.3f s; %s", mc->name, info->kind, info->n_dims, info->weight_bytes,
+		info->load_seconds, warm_s, old ? "swapped in" : "serving");
+	retire(old, mc->name);
+	return 0;
+}
+
+static int unload(rwd_app *app, const char *name)
+{
+	rwd_served *s = slot_find(app, name, NULL);
+	if (!s || atomic_load(&s->state) == RWD_SERVED_REMOVED)
+		return RWD_E_NOTFOUND;
+	rwd__admin_lock(app);
+	int was = atomic_load(&s->state);
+	rwd_served *old = was == RWD_SERVED_READY ? rwd__admin_current(app, s) : NULL;
+	atomic_store_explicit(&s->state, RWD_SERVED_DRAINING, memory_order_release);
+	rwd__admin_unlock(app);
+	rwd_log(RWD_LOG_INFO, "model %s: unloading (new requests get 503; queued ones finish)", name);
+	uint64_t t0 = rwd_now_ns();
+	while (old && atomic_load_explicit(&old->refs, memory_order_acquire) > 0)
+		sleep_ms(2);
+	rwd__admin_lock(app);
+	s->cur = NULL;
+	s->model = NULL;
+	s->batcher = NULL;
+	s->pending = NULL;
+	atomic_store_explicit(&s->state, RWD_SERVED_REMOVED, memory_order_release);
+	rwd__admin_unlock(app);
+	rwd_metric_set(s->loaded, 0);
+	rwd_metric_set(s->weight_bytes, 0);
+	retire(old, name);
+	rwd_log(RWD_LOG_INFO, "model %s: unloaded in %.3f s", name, (double)(rwd_now_ns() - t0) / 1e9);
+	return 0;
+}
+
+static void keep(rwd_admin *a, rwd_config *cfg, rwd_model_config *mc)
+{
+	kept_cfg *k = calloc(1, sizeof(*k));
+	if (!k)
+		return; /* a leak is better than a dangling slot->cfg */
+	k->cfg = cfg;
+	k->mc = mc;
+	k->next = a->kept;
+	a->kept = k;
+}
+
+static void reload(rwd_app *app)
+{
+	rwd_admin *a = app->admin;
+	const rwd_config *cur = app->cfg;
+	rwd_sd_reloading("reloading the configuration");
+	rwd_log(RWD_LOG_INFO, "SIGHUP: reloading %s", cur->file ? cur->file : "the --model flags");
+	rwd_config *nc = calloc(1, sizeof(*nc));
+	rwd_error err;
+	rwd_error_clear(&err);
+	int r = nc ? 0 : RWD_E_NOMEM;
+	if (nc) {
+		rwd_config_defaults(nc);
+		if (cur->file)
+			r = rwd_config_load_file(nc, cur->file, &err);
+		for (size_t i = 0; !r && i < a->n_model_args; i++)
+			r = rwd_config_add_model_arg(nc, a->model_args[i], &err);
+		if (!r)
+			r = rwd_config_validate(nc, &err);
+	}
+	if (r) {
+		char buf[1024];
+		rwd_log(RWD_LOG_ERROR, "reload refused, nothing changed: %s", rwd_error_format(&err, buf, sizeof(buf)));
+		if (nc)
+			rwd_config_free(nc);
+		free(nc);
+		rwd_sd_ready("reload refused (invalid configuration); serving as before");
+		return;
+	}
+	if (strcmp(nc->listen_host, cur->listen_host) != 0 || nc->listen_port != cur->listen_port ||
+		nc->http_threads != cur->http_threads || nc->max_body_bytes != cur->max_body_bytes)
+		rwd_log(RWD_LOG_WARN, "reload: listen/http changes take effect at the next restart");
+	keep(a, nc, NULL);
+	size_t installed = 0, failed = 0, removed = 0, same = 0;
+	for (size_t i = 0; i < nc->n_models; i++) {
+		rwd_model_config *mc = &nc->models[i];
+		size_t idx;
+		rwd_served *s = slot_find(app, mc->name, &idx);
+		if (mc->ensemble.n_members) {
+			rwd_log(RWD_LOG_WARN, "reload: ensemble %s is not reloaded (restart to change it)", mc->name);
+			continue;
+		}
+		if (s && atomic_load(&s->state) == RWD_SERVED_READY) {
+			json_t *j = model_cfg_json(mc);
+			int eq = json_equal(j, a->cfg_json[idx]) && weights_stamp(mc->path) == a->stamp[idx];
+			json_decref(j);
+			if (eq) {
+				same++;
+				continue;
+			}
+		}
+		if (install(app, mc))
+			failed++;
+		else
+			installed++;
+	}
+	size_t n = __atomic_load_n(&app->n_models, __ATOMIC_ACQUIRE);
+	for (size_t i = 0; i < n; i++) {
+		rwd_served *s = &app->models[i];
+		int st = atomic_load(&s->state);
+		if (st == RWD_SERVED_REMOVED || st == RWD_SERVED_DRAINING)
+			continue;
+		int found = 0;
+		for (size_t k = 0; k < nc->n_models && !found; k++)
+			found = strcmp(nc->models[k].name, s->cfg->name) == 0;
+		if (!found && unload(app, s->cfg->name) == 0)
+			removed++;
+	}
+	char st[256];
+	snprintf(st, sizeof(st), "reloaded: %zu models (re)loaded, %zu unchanged, %zu removed, %zu failed",
+		installed, same, removed, failed);
+	rwd_log(failed ? RWD_LOG_WARN : RWD_LOG_INFO, "%s", st);
+	rwd_sd_ready(st);
+}
+
+static void *manager(void *arg)
+{
+	rwd_app *app = arg;
+	rwd_admin *a = app->admin;
+	rwd_thread_set_name("rwd-admin");
+	for (;;) {
+		pthread_mutex_lock(&a->qmu);
+		while (!a->head && !a->stop)
+			pthread_cond_wait(&a->qcv, &a->qmu);
+		admin_op *op = a->stop ? NULL : a->head;
+		if (op) {
+			a->head = op->next;
+			if (!a->head)
+				a->tail = NULL;
+		}
+		pthread_mutex_unlock(&a->qmu);
+		if (!op)
+			break;
+		if (op->type == OP_RELOAD) {
+			reload(app);
+		} else if (op->type == OP_INSTALL) {
+			keep(a, NULL, op->mc);
+			install(app, op->mc);
+			op->mc = NULL;
+		} else {
+			unload(app, op->name);
+		}
+		free(op);
+	}
+	return NULL;
+}
+
+static void enqueue(rwd_app *app, admin_op *op)
+{
+	rwd_admin *a = app->admin;
+	pthread_mutex_lock(&a->qmu);
+	if (a->tail)
+		a->tail->next = op;
+	else
+		a->head = op;
+	a->tail = op;
+	pthread_cond_signal(&a->qcv);
+	pthread_mutex_unlock(&a->qmu);
+}
+
+void rwd_admin_reload(rwd_app *app)
+{
+	if (!app->admin || !app->admin->started)
+		return;
+	admin_op *op = calloc(1, sizeof(*op));
+	if (!op)
+		return;
+	op->type = OP_RELOAD;
+	enqueue(app, op);
+}
+
+/* ---- life cycle ------------------------------------------------------------------ */
+
+static int read_admin_key(rwd_app *app, rwd_error *err)
+{
+	const rwd_config *c = app->cfg;
+	char buf[1024] = "";
+	if (c->admin_key_file) {
+		FILE *f = fopen(c->admin_key_file, "r");
+		if (!f) {
+			rwd_error_where(err, c->admin_key_file, "admin.key_file");
+			return rwd_errorf(err, RWD_E_IO, "cannot read the admin key: %s", strerror(errno));
+		}
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = '\0';
+		fclose(f);
+	} else if (c->admin_key_env && getenv(c->admin_key_env)) {
+		snprintf(buf, sizeof(buf), "%s", getenv(c->admin_key_env));
+	}
+	size_t n = strlen(buf);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+		buf[--n] = '\0';
+	if (n == 0)
+		return 0;
+	if (n < 16) {
+		rwd_error_where(err, c->admin_key_file, c->admin_key_file ? "admin.key_file" : "admin.key_env");
+		return rwd_errorf(err, RWD_E_INVALID, "the admin key is too short (16 characters at least)");
+	}
+	app->admin_key = strdup(buf);
+	app->admin_key_len = n;
+	return app->admin_key ? 0 : rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+}
+
+int rwd_admin_init(rwd_app *app, const char **model_args, size_t n_model_args, rwd_error *err)
+{
+	rwd_admin *a = calloc(1, sizeof(*a));
+	if (!a)
+		return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+	a->cap = app->n_models + RWD_APP_SPARE_MODELS;
+	a->cfg_json = calloc(a->cap, sizeof(*a->cfg_json));
+	a->stamp = calloc(a->cap, sizeof(*a->stamp));
+	if (!a->cfg_json || !a->stamp) {
+		free(a->cfg_json);
+		free(a->stamp);
+		free(a);
+		return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+	}
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_mutex_init(&a->qmu, NULL);
+	pthread_cond_init(&a->qcv, NULL);
+	a->model_args = model_args;
+	a->n_model_args = n_model_args;
+	for (size_t i = 0; i < app->n_models; i++) {
+		a->cfg_json[i] = model_cfg_json(app->models[i].cfg);
+		a->stamp[i] = weights_stamp(app->models[i].cfg->path);
+		atomic_init(&app->models[i].refs, 0);
+	}
+	app->admin = a;
+	return read_admin_key(app, err);
+}
+
+int rwd_admin_start(rwd_app *app, rwd_error *err)
+{
+	rwd_admin *a = app->admin;
+	if (!a || a->started)
+		return 0;
+	if (pthread_create(&a->thread, NULL, manager, app) != 0)
+		return rwd_errorf(err, RWD_E_IO, "cannot start the model manager thread");
+	a->started = 1;
+	return 0;
+}
+
+int rwd_admin_running(const rwd_app *app)
+{
+	return app->admin && app->admin->started;
+}
+
+void rwd_admin_stop(rwd_app *app)
+{
+	rwd_admin *a = app->admin;
+	if (!a || !a->started)
+		return;
+	pthread_mutex_lock(&a->qmu);
+	a->stop = 1;
+	pthread_cond_signal(&a->qcv);
+	pthread_mutex_unlock(&a->qmu);
+	pthread_join(a->thread, NULL);
+	a->started = 0;
+}
+
+void rwd_admin_free(rwd_app *app)
+{
+	rwd_admin *a = app->admin;
+	free(app->admin_key);
+	app->admin_key = NULL;
+	if (!a)
+		return;
+	rwd_admin_stop(app);
+	/* main() freed each slot's model and batcher (the current version's) */
+	for (size_t i = 0; i < app->n_models; i++) {
+		free(app->models[i].cur);
+		app->models[i].cur = NULL;
+		json_decref(a->cfg_json[i]);
+	}
+	while (a->head) {
+		admin_op *op = a->head;
+		a->head = op->next;
+		if (op->mc) {
+			rwd_config tmp;
+			memset(&tmp, 0, sizeof(tmp));
+			tmp.models = op->mc;
+			tmp.n_models = 1;
+			rwd_config_free(&tmp);
+		}
+		free(op);
+	}
+	while (a->kept) {
+		kept_cfg *k = a->kept;
+		a->kept = k->next;
+		if (k->cfg) {
+			rwd_config_free(k->cfg);
+			free(k->cfg);
+		}
+		if (k->mc) {
+			rwd_config tmp;
+			memset(&tmp, 0, sizeof(tmp));
+			tmp.models = k->mc;
+			tmp.n_models = 1;
+			rwd_config_free(&tmp);
+		}
+		free(k);
+	}
+	free(a->cfg_json);
+	free(a->stamp);
+	pthread_mutex_destroy(&a->mu);
+	pthread_mutex_destroy(&a->qmu);
+	pthread_cond_destroy(&a->qcv);
+	free(a);
+	app->admin = NULL;
+}
+
+/* ---- the admin API ------------------------------------------------------------- */
+
+int rwd_admin_authorized(const rwd_app *app, const char *authorization)
+{
+	if (!app->admin_key || !authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
+		return 0;
+	const char *tok = authorization + 7;
+	while (*tok == ' ')
+		tok++;
+	size_t tlen = strlen(tok);
+	while (tlen && (tok[tlen - 1] == ' ' || tok[tlen - 1] == '\t'))
+		tlen--;
+	/* time depends on the key's length only */
+	unsigned char d = (unsigned char)(tlen != app->admin_key_len);
+	for (size_t i = 0; i < app->admin_key_len; i++)
+		d |= (unsigned char)((i < tlen ? (unsigned char)tok[i] : 0) ^ (unsigned char)app->admin_key[i]);
+	return d == 0;
+}
+
+static int valid_name(const char *s, size_t n)
+{
+	if (n == 0 || n > 64)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+			ch == '-' || ch == '_' || ch == '.'))
+			return 0;
+	}
+	return 1;
+}
+
+/* path resolved under the model root, or NULL with reply filled. */
+static char *resolve_under_root(rwd_app *app, const char *path, rwd_reply *reply)
+{
+	char root[PATH_MAX], want[PATH_MAX], real[PATH_MAX];
+	if (!realpath(app->cfg->admin_model_root, root)) {
+		rwd_api_error(reply, 503, "unavailable", "admin.model_root does not resolve", NULL, 0, 0);
+		return NULL;
+	}
+	int wn = path[0] == '/' ? snprintf(want, sizeof(want), "%s", path) :
+		snprintf(want, sizeof(want), "%s/%s", root, path);
+	if (wn < 0 || (size_t)wn >= sizeof(want) || !realpath(want, real)) {
+		rwd_api_error(reply, 404, "not_found", "no such model folder or file under the model root",
+			"path", 0, 0);
+		return NULL;
+	}
+	size_t n = strlen(root);
+	if (n > 1 && (strncmp(real, root, n) != 0 || (real[n] != '/' && real[n] != '\0'))) {
+		rwd_api_error(reply, 403, "forbidden", "the path is outside admin.model_root", "path", 0, 0);
+		return NULL;
+	}
+	return strdup(real);
+}
+
+void rwd__api_admin(rwd_call *call, rwd_reply *reply)
+{
+	rwd_app *app = call->app;
+	const char *name = call->url + strlen("/v1/models/");
+	const char *slash = strrchr(name, '/');
+	size_t nlen = slash ? (size_t)(slash - name) : 0;
+	int is_unload = slash && strcmp(slash, "/unload") == 0;
+	char nm[72];
+	if (!slash || !valid_name(name, nlen)) {
+		rwd_api_error(reply, 400, "invalid_request", "a model name is 1 to 64 of [A-Za-z0-9._-]", "name", 0, 0);
+		return;
+	}
+	snprintf(nm, sizeof(nm), "%.*s", (int)nlen, name);
+	if (!app->admin || !app->admin->started) {
+		rwd_api_error(reply, 503, "unavailable", "the server is starting or stopping", NULL, 0, 0);
+		return;
+	}
+	json_t *body = NULL;
+	if (call->body_len) {
+		json_error_t je;
+		body = json_loadb(call->body, call->body_len, JSON_REJECT_DUPLICATES, &je);
+		if (!json_is_object(body)) {
+			json_decref(body);
+			rwd_api_error(reply, 400, "invalid_json", body ? "the body must be a JSON object" : je.text,
+				NULL, je.line, je.column);
+			return;
+		}
+	}
+	admin_op *op = calloc(1, sizeof(*op));
+	if (!op) {
+		json_decref(body);
+		rwd_api_error(reply, 503, "out_of_memory", "out of memory", NULL, 0, 0);
+		return;
+	}
+	snprintf(op->name, sizeof(op->name), "%s", nm);
+	if (is_unload) {
+		rwd_served *s = slot_find(app, nm, NULL);
+		int st = s ? atomic_load(&s->state) : RWD_SERVED_REMOVED;
+		json_decref(body);
+		if (st == RWD_SERVED_REMOVED) {
+			free(op);
+			rwd_api_error(reply, 404, "not_found", "no model of that name (see GET /v1/models)", "name", 0, 0);
+			return;
+		}
+		op->type = OP_UNLOAD;
+		enqueue(app, op);
+		reply->status = 202;
+		reply->json = json_pack("{ss ss}", "name", nm, "state", "draining");
+		return;
+	}
+	/* load: {"path", "kind"?, "options"?} */
+	const char *fail = NULL, *field = NULL;
+	const json_t *jp = json_object_get(body, "path"), *jk = json_object_get(body, "kind"),
+		*jo = json_object_get(body, "options");
+	const char *k;
+	json_t *v;
+	json_object_foreach(body, k, v) {
+		if (strcmp(k, "path") && strcmp(k, "kind") && strcmp(k, "options")) {
+			fail = "unknown field (expected path, kind, options)";
+			field = k;
+		}
+	}
+	if (!fail && (!json_is_string(jp) || json_string_length(jp) == 0 || json_string_length(jp) > 4096)) {
+		fail = "\"path\" (a model folder or file under admin.model_root) is required";
+		field = "path";
+	} else if (!fail && jk && !(json_is_string(jk) && rwd_model_kind(json_string_value(jk)))) {
+		fail = "\"kind\" must name a model kind";
+		field = "kind";
+	} else if (!fail && jo && !json_is_object(jo)) {
+		fail = "\"options\" must be an object";
+		field = "options";
+	}
+	if (fail) {
+		rwd_api_error(reply, 400, "invalid_request", fail, field, 0, 0);
+		goto bad;
+	}
+	if (!app->cfg->admin_model_root) {
+		rwd_api_error(reply, 403, "forbidden", "loading models through the API is off (set admin.model_root)",
+			NULL, 0, 0);
+		goto bad;
+	}
+	char *real = resolve_under_root(app, json_string_value(jp), reply);
+	if (!real)
+		goto bad;
+	rwd_model_config *mc = calloc(1, sizeof(*mc));
+	if (!mc) {
+		free(real);
+		rwd_api_error(reply, 503, "out_of_memory", "out of memory", NULL, 0, 0);
+		goto bad;
+	}
+	mc->name = strdup(nm);
+	mc->path = real;
+	mc->kind = jk ? strdup(json_string_value(jk)) : NULL;
+	mc->options = jo ? json_incref((json_t *)jo) : NULL;
+	mc->batching = app->cfg->batching;
+	mc->max_tokens = app->cfg->model_max_tokens;
+	mc->max_image_pixels = app->cfg->model_max_image_pixels;
+	rwd_served *s = slot_find(app, nm, NULL);
+	if (s && s->cfg) {
+		/* a served name keeps its batching and limits */
+		mc->batching = s->cfg->batching;
+		mc->max_tokens = s->cfg->max_tokens;
+		mc->max_image_pixels = s->cfg->max_image_pixels;
+	}
+	op->type = OP_INSTALL;
+	op->mc = mc;
+	enqueue(app, op);
+	json_decref(body);
+	reply->status = 202;
+	reply->json = json_pack("{ss ss ss}", "name", nm, "state", s && atomic_load(&s->state) == RWD_SERVED_READY ?
+		"ready" : "loading", "path", real);
+	return;
+bad:
+	json_decref(body);
+	free(op);
+}
