@@ -37,6 +37,7 @@ typedef struct rwd_served {
 	rwd_metric *queue_depth, *batch_size, *batch_tokens, *queue_seconds, *compute_seconds;
 	rwd_metric *weight_bytes;
 	rwd_metric *loaded;
+	struct rwd_rl_served *rl;   /* api_rl.c: reward config, statistics, ensemble members */
 	/*
 	 * daemon/admin.c. app->models[i] is a slot (one per name); its model and
 	 * batcher mirror `cur`, the reference-counted version now serving. A
@@ -70,6 +71,7 @@ typedef struct rwd_app {
 	rwd_metric_family *f_items;      /* {model, outcome} */
 	rwd_metric_family *f_http;       /* {route, code} */
 	rwd_metric *rss_bytes, *threads, *ready, *connections, *inflight_gauge;
+	struct rwd_rl *rl;          /* api_rl.c: group table, reward statistics */
 	struct rwd_admin *admin;    /* daemon/admin.c: reload, admin API (NULL before it starts) */
 	char *admin_key;            /* the admin API's Bearer key; NULL = admin API off */
 	size_t admin_key_len;

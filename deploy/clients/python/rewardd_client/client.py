@@ -120,7 +120,7 @@ class Client:
                     return json.loads(raw) if "json" in ctype else raw.decode()
                 if r.status not in RETRY_STATUSES:
                     _raise_for(r.status, raw)
-                retry_after = _retry_after(r)
+                retry_after = _retry_after(r.headers)  # the HTTPMessage (HTTPResponse has no .get)
                 try:
                     _raise_for(r.status, raw)
                 except RewarddError as e:
