@@ -178,7 +178,7 @@ def main():
         "pool thread stalls every GEMM (1 BLAS thread measured as fast as 2), while "
         "ONNX Runtime's own thread pool and MLAS kernels degrade less. Left to try: "
         "packing q/k/v into one GEMM, pre-packed weights, and a re-run on idle cores.",
-        "- Not measured yet: end-to-end edit-reward requests/s through /v1/rewards.",
+        "- End-to-end edit-reward requests/s: the \"clip end-to-end\" section (bench/bench_clip_e2e.py).",
         "",
         f"Rerun: `/usr/bin/python3 bench/bench_clip_vision.py {args.build_dir} --threads "
         f"{args.threads} --iters {args.iters} --write`",
