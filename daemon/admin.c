@@ -110,6 +110,14 @@ static void retire(rwd_served *v, const char *name)
 	sleep_ms(50);
 	rwd_batcher_free(v->batcher);
 	rwd_model_free(v->model);
+	if (v->rl) {
+		/* api_rl.c frees a model's reward state through an app's slots */
+		rwd_app one;
+		memset(&one, 0, sizeof(one));
+		one.models = v;
+		one.n_models = 1;
+		rwd__rl_free(&one);
+	}
 	rwd_log(RWD_LOG_INFO, "model %s: previous version released after %.3f s", name,
 		(double)(rwd_now_ns() - t0) / 1e9);
 	free(v);
@@ -159,12 +167,14 @@ static long long weights_stamp(const char *path)
 	struct stat st;
 	if (!path || stat(path, &st) != 0)
 		return 0;
-	long long h = (long long)st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec + (long long)st.st_size;
+	/* unsigned: a hash that may wrap */
+	unsigned long long h = (unsigned long long)st.st_mtim.tv_sec * 1000000000ull +
+		(unsigned long long)st.st_mtim.tv_nsec + (unsigned long long)st.st_size;
 	if (!S_ISDIR(st.st_mode))
-		return h;
+		return (long long)h;
 	DIR *d = opendir(path);
 	if (!d)
-		return h;
+		return (long long)h;
 	struct dirent *e;
 	while ((e = readdir(d))) {
 		char p[PATH_MAX];
@@ -172,11 +182,11 @@ static long long weights_stamp(const char *path)
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
 		if (stat(p, &st) == 0)
-			h += ((long long)st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec) * 31 +
-				(long long)st.st_size;
+			h += ((unsigned long long)st.st_mtim.tv_sec * 1000000000ull +
+				(unsigned long long)st.st_mtim.tv_nsec) * 31u + (unsigned long long)st.st_size;
 	}
 	closedir(d);
-	return h;
+	return (long long)h;
 }
 
 static json_t *model_cfg_json(const rwd_model_config *mc)
@@ -490,6 +500,7 @@ static int unload(rwd_app *app, const char *name)
 	s->cur = NULL;
 	s->model = NULL;
 	s->batcher = NULL;
+	s->rl = NULL;         /* the version's: freed by retire() */
 	s->pending = NULL;
 	atomic_store_explicit(&s->state, RWD_SERVED_REMOVED, memory_order_release);
 	rwd__admin_unlock(app);
