@@ -212,9 +212,35 @@ def main():
               "  float32 embedding input would remove most of the parse cost (not implemented).",
               ]
     lines += ["", "Rerun: `/usr/bin/python3 bench/run_bench.py build/daemon/rewardd %d`" % secs, ""]
-    with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
-        f.write("\n".join(lines))
+    write_section("\n".join(lines))
     print("\n".join(lines))
+
+
+BEGIN, END = "<!-- mlp-bench:begin -->", "<!-- mlp-bench:end -->"
+
+
+def write_section(text):
+    """Replace this script's section of bench/RESULTS.md, keeping the other
+    benchmarks' sections (the file is shared)."""
+    path = os.path.join(HERE, "RESULTS.md")
+    old = open(path).read() if os.path.exists(path) else ""
+    new = BEGIN + "\n" + text + "\n" + END + "\n"
+    if BEGIN in old and END in old:
+        out = old[:old.index(BEGIN)] + new + old[old.index(END) + len(END) + 1:]
+    elif old.startswith("# rewardd benchmark: POST /v1/rewards on an mlp head"):
+        # the unmarked first version of this section: it ends at the first
+        # second-level heading that is not its own
+        rest, pos = "", 0
+        for line in old.splitlines(keepends=True):
+            if line.startswith("## ") and line.strip() != "## Reading these numbers":
+                rest = old[pos:]
+                break
+            pos += len(line)
+        out = new + "\n" + rest
+    else:
+        out = new + ("\n" + old if old else "")
+    with open(path, "w") as f:
+        f.write(out)
 
 
 if __name__ == "__main__":
