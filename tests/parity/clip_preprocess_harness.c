@@ -13,8 +13,12 @@
  *        RESCALE FACTOR NORMALIZE M0 M1 M2 S0 S1 S2
  *       IN: W*H*3 uint8 RGB; OUT: float32 [3, oh, ow] (sizes from the
  *       library, printed as "prep OW OH")
+ *   prepfile FILE OUT 0 0 SHORTEST ... (the prep fields)
+ *       FILE: a PNG or JPEG, decoded by lib/image/decode (Pillow's
+ *       convert("RGB")), then preprocessed as prep
  * Prints one line per job; exits non-zero on the first failure.
  */
+#include "image/decode.h"
 #include "image/resize.h"
 
 #include <stdio.h>
@@ -91,12 +95,40 @@ static int job_prep(char **tok, int n)
 		p.image_mean[c] = strtof(tok[15 + c], NULL);
 		p.image_std[c] = strtof(tok[18 + c], NULL);
 	}
+	rwd_image img = {0};
+	if (strcmp(tok[0], "prepfile") == 0) {
+		size_t nb = 0;
+		FILE *f = fopen(tok[1], "rb");
+		uint8_t *bytes = NULL;
+		if (f) {
+			fseek(f, 0, SEEK_END);
+			nb = (size_t)ftell(f);
+			fseek(f, 0, SEEK_SET);
+			bytes = malloc(nb ? nb : 1);
+			if (bytes && fread(bytes, 1, nb, f) != nb) {
+				free(bytes);
+				bytes = NULL;
+			}
+			fclose(f);
+		}
+		rwd_error err;
+		rwd_error_clear(&err);
+		if (!bytes || rwd_image_decode(bytes, nb, NULL, NULL, &img, &err)) {
+			char buf[512];
+			fprintf(stderr, "cannot decode %s: %s\n", tok[1], rwd_error_format(&err, buf, sizeof(buf)));
+			free(bytes);
+			return -1;
+		}
+		free(bytes);
+		w = img.w;
+		h = img.h;
+	}
 	int ow, oh, r = rwd_image_prep_output_size(&p, w, h, &ow, &oh);
 	if (r) {
 		fprintf(stderr, "prep size failed: %d\n", r);
 		return -1;
 	}
-	uint8_t *src = read_all(tok[1], (size_t)w * h * 3);
+	uint8_t *src = img.pixels ? img.pixels : read_all(tok[1], (size_t)w * h * 3);
 	float *out = malloc((size_t)ow * oh * 3 * sizeof(float));
 	r = -1;
 	if (!src || !out) {
@@ -144,7 +176,7 @@ int main(int argc, char **argv)
 			r = job_resize(tok[1], tok[2], atoi(tok[3]), atoi(tok[4]), atoi(tok[5]),
 				atoi(tok[6]), atoi(tok[7]), atoi(tok[8]), atoi(tok[9]), atoi(tok[10]),
 				atoi(tok[11]), atoi(tok[12]));
-		} else if (strcmp(tok[0], "prep") == 0) {
+		} else if (strcmp(tok[0], "prep") == 0 || strcmp(tok[0], "prepfile") == 0) {
 			r = job_prep(tok, n);
 		} else {
 			fprintf(stderr, "bad job line (%s, %d fields)\n", tok[0], n);

@@ -10,7 +10,9 @@ transformers' image_transforms does them (get_resize_output_image_size with
 int() truncation, PIL resize with reducing_gap=None, center_crop with //2
 offsets and ceil() zero padding, rescale in float64 then float32, normalize in
 float32). Images: scikit-image's sample photos (RGB, grayscale, RGBA,
-palette; converted to RGB as convert_to_rgb does) plus synthetic ones from
+palette; converted to RGB as convert_to_rgb does; also fed to the C side as
+the PNG/JPEG files themselves, decoded by lib/image/decode, for the whole
+bytes -> tensor path) plus synthetic ones from
 17 px to 4,000 px, portrait and landscape, smooth and hard-edged (to hit the
 filter's overshoot and the uint8 clipping).
 
@@ -57,6 +59,11 @@ def synthetic(w, h, kind, mode="RGB"):
     if ch == 1:
         a = a[..., 0]
     return Image.fromarray(np.ascontiguousarray(a), mode)
+
+
+# Files fed to the C side undecoded (lib/image/decode does PNG/JPEG -> RGB).
+FILE_SAMPLES = ["astronaut.png", "camera.png", "logo.png", "horse.png", "green_palette.png",
+                "rocket.jpg", "retina.jpg", "hubble_deep_field.jpg", "coffee.png", "page.png"]
 
 
 def sample_images():
@@ -232,6 +239,26 @@ def main():
             for cname in CONFIGS:
                 if cname != "clip-224":
                     add_prep(label, im, cname)
+
+        # The whole decode path: sample files (PNG RGB/gray/RGBA/palette, JPEG)
+        # decoded by lib/image/decode vs Pillow's Image.open().convert("RGB").
+        for n in FILE_SAMPLES:
+            path = os.path.join(SKIMAGE_DATA, n)
+            if not os.path.exists(path):
+                continue
+            for cname in ("clip-224", "pad-crop"):
+                cfg = CONFIGS[cname]
+                ref = hf_preprocess(Image.open(path).convert("RGB"), cfg)
+                i = len(jobs)
+                dst = os.path.join(tmp, f"f{i}.out")
+                m, sd = cfg["mean"], cfg["std"]
+                jobs.append(" ".join(str(v) for v in [
+                    "prepfile", path, dst, 0, 0, cfg["shortest"], cfg["resize_h"],
+                    cfg["resize_w"], cfg["resample"], int(cfg["crop"]), cfg["crop_h"],
+                    cfg["crop_w"], int(cfg["rescale"]), repr(cfg["factor"]),
+                    int(cfg["normalize"]), repr(m[0]), repr(m[1]), repr(m[2]), repr(sd[0]),
+                    repr(sd[1]), repr(sd[2])]))
+                checks.append(("f32", f"decoded file {n} [{cname}]", dst, ref))
 
         jobfile = os.path.join(tmp, "jobs.txt")
         with open(jobfile, "w") as f:
