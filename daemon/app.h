@@ -48,7 +48,6 @@ typedef struct rwd_served {
 	atomic_long refs;           /* version: requests holding it */
 	char reason[256];           /* slot: why it failed / the last reload failed */
 	const char *pending;        /* slot: "loading"/"warming" while a new version loads, or NULL */
-	struct rwd_rl_served *rl;   /* api_rl.c: reward config, statistics, ensemble members */
 } rwd_served;
 
 typedef struct rwd_app {
@@ -75,7 +74,6 @@ typedef struct rwd_app {
 	struct rwd_admin *admin;    /* daemon/admin.c: reload, admin API (NULL before it starts) */
 	char *admin_key;            /* the admin API's Bearer key; NULL = admin API off */
 	size_t admin_key_len;
-	struct rwd_rl *rl;          /* api_rl.c: group table, reward statistics */
 } rwd_app;
 
 /* Find a served model by name (NULL name: the only one). For request.h. */
