@@ -1189,7 +1189,7 @@ static int kind_check(const void *state, const json_t *item, size_t *cost, rwd_e
 			return rwd_errorf(err, RWD_E_LIMIT, "\"%s\" is longer than %zu bytes",
 				text_fields[i], m->max_text_bytes);
 		if (!m->tok)
-			return rwd_errorf(err, RWD_E_UNSUPPORTED,
+			return rwd_errorf(err, RWD_E_UNPROCESSABLE,
 				"this clip model has no tokenizer files: text inputs cannot be scored");
 	}
 	rwd_error_where(err, NULL, "");

@@ -25,6 +25,9 @@
  *     eos_token_id is the legacy 2, else the first eos_token_id; position 0
  *     when absent), text_projection. Tokens after the pooled one cannot
  *     change it under the causal mask and are not computed.
+ *   In both towers the last layer computes keys and values for every token
+ *   but queries, out_proj and the MLP only for the pooled token (the class
+ *   token / the EOS token), the only row the output depends on.
  *
  * Item inputs: "image" (required; base64 or data URL, PNG/JPEG, decoded in
  * prepare() on the worker through lib/image/decode, preprocessed with the
@@ -50,8 +53,12 @@
  *                    options} is an `mlp` head on the L2-normalised image
  *                    embedding (e.g. the LAION aesthetic predictor); its
  *                    single output is dimension "name" (several outputs:
- *                    "name.output").
- * A dimension whose inputs an item lacks is absent, never 0.
+ *                    "name.output"). Head paths are used as given
+ *                    (relative to the working directory).
+ * A dimension whose inputs an item lacks is absent, never 0. Text inputs on
+ * a model without tokenizer files fail the item (RWD_E_UNPROCESSABLE).
+ * Identical images (by pixels, after preprocessing) and texts (by ids)
+ * within one forward batch are encoded once.
  *
  * Kind options (unknown keys are rejected): "text_alignment",
  * "clipscore_weight", "heads", "dimensions" (the subset to serve, in

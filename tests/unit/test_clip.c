@@ -362,7 +362,7 @@ START_TEST(check_validates_item_fields)
 		{"{\"image\": \"iVBO\", \"instruction\": \"far too long for ten\"}", RWD_E_LIMIT,
 			"instruction"},
 		/* no tokenizer files in the folder: text cannot be scored */
-		{"{\"image\": \"iVBO\", \"prompt\": \"a cat\"}", RWD_E_UNSUPPORTED, "prompt"},
+		{"{\"image\": \"iVBO\", \"prompt\": \"a cat\"}", RWD_E_UNPROCESSABLE, "prompt"},
 		{"{\"image\": \"iVBO\"}", 0, ""},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
