@@ -15,6 +15,7 @@
 
 #include "api_rl.h"
 #include "admin.h"
+#include "api_rl.h"
 #include "app.h"
 #include "config.h"
 #include "core/thread.h"
