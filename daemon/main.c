@@ -15,7 +15,6 @@
 
 #include "api_rl.h"
 #include "admin.h"
-#include "api_rl.h"
 #include "app.h"
 #include "config.h"
 #include "core/thread.h"
