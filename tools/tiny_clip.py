@@ -216,7 +216,8 @@ def _bytes_to_unicode():
 def write_tokenizer(outdir):
     """vocab.json + merges.txt from OpenAI's bpe_simple_vocab_16e6.txt.gz, if present."""
     here = os.path.dirname(os.path.abspath(__file__))
-    gz = os.path.join(here, "..", "..", "shared", "fixtures", "clip-bpe", "bpe_simple_vocab_16e6.txt.gz")
+    fixtures = os.environ.get("RWD_FIXTURES") or os.path.join(here, "..", "..", "shared", "fixtures")
+    gz = os.path.join(fixtures, "clip-bpe", "bpe_simple_vocab_16e6.txt.gz")
     gz = os.environ.get("RWD_CLIP_BPE", gz)
     if not os.path.exists(gz):
         return False
