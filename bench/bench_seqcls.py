@@ -1,0 +1,200 @@
+#!/usr/bin/python3
+"""Tokens/s of the seqcls kind vs PyTorch on a Qwen3-0.6B-shaped classifier.
+
+    /usr/bin/python3 bench/bench_seqcls.py BUILD_DIR [--layers 4] [--threads 2]
+        [--lengths 128,512,2048] [--batch-tokens 4096] [--repeat 3] [--model DIR]
+
+Writes (or reuses, with --model) a random Qwen3ForSequenceClassification with
+Qwen3-0.6B's shape (hidden 1024, intermediate 3072, 16 heads, 8 kv heads,
+head_dim 128, vocab 151936) but only --layers layers, F32 weights. For each
+sequence length L it scores a batch of batch_tokens / L items of L random
+tokens:
+  - rewardd: BUILD_DIR/tests/parity/seqcls-harness (rwd_model_run: packed
+    batch, OpenBLAS with --threads threads), best of --repeat runs;
+  - PyTorch (Debian python3-torch, torch.set_num_threads(--threads)): a
+    batched float32 forward [B, L, H] with transformers' eager arithmetic
+    (every layer over every token, softmax over the masked square), the same
+    weights, best of --repeat runs.
+Both compute in float32. Prints one line per length and a markdown table;
+--write also puts the table into its own marked section of bench/RESULTS.md
+(other sections are left alone).
+The harness also prints its logits, checked here against PyTorch's (relative
+1e-4) so the timing compares equal work.
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "parity"))
+import seqcls_ref  # noqa: E402
+
+BEGIN = "<!-- bench_seqcls.py: begin -->"
+END = "<!-- bench_seqcls.py: end -->"
+
+
+def torch_forward(m, ids, rope):
+    """Batched eager forward, [B, L] ids of equal length -> [B, num_labels] (last token)."""
+    w = m.w
+    B, T = ids.shape
+    cos, sin = rope
+    x = w["model.embed_tokens.weight"][ids]                     # [B, T, H]
+    mask = torch.full((T, T), float("-inf")).triu(1)
+    G = m.nH // m.nKV
+
+    def rms(t, name):
+        var = t.pow(2).mean(-1, keepdim=True)
+        return w[name] * (t * torch.rsqrt(var + m.eps))
+
+    def rot(t):
+        h = t.shape[-1] // 2
+        return torch.cat((-t[..., h:], t[..., :h]), dim=-1)
+
+    for li in range(m.L):
+        p = f"model.layers.{li}."
+        n = rms(x, p + "input_layernorm.weight")
+        q = (n @ w[p + "self_attn.q_proj.weight"].t()).view(B, T, m.nH, m.hd)
+        k = (n @ w[p + "self_attn.k_proj.weight"].t()).view(B, T, m.nKV, m.hd)
+        v = (n @ w[p + "self_attn.v_proj.weight"].t()).view(B, T, m.nKV, m.hd)
+        q = rms(q, p + "self_attn.q_norm.weight").transpose(1, 2)
+        k = rms(k, p + "self_attn.k_norm.weight").transpose(1, 2)
+        v = v.transpose(1, 2)
+        q = q * cos + rot(q) * sin
+        k = k * cos + rot(k) * sin
+        k = k.repeat_interleave(G, dim=1)
+        v = v.repeat_interleave(G, dim=1)
+        s = (q @ k.transpose(2, 3)) * (m.hd ** -0.5) + mask
+        a = torch.softmax(s, dim=-1)
+        o = (a @ v).transpose(1, 2).reshape(B, T, m.nH * m.hd)
+        x = x + o @ w[p + "self_attn.o_proj.weight"].t()
+        n = rms(x, p + "post_attention_layernorm.weight")
+        g = n @ w[p + "mlp.gate_proj.weight"].t()
+        u = n @ w[p + "mlp.up_proj.weight"].t()
+        x = x + (torch.nn.functional.silu(g) * u) @ w[p + "mlp.down_proj.weight"].t()
+    x = rms(x, "model.norm.weight")
+    return x[:, -1] @ w["score.weight"].t()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("build_dir")
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--lengths", default="128,512,2048")
+    ap.add_argument("--batch-tokens", type=int, default=4096)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--model", default=None, help="reuse this model folder")
+    ap.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    args = ap.parse_args()
+    harness = os.path.join(args.build_dir, "tests", "parity", "seqcls-harness")
+    tmp = None
+    folder = args.model
+    if folder is None or not os.path.exists(os.path.join(folder, "config.json")):
+        if folder is None:
+            tmp = tempfile.TemporaryDirectory(prefix="bench-seqcls-")
+            folder = tmp.name
+        subprocess.run([sys.executable, os.path.join(ROOT, "tools", "make_tiny_models.py"),
+                        "qwen3", "0.6b", folder, "--layers", str(args.layers), "--seed", "3"],
+                       check=True)
+    torch.set_num_threads(args.threads)
+    m = seqcls_ref.Model(folder)
+    assert m.L == args.layers, f"{folder} has {m.L} layers, not {args.layers}"
+    load0 = " ".join(open("/proc/loadavg").read().split()[:3])
+    gen = torch.Generator().manual_seed(5)
+    rows = []
+    for L in [int(x) for x in args.lengths.split(",")]:
+        B = max(1, args.batch_tokens // L)
+        # below every special id (pad 151643): no item ends in pad
+        ids = torch.randint(0, 150000, (B, L), generator=gen)
+        # ours
+        inp = "".join(json.dumps(r) + "\n" for r in ids.tolist())
+        p = subprocess.run([harness, folder, "--threads", str(args.threads),
+                            "--repeat", str(args.repeat), "--max-batch-tokens", str(B * L),
+                            "--max-tokens", str(max(L, 4096))],
+                           input=inp, capture_output=True, text=True)
+        if p.returncode:
+            sys.exit(f"harness failed: {p.stderr}")
+        lines = [json.loads(x) for x in p.stdout.splitlines()]
+        ours = [x["scores"] for x in lines[1:-1]]
+        t_ours = min(lines[-1]["seconds"])
+        # PyTorch
+        pos = torch.arange(L, dtype=torch.float32)
+        fr = pos[:, None] * m.inv_freq[None, :]
+        emb = torch.cat((fr, fr), dim=-1)
+        rope = (emb.cos(), emb.sin())
+        times = []
+        with torch.no_grad():
+            for _ in range(args.repeat):
+                t0 = time.perf_counter()
+                ref = torch_forward(m, ids, rope)
+                times.append(time.perf_counter() - t0)
+        t_torch = min(times)
+        ref = ref.tolist()
+        flat = [v for r in ref for v in r]
+        scale = math.sqrt(sum(v * v for v in flat) / len(flat))
+        err = max(abs(a - b) / max(abs(b), scale) for o, r in zip(ours, ref) for a, b in zip(o, r))
+        row = (L, B, B * L / t_ours, B * L / t_torch, t_torch / t_ours, err)
+        rows.append(row)
+        print(f"L={L:5d} B={B:3d}: rewardd {row[2]:8.0f} tok/s, PyTorch {row[3]:8.0f} tok/s, "
+              f"ratio {row[4]:.2f}x, max rel diff {err:.1e}", flush=True)
+    lines = [
+        BEGIN,
+        "## seqcls: Qwen3-0.6B-shaped sequence classifier, tokens/s vs PyTorch",
+        "",
+        f"Generated by `bench/bench_seqcls.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+        f"- Model: random Qwen3ForSequenceClassification with Qwen3-0.6B's shape (hidden 1024, "
+        f"intermediate 3072, 16 heads / 8 kv heads, head_dim 128, vocab 151936) but "
+        f"**{args.layers} layers** (of 28), F32 weights, 1 label.",
+        f"- Batch: {args.batch_tokens} tokens per forward pass (batch_tokens / L items of L random "
+        f"tokens), best of {args.repeat}; {args.threads} threads on both sides.",
+        "- rewardd: `seqcls-harness` (rwd_model_run: packed batch, OpenBLAS). It drops work "
+        "PyTorch does: the last layer computes queries/attention/MLP only for the pooled "
+        "token, and causal attention skips the masked key blocks.",
+        "- PyTorch: Debian python3-torch "
+        f"{torch.__version__}, batched eager float32 forward with transformers' arithmetic "
+        "(every token through every layer, masked full-square softmax); the same weights. "
+        "Logits agree to the 'max rel diff' column.",
+        f"- Load average when the run started: {load0} (the 2-core machine is shared; compare "
+        "ratios, not absolute numbers).",
+        "",
+        "| seq len | items/batch | rewardd tok/s | PyTorch tok/s | rewardd / PyTorch | max rel diff |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(f"| {r[0]} | {r[1]} | {r[2]:.0f} | {r[3]:.0f} | {r[4]:.2f}x | {r[5]:.1e} |")
+    lines += [
+        "",
+        "Not measured here: p50/p99 latency through `/get_reward` at concurrency 1 and 32.",
+        "",
+        f"Rerun: `/usr/bin/python3 bench/bench_seqcls.py BUILD_DIR --layers {args.layers} "
+        f"--threads {args.threads} --batch-tokens {args.batch_tokens} --repeat {args.repeat} --write`",
+        END,
+    ]
+    print()
+    print("\n".join(lines))
+    if args.write:
+        path = os.path.join(ROOT, "bench", "RESULTS.md")
+        text = open(path).read() if os.path.exists(path) else ""
+        section = "\n".join(lines)
+        if BEGIN in text and END in text:
+            text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
+        else:
+            text = text.rstrip("\n") + "\n\n" + section + "\n"
+        with open(path, "w") as f:
+            f.write(text)
+        print("wrote", path)
+    if tmp:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
