@@ -49,6 +49,9 @@ struct rwd_admin {
 	json_t **cfg_json;        /* per slot: the model config it was loaded with */
 	long long *stamp;         /* per slot: its weights' mtime/size stamp */
 	kept_cfg *kept;
+	/* watchdog: per slot, items finished at the last look and when that changed */
+	uint64_t *wd_done, *wd_since;
+	uint64_t stall_ns;
 };
 
 /* ---- the registry ------------------------------------------------------------- */
@@ -68,7 +71,8 @@ void rwd__admin_unlock(rwd_app *app)
 rwd_served *rwd__admin_current(rwd_app *app, rwd_served *s)
 {
 	(void)app;
-	if (s->cur || !s->model)
+	/* an ensemble (api_rl.c) borrows its members' models: it has no version of its own */
+	if (s->cur || !s->model || rwd__rl_is_ensemble(s))
 		return s->cur;
 	/* a start-up load (main.c): adopt its model and batcher as the first version */
 	rwd_served *v = calloc(1, sizeof(*v));
@@ -487,6 +491,10 @@ static int unload(rwd_app *app, const char *name)
 	rwd_served *s = slot_find(app, name, NULL);
 	if (!s || atomic_load(&s->state) == RWD_SERVED_REMOVED)
 		return RWD_E_NOTFOUND;
+	if (rwd__rl_is_ensemble(s)) {
+		rwd_log(RWD_LOG_WARN, "model %s: an ensemble is not unloaded at run time (restart)", name);
+		return RWD_E_UNSUPPORTED;
+	}
 	rwd__admin_lock(app);
 	int was = atomic_load(&s->state);
 	rwd_served *old = was == RWD_SERVED_READY ? rwd__admin_current(app, s) : NULL;
@@ -692,7 +700,13 @@ int rwd_admin_init(rwd_app *app, const char **model_args, size_t n_model_args, r
 	a->cap = app->n_models + RWD_APP_SPARE_MODELS;
 	a->cfg_json = calloc(a->cap, sizeof(*a->cfg_json));
 	a->stamp = calloc(a->cap, sizeof(*a->stamp));
-	if (!a->cfg_json || !a->stamp) {
+	a->wd_done = calloc(a->cap, sizeof(*a->wd_done));
+	a->wd_since = calloc(a->cap, sizeof(*a->wd_since));
+	uint64_t wd = rwd_sd_watchdog_usec() * 2000ull;
+	a->stall_ns = wd > 30000000000ull ? wd : 30000000000ull;
+	if (!a->cfg_json || !a->stamp || !a->wd_done || !a->wd_since) {
+		free(a->wd_done);
+		free(a->wd_since);
 		free(a->cfg_json);
 		free(a->stamp);
 		free(a);
@@ -721,6 +735,38 @@ int rwd_admin_start(rwd_app *app, rwd_error *err)
 		return rwd_errorf(err, RWD_E_IO, "cannot start the model manager thread");
 	a->started = 1;
 	return 0;
+}
+
+int rwd_admin_alive(void *vapp)
+{
+	rwd_app *app = vapp;
+	rwd_admin *a = app->admin;
+	if (!a)
+		return 1;
+	uint64_t now = rwd_now_ns();
+	int alive = 1;
+	rwd__admin_lock(app);
+	size_t n = __atomic_load_n(&app->n_models, __ATOMIC_ACQUIRE);
+	for (size_t i = 0; i < n && i < a->cap; i++) {
+		rwd_served *s = &app->models[i];
+		if (atomic_load(&s->state) != RWD_SERVED_READY || !s->batcher)
+			continue;
+		rwd_batcher_stats st;
+		rwd_batcher_get_stats(s->batcher, &st);
+		uint64_t done = st.items_run + st.expired + st.cancelled;
+		if (done != a->wd_done[i] || (st.queued == 0 && st.running == 0) || !a->wd_since[i]) {
+			a->wd_done[i] = done;
+			a->wd_since[i] = now;
+		} else if (now - a->wd_since[i] > a->stall_ns) {
+			if (alive)
+				rwd_log(RWD_LOG_ERROR, "model %s: %zu items waiting and none finished for %.0f s: "
+					"withholding the systemd watchdog ping", s->cfg->name, st.queued + st.running,
+					(double)(now - a->wd_since[i]) / 1e9);
+			alive = 0;
+		}
+	}
+	rwd__admin_unlock(app);
+	return alive;
 }
 
 int rwd_admin_running(const rwd_app *app)
@@ -785,6 +831,8 @@ void rwd_admin_free(rwd_app *app)
 	}
 	free(a->cfg_json);
 	free(a->stamp);
+	free(a->wd_done);
+	free(a->wd_since);
 	pthread_mutex_destroy(&a->mu);
 	pthread_mutex_destroy(&a->qmu);
 	pthread_cond_destroy(&a->qcv);
@@ -886,6 +934,12 @@ void rwd__api_admin(rwd_call *call, rwd_reply *reply)
 		rwd_served *s = slot_find(app, nm, NULL);
 		int st = s ? atomic_load(&s->state) : RWD_SERVED_REMOVED;
 		json_decref(body);
+		if (st != RWD_SERVED_REMOVED && rwd__rl_is_ensemble(s)) {
+			free(op);
+			rwd_api_error(reply, 400, "invalid_request", "an ensemble is changed by a restart, not unloaded",
+				"name", 0, 0);
+			return;
+		}
 		if (st == RWD_SERVED_REMOVED) {
 			free(op);
 			rwd_api_error(reply, 404, "not_found", "no model of that name (see GET /v1/models)", "name", 0, 0);
@@ -945,6 +999,16 @@ void rwd__api_admin(rwd_call *call, rwd_reply *reply)
 	mc->max_tokens = app->cfg->model_max_tokens;
 	mc->max_image_pixels = app->cfg->model_max_image_pixels;
 	rwd_served *s = slot_find(app, nm, NULL);
+	if (s && atomic_load(&s->state) != RWD_SERVED_REMOVED && rwd__rl_is_ensemble(s)) {
+		rwd_config tmp;
+		memset(&tmp, 0, sizeof(tmp));
+		tmp.models = mc;
+		tmp.n_models = 1;
+		rwd_config_free(&tmp);
+		rwd_api_error(reply, 400, "invalid_request", "that name is an ensemble (change it by a restart)",
+			"name", 0, 0);
+		goto bad;
+	}
 	if (s && s->cfg) {
 		/* a served name keeps its batching and limits */
 		mc->batching = s->cfg->batching;

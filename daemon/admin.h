@@ -43,6 +43,14 @@ int rwd_admin_start(rwd_app *app, rwd_error *err);
 /* Is the manager running (start-up loads are over)? */
 int rwd_admin_running(const rwd_app *app);
 
+/*
+ * For the systemd watchdog thread (sd.h's alive callback, user = the app):
+ * 0 when a model has had work queued or running with no item finishing for
+ * longer than the stall bound (max(30 s, 2 x $WATCHDOG_USEC)): its workers
+ * are stuck, so no WATCHDOG=1 is sent and systemd restarts the service.
+ */
+int rwd_admin_alive(void *app);
+
 /* Queue a configuration reload (SIGHUP). */
 void rwd_admin_reload(rwd_app *app);
 

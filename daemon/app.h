@@ -74,6 +74,7 @@ typedef struct rwd_app {
 	struct rwd_admin *admin;    /* daemon/admin.c: reload, admin API (NULL before it starts) */
 	char *admin_key;            /* the admin API's Bearer key; NULL = admin API off */
 	size_t admin_key_len;
+	int listen_fd;              /* socket activation: the passed listener, or -1 (main.c, http.c) */
 } rwd_app;
 
 /* Find a served model by name (NULL name: the only one). For request.h. */

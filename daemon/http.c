@@ -294,7 +294,12 @@ int rwd_http_start(rwd_app *app, rwd_http **out, rwd_error *err)
 	memset(&ss, 0, sizeof(ss));
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
 		MHD_USE_ERROR_LOG;
-	if (strchr(c->listen_host, ':')) {
+	socklen_t sl = sizeof(ss);
+	if (app->listen_fd >= 0) {
+		/* socket activation: MHD serves the passed listener (its address decides the family) */
+		if (getsockname(app->listen_fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET6)
+			flags |= MHD_USE_IPv6;
+	} else if (strchr(c->listen_host, ':')) {
 		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
 		a6->sin6_family = AF_INET6;
 		a6->sin6_port = htons(c->listen_port);
@@ -309,7 +314,8 @@ int rwd_http_start(rwd_app *app, rwd_http **out, rwd_error *err)
 	/* the logger first, so start-up failures are logged (MHD's advice) */
 	struct MHD_OptionItem opts[] = {
 		{MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, NULL},
-		{MHD_OPTION_SOCK_ADDR, 0, &ss},
+		{app->listen_fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
+			app->listen_fd >= 0 ? (intptr_t)app->listen_fd : 0, app->listen_fd >= 0 ? NULL : &ss},
 		{MHD_OPTION_CONNECTION_LIMIT, (intptr_t)c->connection_limit, NULL},
 		{MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)c->per_ip_connection_limit, NULL},
 		{MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)c->connection_timeout_s, NULL},
@@ -329,6 +335,9 @@ int rwd_http_start(rwd_app *app, rwd_http **out, rwd_error *err)
 	}
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
 	h->port = di ? di->port : c->listen_port;
+	if (app->listen_fd >= 0 && (!di || !di->port))
+		h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+			((struct sockaddr_in *)&ss)->sin_port);
 	*out = h;
 	return 0;
 }

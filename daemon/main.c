@@ -15,6 +15,7 @@
 
 #include "api_rl.h"
 #include "admin.h"
+#include "sd.h"
 #include "app.h"
 #include "config.h"
 #include "core/thread.h"
@@ -24,6 +25,7 @@
 #include "score.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -267,13 +269,55 @@ static int check_config(rwd_config *cfg)
 	return 0;
 }
 
-/* Wait for SIGTERM/SIGINT (blocked in every thread); returns the signal. */
+/*
+ * SIGTERM/SIGINT/SIGHUP are blocked in every thread main() starts, but not
+ * in threads a library started before main() (OpenBLAS's pool, at load
+ * time): the kernel may deliver a signal there, where the default action
+ * would kill the process (seen with SIGHUP). A handler on every thread
+ * forwards the signal through a pipe; main() reads it.
+ */
+static int sig_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+	unsigned char b = (unsigned char)sig;
+	ssize_t n = write(sig_pipe[1], &b, 1);
+	(void)n;
+	errno = saved;
+}
+
+static void catch_signals(void)
+{
+	if (pipe2(sig_pipe, O_CLOEXEC) != 0)
+		return; /* sigwait alone still serves the main thread */
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigfillset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+/* Wait for SIGTERM/SIGINT/SIGHUP; returns the signal. */
 static int wait_signal(const sigset_t *set)
 {
+	if (sig_pipe[0] < 0) {
+		for (;;) {
+			int sig;
+			if (sigwait(set, &sig) == 0)
+				return sig;
+		}
+	}
+	/* from now on the main thread takes them too (pending ones arrive at once) */
+	pthread_sigmask(SIG_UNBLOCK, set, NULL);
 	for (;;) {
-		int sig;
-		if (sigwait(set, &sig) == 0)
-			return sig;
+		unsigned char b;
+		ssize_t n = read(sig_pipe[0], &b, 1);
+		if (n == 1)
+			return b;
 	}
 }
 
@@ -283,6 +327,7 @@ static void drain(rwd_app *app, rwd_http *http)
 	uint64_t t0 = rwd_now_ns(), until = t0 + bound;
 	atomic_store(&app->draining, 1);
 	rwd_metric_set(app->ready, 0);
+	rwd_sd_stopping("draining: finishing queued and running requests");
 	for (size_t i = 0; i < app->n_models; i++) {
 		rwd_served *s = &app->models[i];
 		if (atomic_load_explicit(&s->state, memory_order_acquire) != RWD_SERVED_READY || !s->batcher)
@@ -371,6 +416,7 @@ int main(int argc, char **argv)
 	rwd_http *http = NULL;
 	rwd_error err;
 	memset(&app, 0, sizeof(app));
+	app.listen_fd = -1;
 	rwd_error_clear(&err);
 	rwd_config_defaults(&cfg);
 	if (config_file && rwd_config_load_file(&cfg, config_file, &err)) {
@@ -402,12 +448,15 @@ int main(int argc, char **argv)
 	/* before any thread: jansson's hash seed, and the signal mask every
 	 * thread inherits (SIGTERM/SIGINT are taken by sigwait below) */
 	json_object_seed(0);
+	/* systemd's environment, read before any thread starts (sd.h) */
+	uint64_t wd_usec = rwd_sd_watchdog_usec();
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	catch_signals();
 	signal(SIGPIPE, SIG_IGN);
 
 	app.cfg = &cfg;
@@ -458,6 +507,14 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	/* socket activation (rewardd.socket): serve on the passed listener */
+	char sd_addr[80] = "";
+	if (rwd_sd_listen_socket(&app.listen_fd, sd_addr, sizeof(sd_addr), &err)) {
+		die_error("cannot take the activated socket", &err);
+		goto out;
+	}
+	if (app.listen_fd >= 0)
+		rwd_log(RWD_LOG_INFO, "socket-activated: serving on %s (listen in the config is not used)", sd_addr);
 	if (rwd_http_start(&app, &http, &err)) {
 		die_error("cannot start", &err);
 		goto out;
@@ -470,6 +527,8 @@ int main(int argc, char **argv)
 		sigset_t pend;
 		if (sigpending(&pend) == 0 && (sigismember(&pend, SIGTERM) || sigismember(&pend, SIGINT)))
 			break;
+		rwd_sd_notifyf("STATUS=loading model %s (%zu of %zu)", app.models[i].cfg->name, i + 1,
+			app.n_models);
 		if (load_model(&app, &app.models[i], &err)) {
 			atomic_store(&app.models[i].state, RWD_SERVED_FAILED);
 			rwd_error_where(&err, cfg.file, NULL);
@@ -489,6 +548,17 @@ int main(int argc, char **argv)
 		drain(&app, http);
 		goto out;
 	}
+	/* READY=1 once every model is loaded and warm (/readyz is 200 from here) */
+	char status[160];
+	snprintf(status, sizeof(status), "serving %zu models on port %u", app.n_models, rwd_http_port(http));
+	rwd_sd_ready(status);
+	/* WATCHDOG=1 only while every model's batcher makes progress (admin.c) */
+	rwd_sd_watchdog *wd = NULL;
+	if (rwd_sd_watchdog_start(wd_usec, rwd_admin_alive, &app, &wd))
+		rwd_log(RWD_LOG_WARN, "cannot start the systemd watchdog thread");
+	else if (wd)
+		rwd_log(RWD_LOG_INFO, "systemd watchdog: WATCHDOG=1 every %.1f s while the batchers are alive",
+			(double)wd_usec / 2e6);
 	int sig;
 	while ((sig = wait_signal(&set)) == SIGHUP)
 		rwd_admin_reload(&app);
@@ -496,6 +566,7 @@ int main(int argc, char **argv)
 	rwd_log(RWD_LOG_INFO, "%s: draining (bound %u ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
 		cfg.drain_timeout_ms);
 	drain(&app, http);
+	rwd_sd_watchdog_stop(wd);
 	rc = 0;
 out:
 	rwd_http_stop(http);
