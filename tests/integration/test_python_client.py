@@ -202,6 +202,11 @@ def run_daemon(d):
     r1 = cs("gsm8k", ITEMS[1]["response"], "42")
     C.check(r0 == {"score": 1.0, "format": 1.0, "accuracy": 1.0}, "verl compute_score dict (%r)" % (r0,))
     C.check(r1["accuracy"] == 0.0 and r1["score"] == 0.5, "verl: score is the daemon's reward (mean) (%r)" % (r1,))
+    try:
+        v = verl_compute_score(c, model="rules", dimensions=["accuracy"])("x", ITEMS[2]["response"], None)
+        C.check(False, "verl: no reward raises (%r)" % (v,))
+    except RewarddError as e:
+        C.check(e.code == "no_reward", "verl: an item with no reward raises no_reward, never a number")
     os.environ.update({"REWARDD_URL": url, "REWARDD_MODEL": "rules", "REWARDD_DIMENSIONS": "accuracy"})
     import importlib.util
     spec = importlib.util.spec_from_file_location(

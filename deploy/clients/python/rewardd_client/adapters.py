@@ -27,7 +27,7 @@ import hashlib
 import json
 import threading
 
-from .client import ItemError
+from .client import ItemError, RewarddError
 
 
 def _text(x):
@@ -99,7 +99,9 @@ def verl_compute_score(client, model=None, dimensions=None):
     """Build a verl compute_score returning {"score": reward, dim: value, …}.
 
     Absent dimensions are NaN so every sample has the same keys (verl makes
-    one list per key).
+    one list per key). An item without a reward (none of the requested
+    dimensions applies) raises RewarddError("no_reward"): verl needs a
+    number, and inventing one would train on a fake reward.
     """
     def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kwargs):
         item = {"response": solution_str}
@@ -112,6 +114,11 @@ def verl_compute_score(client, model=None, dimensions=None):
         if "error" in r:
             e = r["error"]
             raise ItemError(200, e.get("code", "item_error"), e.get("message", ""), e.get("field"), r)
+        if r.get("reward") is None:
+            # no dimension of the reward applies (e.g. accuracy without a label):
+            # verl needs a number, and a made-up one would train on a fake reward
+            raise RewarddError(200, "no_reward", "the item has no reward (no requested dimension applies)",
+                               None, r)
         res = {"score": r["reward"]}
         for d in out["dimensions"]:
             res[d] = r["scores"].get(d, float("nan"))
