@@ -25,9 +25,9 @@
 #include "api_compat.h"
 
 #include "api_internal.h"
+#include "api_rl.h"
 #include "compat/compat.h"
 #include "core/thread.h"
-#include "reward/reward.h"
 #include "serve/request.h"
 
 #include <math.h>
@@ -49,6 +49,9 @@ typedef struct compat_job {
 	const char *name;      /* /v2/models/{name}: from the URL (arena) */
 	int activation;        /* /classify: sigmoid (one class) or softmax */
 	rwd_compat_oip oip;    /* /v2 infer: id, requested outputs */
+	rwd_rl_req *rl;        /* api_rl.c: the configured reward, ensembles */
+	double *reward;        /* [n_items]: the configured reward, where has_reward */
+	uint8_t *has_reward;
 } compat_job;
 
 static int is_v2(int route)
@@ -198,7 +201,7 @@ static void v2_model_metadata(rwd_call *call, rwd_served *s, rwd_reply *reply)
 	snprintf(platform, sizeof(platform), "rewardd_%s", info->kind);
 	(void)call;
 	reply->status = 200;
-	reply->json = json_pack("{ss s[s] ss so so}", "name", info->name, "versions", "1",
+	reply->json = json_pack("{ss s[s] ss so so}", "name", s->cfg->name, "versions", "1",
 		"platform", platform, "inputs", inputs, "outputs", outputs);
 }
 
@@ -322,10 +325,10 @@ static void decref_cleanup(void *p)
  * also match a model by its configured path (or the path's last component),
  * since verl sends its reward_model.model.path as "model".
  */
-static const rwd_model *find_model(rwd_call *call, const char *name, int by_path, rwd_error *err)
+static const rwd_model *find_model(rwd_call *call, const char *name, int by_path, void **user,
+	rwd_error *err)
 {
-	void *user = NULL;
-	const rwd_model *m = rwd_app_find_model(call->app, name, &user, err);
+	const rwd_model *m = rwd_app_find_model(call->app, name, user, err);
 	if (m || !by_path || !name || err->code != RWD_E_NOTFOUND)
 		return m;
 	rwd_app *app = call->app;
@@ -348,7 +351,7 @@ static const rwd_model *find_model(rwd_call *call, const char *name, int by_path
 		}
 		if (hit) {
 			rwd_error_clear(err);
-			return rwd_app_find_model(app, c->name, &user, err);
+			return rwd_app_find_model(app, c->name, user, err);
 		}
 	}
 	return NULL;
@@ -360,8 +363,8 @@ static const rwd_model *find_model(rwd_call *call, const char *name, int by_path
 static void job_done(rwd_job *job)
 {
 	compat_job *cj = job->user;
-	/* last touch: after resume the HTTP thread may complete and free the call */
-	cj->call->resume(cj->call);
+	/* rewards and statistics (api_rl.c), which resumes the call: the last touch */
+	rwd__rl_scored(cj->rl);
 }
 
 static int job_gone(rwd_job *job)
@@ -411,7 +414,8 @@ int rwd__api_compat_body(rwd_call *call, rwd_reply *reply)
 		name = mj && json_is_string(mj) ? json_string_value(mj) : call->query_model;
 		by_path = 1;
 	}
-	const rwd_model *m = find_model(call, name, by_path, &err);
+	void *user = NULL;
+	const rwd_model *m = find_model(call, name, by_path, &user, &err);
 	if (!m) {
 		if (!err.code)
 			rwd_errorf(&err, RWD_E_NOTFOUND, "no such model");
@@ -424,7 +428,9 @@ int rwd__api_compat_body(rwd_call *call, rwd_reply *reply)
 	}
 	const rwd_model_info *info = rwd_model_get_info(m);
 	json_t *items = json_array();
-	json_t *native = json_pack("{ss so}", "model", info->name, "items", items);
+	/* by the served name: an ensemble's model is its first member's */
+	const char *served_name = ((rwd_served *)user)->cfg->name;
+	json_t *native = json_pack("{ss so}", "model", served_name, "items", items);
 	if (!native) {
 		fail(call, reply, 503, "out_of_memory", NULL, "out of memory");
 		return RWD_API_REPLY;
@@ -439,7 +445,7 @@ int rwd__api_compat_body(rwd_call *call, rwd_reply *reply)
 		if (!is_v2(call->route) && r == RWD_E_INVALID && !err.object[0])
 			/* the kind takes no such input: name the model in the message */
 			rwd_errorf(&err, r, "model '%s' is of kind '%s', which does not take this input; "
-				"use POST /v1/rewards", info->name, info->kind);
+				"use POST /v1/rewards", served_name, info->kind);
 		fail_err(call, reply, &err);
 		return RWD_API_REPLY;
 	}
@@ -458,8 +464,18 @@ int rwd__api_compat_body(rwd_call *call, rwd_reply *reply)
 		fail_err(call, reply, &err);
 		return RWD_API_REPLY;
 	}
+	cj->req.model_name = served_name;
 	if (cj->req.n_items == 0) {
 		reply_empty(call, cj, reply);
+		return RWD_API_REPLY;
+	}
+	if (rwd__rl_body(call, cj->req.model_user, &cj->req, &cj->job, &cj->rl, reply)) {
+		if (is_v2(call->route)) {
+			json_t *e = json_object_get(reply->json, "error");
+			const char *msg = json_string_value(json_object_get(e, "message"));
+			fail(call, reply, reply->status, "invalid_request", json_string_value(json_object_get(e, "field")),
+				"%s", msg ? msg : "invalid request");
+		}
 		return RWD_API_REPLY;
 	}
 	cj->job.items = cj->req.items;
@@ -476,10 +492,9 @@ int rwd__api_compat_submit(rwd_call *call, rwd_reply *reply)
 {
 	compat_job *cj = call->state;
 	rwd_app *app = call->app;
-	rwd_served *served = cj->req.model_user;
 	atomic_fetch_add(&app->inflight, 1);
 	cj->submitted = 1;
-	int r = rwd_batcher_submit(served->batcher, &cj->job);
+	int r = rwd__rl_submit(cj->rl);
 	if (!r)
 		return 0;
 	cj->submitted = 0;
@@ -500,7 +515,7 @@ int rwd__api_compat_submit(rwd_call *call, rwd_reply *reply)
 
 /* ---- replies ----------------------------------------------------------- */
 
-static json_t *vllm_envelope(rwd_call *call, const char *prefix, const rwd_model_info *info, json_t *data,
+static json_t *vllm_envelope(rwd_call *call, const char *prefix, const char *name, json_t *data,
 	size_t tokens)
 {
 	unsigned char rnd[12];
@@ -514,7 +529,7 @@ static json_t *vllm_envelope(rwd_call *call, const char *prefix, const rwd_model
 	for (size_t i = 0; i < sizeof(rnd); i++)
 		n += snprintf(id + n, sizeof(id) - (size_t)n, "%02x", rnd[i]);
 	return json_pack("{ss ss sI ss so s{sI sI sI}}", "id", id, "object", "list",
-		"created", (json_int_t)time(NULL), "model", info->name, "data", data,
+		"created", (json_int_t)time(NULL), "model", name, "data", data,
 		"usage", "prompt_tokens", (json_int_t)tokens, "total_tokens", (json_int_t)tokens,
 		"completion_tokens", (json_int_t)0);
 }
@@ -542,7 +557,7 @@ static void reply_empty(rwd_call *call, compat_job *cj, rwd_reply *reply)
 					"shape", 0, "datatype", "FP32", "data");
 			json_array_append_new(outs, t);
 		}
-		reply->json = json_pack("{ss ss so}", "model_name", info->name, "model_version", "1",
+		reply->json = json_pack("{ss ss so}", "model_name", cj->req.model_name, "model_version", "1",
 			"outputs", outs);
 		if (cj->oip.id)
 			json_object_set(reply->json, "id", (json_t *)cj->oip.id);
@@ -550,8 +565,52 @@ static void reply_empty(rwd_call *call, compat_job *cj, rwd_reply *reply)
 	}
 	default:
 		reply->json = vllm_envelope(call, call->route == RWD_ROUTE_CLASSIFY ? "classify" :
-			call->route == RWD_ROUTE_POOLING ? "pool" : "embd", info, json_array(), 0);
+			call->route == RWD_ROUTE_POOLING ? "pool" : "embd", cj->req.model_name, json_array(), 0);
 		return;
+	}
+}
+
+/*
+ * The configured reward and per-dimension scores (api_rl.c: transforms,
+ * aggregation, ensembles) in place of the raw ones, read from the same item
+ * JSON that POST /v1/rewards sends. A present score that is not a number
+ * there (non-finite) fails its item.
+ */
+static void apply_reward(compat_job *cj, const rwd_model_info *info)
+{
+	size_t n = cj->req.n_items;
+	cj->reward = rwd_arena_calloc(cj->call->arena, n ? n : 1, sizeof(*cj->reward));
+	cj->has_reward = rwd_arena_calloc(cj->call->arena, n ? n : 1, sizeof(*cj->has_reward));
+	for (size_t i = 0; i < n; i++) {
+		rwd_item *it = &cj->req.items[i];
+		if (it->status)
+			continue;
+		json_t *o = cj->reward && cj->has_reward ? json_object() : NULL;
+		if (!o) {
+			it->status = RWD_E_NOMEM;
+			rwd_errorf(&it->err, RWD_E_NOMEM, "out of memory");
+			continue;
+		}
+		rwd__rl_item_json(cj->rl, i, o);
+		json_t *rv = json_object_get(o, "reward");
+		if (json_is_number(rv)) {
+			cj->reward[i] = json_number_value(rv);
+			cj->has_reward[i] = 1;
+		}
+		json_t *sc = json_object_get(o, "scores");
+		for (size_t d = 0; d < info->n_dims; d++) {
+			if (!it->present[d])
+				continue;
+			json_t *v = json_object_get(sc, info->dims[d]);
+			if (!json_is_number(v)) {
+				it->status = RWD_E_INTERNAL;
+				rwd_errorf(&it->err, RWD_E_INTERNAL, "the model produced a non-finite '%s' score",
+					info->dims[d]);
+				break;
+			}
+			it->scores[d] = (float)json_number_value(v);
+		}
+		json_decref(o);
 	}
 }
 
@@ -600,9 +659,7 @@ static void finish_get_reward(rwd_call *call, compat_job *cj, const rwd_model_in
 	size_t n = cj->req.n_items;
 	json_t *rewards = json_array(), *logs = json_object();
 	for (size_t i = 0; i < n; i++) {
-		double v;
-		const rwd_item *it = &cj->req.items[i];
-		if (rwd_reward_combine(it, cj->req.dims, cj->req.n_dims, &v)) {
+		if (!cj->has_reward[i]) {
 			char f[48];
 			snprintf(f, sizeof(f), "query[%zu]", i);
 			json_decref(rewards);
@@ -611,7 +668,7 @@ static void finish_get_reward(rwd_call *call, compat_job *cj, const rwd_model_in
 				"the item has none of the model's dimensions, so it has no reward");
 			return;
 		}
-		json_array_append_new(rewards, json_real(v));
+		json_array_append_new(rewards, json_real(cj->reward[i]));
 	}
 	/* a dimension goes to extra_logs only when every item has it (no filler values) */
 	for (size_t d = 0; d < info->n_dims; d++) {
@@ -713,9 +770,7 @@ static void finish_oip(rwd_call *call, compat_job *cj, const rwd_model_info *inf
 					json_array_append_new(data, score_or_null(it, d));
 				continue;
 			}
-			double v;
-			int ok = o == OUT_REWARD ? rwd_reward_combine(it, cj->req.dims, cj->req.n_dims, &v) == 0 :
-				it->present[o];
+			int ok = o == OUT_REWARD ? cj->has_reward[i] : it->present[o];
 			if (!ok) {
 				char f[80];
 				snprintf(f, sizeof(f), "text[%zu]", i);
@@ -724,7 +779,7 @@ static void finish_oip(rwd_call *call, compat_job *cj, const rwd_model_info *inf
 				fail(call, reply, 422, "unprocessable", f, "the item has no '%s' value", oname);
 				return;
 			}
-			json_array_append_new(data, json_real(o == OUT_REWARD ? v : (double)it->scores[o]));
+			json_array_append_new(data, json_real(o == OUT_REWARD ? cj->reward[i] : (double)it->scores[o]));
 		}
 		json_t *t = o == OUT_REWARDS ?
 			json_pack("{ss s[II] ss so}", "name", oname, "shape", (json_int_t)n, (json_int_t)info->n_dims,
@@ -734,7 +789,7 @@ static void finish_oip(rwd_call *call, compat_job *cj, const rwd_model_info *inf
 		json_array_append_new(outs, t);
 	}
 	reply->status = 200;
-	reply->json = json_pack("{ss ss so}", "model_name", info->name, "model_version", "1",
+	reply->json = json_pack("{ss ss so}", "model_name", cj->req.model_name, "model_version", "1",
 		"outputs", outs);
 	if (cj->oip.id)
 		json_object_set(reply->json, "id", (json_t *)cj->oip.id);
@@ -768,9 +823,10 @@ void rwd__api_compat_finish(rwd_call *call, rwd_reply *reply)
 	compat_job *cj = call->state;
 	rwd_app *app = call->app;
 	const rwd_model_info *info = rwd_model_get_info(cj->req.model);
+	apply_reward(cj, info);
 	int bad = first_failure(cj, info);
 	for (size_t i = 0; i < cj->req.n_items; i++) {
-		const char *lab[2] = {info->name, outcome_of(cj->req.items[i].status)};
+		const char *lab[2] = {cj->req.model_name, outcome_of(cj->req.items[i].status)};
 		rwd_metric_add(rwd_metric_with(app->f_items, lab), 1);
 	}
 	double queue_ms = (double)cj->job.queue_ns_max / 1e6;
@@ -790,10 +846,11 @@ void rwd__api_compat_finish(rwd_call *call, rwd_reply *reply)
 		finish_oip(call, cj, info, reply);
 		return;
 	case RWD_ROUTE_CLASSIFY:
-		reply->json = vllm_envelope(call, "classify", info, classify_data(cj, info), cj->req.total_cost);
+		reply->json = vllm_envelope(call, "classify", cj->req.model_name, classify_data(cj, info),
+			cj->req.total_cost);
 		break;
 	default:
-		reply->json = vllm_envelope(call, call->route == RWD_ROUTE_POOLING ? "pool" : "embd", info,
+		reply->json = vllm_envelope(call, call->route == RWD_ROUTE_POOLING ? "pool" : "embd", cj->req.model_name,
 			pooling_data(cj, info, call->route == RWD_ROUTE_EMBEDDINGS), cj->req.total_cost);
 		break;
 	}

@@ -478,6 +478,29 @@ def test_oip(d, oracle, rng):
         400, "number in BYTES", model="rm")
 
 
+def test_configured_reward(d, oracle, oracle2, rng):
+    """The model's reward config (README.rewards.md) and ensembles apply as in /v1/rewards."""
+    samples = make_samples(rng, 8)
+    r = openrlhf_post(d, "/get_reward?model=wrm", [s[0] for s in samples], [s[1] for s in samples],
+                      [s[2] for s in samples])
+    want = [0.25 * s[3] + 0.75 * s[4] for s in samples]
+    C.check(r.status == 200 and all(close(a, b) for a, b in zip(r.json["rewards"], want)) and
+            r.json["scores"] == r.json["rewards"], "configured weighted_sum: %s vs %s" % (r.raw[:300], want))
+    r = d.request("POST", "/pooling", body={"model": "ens", "input": "x"})
+    C.check(r.status == 400, "an ensemble of mlp heads takes no text: %s" % r.raw[:200])
+    x = [[rng.uniform(-2, 2) for _ in range(D_IN)] for _ in range(3)]
+    a, b = oracle(x), oracle2(x)
+    mean = [[(u + v) / 2 for u, v in zip(ra, rb)] for ra, rb in zip(a, b)]
+    body = {"inputs": [{"name": "embedding", "shape": [3, D_IN], "datatype": "FP32", "data": x}],
+            "outputs": [{"name": "rewards"}, {"name": "reward"}]}
+    r = v2(d, "POST", "/v2/models/ens/infer", body, "/v2/models/{name}/infer")
+    C.check(r.status == 200 and r.json["model_name"] == "ens" and
+            all(close(g, w) for g, w in zip(r.json["outputs"][0]["data"],
+                                                                [v for row in mean for v in row])) and
+            all(close(g, (w[0] + w[1]) / 2) for g, w in zip(r.json["outputs"][1]["data"], mean)),
+            "ensemble (mean of two heads) vs PyTorch: %s vs %s (head %s)" % (r.raw[:300], mean, a))
+
+
 def test_single_model(exe, rng):
     """One model served: no ?model needed; an API key guards everything but health."""
     d = H.Daemon(exe, {"models": {"only": {"kind": "rules", "options": {"dims": ["format", "accuracy"]}}}},
@@ -511,10 +534,16 @@ def main():
     cls = make_seqcls(work)
     corpus = " ".join(x[0] for x in make_samples(random.Random(99), 40)) + " Hello world, reward models."
     tok_file = add_tokenizer(cls, corpus, 512)
+    oracle2 = H.make_mlp_head(os.path.join(work, "head2"), d_in=D_IN, seed=1)
     models = {
         "rm": {"kind": "rules", "options": {"dims": ["format", "accuracy"]}},
+        "wrm": {"kind": "rules", "options": {"dims": ["format", "accuracy"]},
+                "reward": {"aggregate": {"mode": "weighted_sum", "terms": ["format", "accuracy"],
+                                         "weights": {"format": 0.25, "accuracy": 0.75}}}},
         "fmt": {"kind": "rules", "options": {"dims": ["format"]}},
         "head": {"path": os.path.join(work, "head")},
+        "head2": {"path": os.path.join(work, "head2")},
+        "ens": {"members": ["head", "head2"], "combine": "mean"},
         "cls": {"path": cls},
     }
     d = H.Daemon(EXE, {"models": models})
@@ -524,6 +553,7 @@ def main():
         test_verl_seqcls(d, cls, rng)
         test_openrlhf_seqcls(d, cls, tok_file, rng)
         test_oip(d, oracle, rng)
+        test_configured_reward(d, oracle, oracle2, rng)
         r = d.request("GET", "/healthz")
         C.check(r.status == 200, "alive after everything")
     finally:
