@@ -195,12 +195,13 @@ static long long weights_stamp(const char *path)
 
 static json_t *model_cfg_json(const rwd_model_config *mc)
 {
-	return json_pack("{s:s? s:s? s:O? s{sI sI sI sI si} sI sI}", "kind", mc->kind, "path", mc->path,
+	return json_pack("{s:s? s:s? s:O? s{sI sI sI sI si} sI sI sb}", "kind", mc->kind, "path", mc->path,
 		"options", mc->options, "batching", "max_batch_size", (json_int_t)mc->batching.max_batch_size,
 		"max_batch_tokens", (json_int_t)mc->batching.max_batch_tokens,
 		"max_delay_us", (json_int_t)mc->batching.max_delay_us,
 		"max_queue_items", (json_int_t)mc->batching.max_queue_items, "workers", mc->batching.workers,
-		"max_tokens", (json_int_t)mc->max_tokens, "max_image_pixels", (json_int_t)mc->max_image_pixels);
+		"max_tokens", (json_int_t)mc->max_tokens, "max_image_pixels", (json_int_t)mc->max_image_pixels,
+		"weights_in_memory", mc->weights_in_memory);
 }
 
 /* ---- warm-up ------------------------------------------------------------------ */
@@ -396,6 +397,7 @@ static int install(rwd_app *app, rwd_model_config *mc)
 	mp.limits.max_batch_tokens = mc->batching.max_batch_tokens;
 	mp.limits.max_tokens = mc->max_tokens;
 	mp.limits.max_image_pixels = mc->max_image_pixels;
+	mp.limits.weights_in_memory = mc->weights_in_memory;
 	rwd_model *model = NULL;
 	rwd_batcher *batcher = NULL;
 	long long stamp = weights_stamp(mc->path);
@@ -1014,6 +1016,7 @@ void rwd__api_admin(rwd_call *call, rwd_reply *reply)
 		mc->batching = s->cfg->batching;
 		mc->max_tokens = s->cfg->max_tokens;
 		mc->max_image_pixels = s->cfg->max_image_pixels;
+		mc->weights_in_memory = s->cfg->weights_in_memory;
 	}
 	op->type = OP_INSTALL;
 	op->mc = mc;

@@ -256,7 +256,7 @@ static char *resolve_path(const char *cfg_file, const char *p)
 static int parse_models(rwd_config *c, const json_t *models, rwd_error *err)
 {
 	static const char *const keys[] = {"kind", "path", "options", "batching", "max_tokens",
-		"max_image_pixels", "reward", "members", "combine", NULL};
+		"max_image_pixels", "reward", "members", "combine", "weights", NULL};
 	const char *name;
 	json_t *mo;
 	json_object_foreach((json_t *)models, name, mo) {
@@ -301,6 +301,14 @@ static int parse_models(rwd_config *c, const json_t *models, rwd_error *err)
 		}
 		GET_UINT(mo, path, "max_tokens", 1, 1u << 20, m->max_tokens);
 		GET_UINT(mo, path, "max_image_pixels", 1, 1ull << 32, m->max_image_pixels);
+		const json_t *wj = json_object_get(mo, "weights");
+		if (wj) {
+			const char *ws = json_string_value(wj);
+			if (!ws || (strcmp(ws, "mmap") && strcmp(ws, "memory")))
+				return field_err(err, path, "weights", RWD_E_INVALID,
+					"must be \"mmap\" (map the files) or \"memory\" (read them: slow network filesystems)");
+			m->weights_in_memory = strcmp(ws, "memory") == 0;
+		}
 		const json_t *rj = json_object_get(mo, "reward");
 		if (rj) {
 			char rp[RWD_ERROR_OBJECT_MAX + 16];
@@ -578,6 +586,7 @@ json_t *rwd_config_to_json(const rwd_config *c)
 			"batching", batching_json(&m->batching),
 			"max_tokens", (json_int_t)m->max_tokens, "max_image_pixels", (json_int_t)m->max_image_pixels));
 		json_t *mj = json_object_get(models, m->name);
+		json_object_set_new(mj, "weights", json_string(m->weights_in_memory ? "memory" : "mmap"));
 		if (m->reward)
 			json_object_set_new(mj, "reward", rwd_reward_config_to_json(m->reward));
 		if (m->ensemble.n_members) {

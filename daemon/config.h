@@ -35,6 +35,7 @@ typedef struct rwd_model_config {
 	rwd_batching_config batching;
 	size_t max_tokens;         /* per item, text models */
 	uint64_t max_image_pixels; /* per decoded image */
+	int weights_in_memory;     /* "weights": "memory" (read) instead of "mmap" (the default) */
 	rwd_reward_config *reward;     /* "reward" (lib/reward), or NULL: the default */
 	rwd_ensemble_config ensemble;  /* "members"/"combine": n_members > 0 for an ensemble */
 } rwd_model_config;

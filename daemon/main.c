@@ -205,6 +205,7 @@ static int load_model(rwd_app *app, rwd_served *s, rwd_error *err)
 	mp.limits.max_batch_tokens = mc->batching.max_batch_tokens;
 	mp.limits.max_tokens = mc->max_tokens;
 	mp.limits.max_image_pixels = mc->max_image_pixels;
+	mp.limits.weights_in_memory = mc->weights_in_memory;
 	int r = rwd_model_load(&mp, &s->model, err);
 	if (r) {
 		char f[RWD_ERROR_OBJECT_MAX + 80];

@@ -451,10 +451,12 @@ static int load_tower_layers(const rwd_weights *w, const char *prefix, struct to
 	return 0;
 }
 
-static int load_weights(rwd_clip *m, const char *path, rwd_error *err)
+static int load_weights(rwd_clip *m, const char *path, int in_memory, rwd_error *err)
 {
 	const rwd_weights *w;
-	int r = rwd_weights_open(path, NULL, &m->weights, err);
+	rwd_weights_params wp = rwd_weights_default_params();
+	wp.use_mmap = !in_memory;
+	int r = rwd_weights_open(path, &wp, &m->weights, err);
 	if (r)
 		return r;
 	w = m->weights;
@@ -750,7 +752,7 @@ int rwd_clip_load(const char *path, const json_t *opts, const rwd_batch_limits *
 		r = rwd_errorf(err, RWD_E_LIMIT, "%zu vision tokens, more than %d", m->vtok, CL_MAX_TOKENS);
 		goto fail;
 	}
-	if ((r = parse_preprocessor(m, path, err)) || (r = load_weights(m, path, err)))
+	if ((r = parse_preprocessor(m, path, err)) || (r = load_weights(m, path, lim && lim->weights_in_memory, err)))
 		goto fail;
 
 	/* tokenizer: the option's file/folder, else the model folder's (optional) */

@@ -187,8 +187,8 @@ static int set_names(rwd_mlp *m, const json_t *opts, const json_t *cfg, rwd_erro
 	return 0;
 }
 
-int rwd_mlp_load(const char *path, const json_t *opts, size_t max_batch, rwd_mlp **out,
-	rwd_error *err)
+static int mlp_load(const char *path, const json_t *opts, size_t max_batch, int in_memory,
+	rwd_mlp **out, rwd_error *err)
 {
 	char st_path[PATH_MAX];
 	char prefixes[MLP_MAX_LAYERS][128];
@@ -209,6 +209,7 @@ int rwd_mlp_load(const char *path, const json_t *opts, size_t max_batch, rwd_mlp
 	}
 	m->max_batch = max_batch ? max_batch : 1;
 	rwd_weights_params wp = rwd_weights_default_params();
+	wp.use_mmap = !in_memory;
 	r = rwd_weights_open(st_path, &wp, &m->weights, err);
 	if (r)
 		goto fail;
@@ -403,10 +404,16 @@ struct scratch {
 	float *x, *y, *tmp;
 };
 
+int rwd_mlp_load(const char *path, const json_t *opts, size_t max_batch, rwd_mlp **out,
+	rwd_error *err)
+{
+	return mlp_load(path, opts, max_batch, 0, out, err);
+}
+
 static int kind_load(const char *path, const json_t *opts, const rwd_batch_limits *lim,
 	void **state, rwd_error *err)
 {
-	return rwd_mlp_load(path, opts, lim->max_batch_size, (rwd_mlp **)state, err);
+	return mlp_load(path, opts, lim->max_batch_size, lim->weights_in_memory, (rwd_mlp **)state, err);
 }
 
 static void kind_free(void *state)

@@ -42,6 +42,9 @@ typedef struct rwd_batch_limits {
 	size_t max_batch_tokens; /* text models: tokens per forward pass */
 	size_t max_tokens;       /* text models: tokens per item */
 	uint64_t max_image_pixels; /* width * height per decoded image */
+	/* Not a limit, but given to load() with them: 1 = read the weights into
+	 * memory instead of mmapping them (slow network filesystems). */
+	int weights_in_memory;
 } rwd_batch_limits;
 
 /* One item as it flows through the batcher. Owned by the serving layer. */

@@ -517,7 +517,9 @@ static int seqcls_load(const char *path, const json_t *opts, const rwd_batch_lim
 		goto fail;
 	}
 
-	r = rwd_weights_open(path, NULL, &m->weights, err);
+	rwd_weights_params wp = rwd_weights_default_params();
+	wp.use_mmap = !(lim && lim->weights_in_memory);
+	r = rwd_weights_open(path, &wp, &m->weights, err);
 	if (r)
 		goto fail;
 	/* num_labels comes from id2label; without it, from score.weight's rows */

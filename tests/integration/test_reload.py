@@ -69,7 +69,28 @@ def main():
     finally:
         rc = d.stop()
         C.check(rc == 0, "exit status %d after SIGTERM" % rc)
+    weights_modes(root, oa, ob)
     C.done()
+
+
+def weights_modes(root, oa, ob):
+    """"weights": "memory" reads the file (no mapping of it), the default maps it."""
+    cfg = {"models": {"mapped": {"path": os.path.join(root, "a")},
+                      "read": {"path": os.path.join(root, "b"), "weights": "memory"}}}
+    d = H.Daemon(EXE, cfg, env={"REWARDD_API_KEYS": API})
+    try:
+        with open("/proc/%d/maps" % d.proc.pid) as f:
+            maps = f.read()
+        C.check(os.path.join(root, "a", "model.safetensors") in maps, "default: the weights are mmapped")
+        C.check(os.path.join(root, "b", "model.safetensors") not in maps, "weights: memory: not mapped")
+        xs = [[0.1 * i - 0.5 for i in range(D_IN)]]
+        for name, o in (("mapped", oa), ("read", ob)):
+            r = score(d, name, xs)
+            C.check(r.status == 200 and close([r.json["results"][0]["scores"]["quality"],
+                                               r.json["results"][0]["scores"]["safety"]], o(xs)[0]),
+                    "%s scores like PyTorch" % name)
+    finally:
+        C.check(d.stop() == 0, "exit 0")
 
 
 def score(d, model, xs, conn=None):
