@@ -288,7 +288,8 @@ typedef struct waiter {
 
 static void part_done(rwd_group_part *p)
 {
-	((waiter *)p->user)->calls++;
+	/* release: the main thread polls calls with an acquire load */
+	__atomic_add_fetch(&((waiter *)p->user)->calls, 1, __ATOMIC_RELEASE);
 }
 
 static void waiter_init(waiter *w, size_t n, const double *r)
@@ -347,6 +348,53 @@ START_TEST(group_table_complete_deadline_flush)
 	rwd_group_table_flush(t);
 	ck_assert_int_eq(w1.calls, 1);
 	ck_assert_int_eq(rwd_group_table_add(t, "y", 3, 5000000000ull, 1, &w2.part), RWD_E_STATE);
+	rwd_group_table_free(t);
+}
+END_TEST
+
+typedef struct racer {
+	rwd_group_table *t;
+	int id;
+	waiter w[50];
+} racer;
+
+static void *race_adds(void *arg)
+{
+	racer *rc = arg;
+	for (int g = 0; g < 50; g++) {
+		char key[32];
+		snprintf(key, sizeof(key), "g%d", g);
+		const double r[1] = {(double)rc->id};
+		waiter_init(&rc->w[g], 1, r);
+		ck_assert_int_eq(rwd_group_table_add(rc->t, key, 8, 10000000000ull, 1000, &rc->w[g].part), 0);
+	}
+	return NULL;
+}
+
+START_TEST(group_table_concurrent_parts)
+{
+	/* 8 threads each add one item to each of 50 groups of size 8: every group
+	 * completes exactly once with all 8 members, whatever the interleaving */
+	rwd_group_table *t = rwd_group_table_new();
+	static racer rc[8];
+	pthread_t th[8];
+	for (int i = 0; i < 8; i++) {
+		rc[i].t = t;
+		rc[i].id = i;
+		pthread_create(&th[i], NULL, race_adds, &rc[i]);
+	}
+	for (int i = 0; i < 8; i++)
+		pthread_join(th[i], NULL);
+	ck_assert_uint_eq(rwd_group_table_open(t), 0);
+	double all[8] = {0, 1, 2, 3, 4, 5, 6, 7}, a[8];
+	rwd_reward_advantages(all, 8, RWD_ADV_STD, 1e-6, 0.0, a, NULL, NULL);
+	for (int i = 0; i < 8; i++)
+		for (int g = 0; g < 50; g++) {
+			ck_assert_int_eq(rc[i].w[g].calls, 1);
+			ck_assert(rc[i].w[g].part.complete);
+			ck_assert_uint_eq(rc[i].w[g].part.arrived, 8);
+			ck_assert_double_eq_tol(rc[i].w[g].adv[0], a[i], EPS);
+		}
 	rwd_group_table_free(t);
 }
 END_TEST
@@ -453,6 +501,7 @@ static Suite *reward_suite(void)
 	tcase_add_test(tc, request_overrides_within_bounds);
 	tcase_add_test(tc, advantages_formulas);
 	tcase_add_test(tc, group_table_complete_deadline_flush);
+	tcase_add_test(tc, group_table_concurrent_parts);
 	tcase_add_test(tc, ensemble_parse_and_combine);
 	tcase_add_test(tc, stats_welford_histogram_window);
 	suite_add_tcase(s, tc);
