@@ -366,8 +366,13 @@ def run_slow(work):
 def run_empty():
     """No model: the daemon starts, /readyz is 503, scoring is 503; /metrics
     behind a key when configured so."""
+    # One HTTP thread, so the connections are accepted in order (two pool threads
+    # can accept the 3rd idle one and the 4th at once, and either is refused), and
+    # a timeout well above the 0.2 s wait, so that a test starved of CPU on a
+    # loaded machine does not see the idle ones already closed.
     d = H.Daemon(EXE, {"auth": {"metrics_requires_key": True},
-                       "http": {"per_ip_connection_limit": 3, "connection_timeout_s": 1}},
+                       "http": {"per_ip_connection_limit": 3, "connection_timeout_s": 2,
+                                "threads": 1}},
                  env={"REWARDD_API_KEYS": KEY})
     try:
         r = d.request("GET", "/readyz")
@@ -386,7 +391,7 @@ def run_empty():
         except (ConnectionError, OSError):
             refused = True
         C.check(refused, "per-IP connection limit refuses the 4th connection")
-        time.sleep(2.0)
+        time.sleep(3.0)
         closed = 0
         for s_ in idle:
             s_.settimeout(1)
