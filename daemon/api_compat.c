@@ -1,6 +1,6 @@
 /*
  * daemon/api_compat.c — drop-in endpoints for trainers that already speak
- * another server's protocol (see api_compat.h and README.dropin.md):
+ * another server's protocol (see api_compat.h and the Drop-in endpoints section of README.md):
  *
  *   POST /get_reward      OpenRLHF's remote reward model
  *   POST /classify        vLLM's classify API (verl's reward-model path)

@@ -1,5 +1,5 @@
 /*
- * daemon/api_rl.h — the RL side of POST /v1/rewards (README.rewards.md):
+ * daemon/api_rl.h — the RL side of POST /v1/rewards (README.md, Rewards for RL):
  * the configured reward (transforms + aggregation, request overrides), GRPO
  * group advantages (within a request, and across requests through the
  * group table), ensembles fanned out to their members' batchers, and the
