@@ -1,4 +1,4 @@
-"""The drop-in trainer endpoints end to end (daemon/api_compat.c, README.dropin.md).
+"""The drop-in trainer endpoints end to end (daemon/api_compat.c, README.md, Drop-in endpoints).
 
 Each trainer's request is built the way its client code builds it
 (shared/reference/rl-clients.md): OpenRLHF's POST /get_reward body (query =
@@ -479,7 +479,7 @@ def test_oip(d, oracle, rng):
 
 
 def test_configured_reward(d, oracle, oracle2, rng):
-    """The model's reward config (README.rewards.md) and ensembles apply as in /v1/rewards."""
+    """The model's reward config (README.md, Rewards for RL) and ensembles apply as in /v1/rewards."""
     samples = make_samples(rng, 8)
     r = openrlhf_post(d, "/get_reward?model=wrm", [s[0] for s in samples], [s[1] for s in samples],
                       [s[2] for s in samples])

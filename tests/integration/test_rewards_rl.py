@@ -1,4 +1,4 @@
-"""Rewards for RL against the real daemon on 127.0.0.1 (README.rewards.md).
+"""Rewards for RL against the real daemon on 127.0.0.1 (README.md, Rewards for RL).
 
 mlp heads written here with torch weights; PyTorch/numpy compute every
 expected value in this process (the heads, the transforms, the aggregation,
