@@ -296,6 +296,24 @@ def main():
         lines.append("| %s | %d | %d | %d | %.2f | %.0f | %s | %s | %d |" % (
             "rewardd" if r["server"] == "rewardd" else "Python peer", r["conns"], r["secs"],
             r["n"], rps, rps * ntok, pct[0], pct[1], r["non2xx"]))
+    by = {(r["server"], r["conns"]): r for r in rows}
+    notes = []
+    for name, label in (("rewardd", "rewardd"), ("peer", "the peer")):
+        r1, r32 = by.get((name, 1)), by.get((name, 32))
+        if r1 and r32 and r1["n"] and r32["n"]:
+            notes.append("%s %.2fx (a closed loop's latency at 32 connections is then about 32 / "
+                         "requests/s = %.0f s)" % (label, (r32["n"] / r32["window_s"]) /
+                                                   (r1["n"] / r1["window_s"]),
+                                                   32 * r32["window_s"] / r32["n"]))
+    if notes:
+        lines += ["", "- Requests/s at 32 connections over 1 connection: " + "; ".join(notes) +
+                  ". At 32 connections a request waits for those ahead of it, so latency there "
+                  "is set by throughput: rewardd's dynamic batching runs concurrent requests' "
+                  "queries in shared forward passes (up to max_batch_tokens, so a request can "
+                  "also wait for a whole batch in progress); the peer runs the forwards one "
+                  "after another and overlaps only HTTP, JSON and tokenising. On these shared "
+                  "cores the load from other jobs changes within a run: compare runs' ratios "
+                  "with care."]
     lines += [
         "",
         "Rerun: `/usr/bin/python3 bench/bench_get_reward.py build/daemon/rewardd --queries %d "

@@ -68,4 +68,13 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(200, {"rewards": rewards, "scores": rewards, "extra_logs": {"score": rewards}})
 
 
-ThreadingHTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # wrk closes its connections at the end of a run while requests are still queued
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+Server(("127.0.0.1", PORT), Handler).serve_forever()
