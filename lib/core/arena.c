@@ -210,3 +210,26 @@ int rwd_arena_over_limit(const rwd_arena *a)
 {
 	return a->over_limit;
 }
+
+int rwd_carve_floats(const size_t *sizes, size_t n, void **ptrs, float **block, rwd_error *err)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t a = (sizes[i] + 15) & ~(size_t)15;
+		if (a < sizes[i] || total + a < total)
+			return rwd_errorf(err, RWD_E_OVERFLOW, "scratch size overflows");
+		total += a;
+	}
+	float *base = NULL;
+	if (total > SIZE_MAX / sizeof(float) ||
+	    posix_memalign((void **)&base, RWD_ARENA_ALIGN, (total ? total : 1) * sizeof(float)) != 0)
+		return rwd_errorf(err, RWD_E_NOMEM, "cannot reserve %zu MiB of scratch",
+			total * sizeof(float) >> 20);
+	float *p = base;
+	for (size_t i = 0; i < n; i++) {
+		ptrs[i] = p;
+		p += (sizes[i] + 15) & ~(size_t)15;
+	}
+	*block = base;
+	return 0;
+}

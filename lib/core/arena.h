@@ -16,6 +16,8 @@
 #ifndef RWD_CORE_ARENA_H
 #define RWD_CORE_ARENA_H
 
+#include "core/error.h"
+
 #include <stddef.h>
 
 typedef struct rwd_arena rwd_arena;
@@ -68,5 +70,15 @@ size_t rwd_arena_used(const rwd_arena *a);
 
 /* Non-zero if the last failed allocation failed because of the limit. */
 int rwd_arena_over_limit(const rwd_arena *a);
+
+/*
+ * Reserve one block for a model's per-worker scratch: n float buffers of
+ * sizes[i] floats, each rounded up to 16 floats so every buffer starts on a
+ * 64-byte boundary. ptrs[i] points at buffer i; *block owns the memory
+ * (free() it). Returns 0, RWD_E_OVERFLOW when the sizes overflow, or
+ * RWD_E_NOMEM (err says how much was asked); nothing is allocated on failure.
+ */
+int rwd_carve_floats(const size_t *sizes, size_t n, void **ptrs, float **block,
+	rwd_error *err);
 
 #endif

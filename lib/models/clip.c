@@ -853,27 +853,12 @@ int rwd_clip_scratch_new(const rwd_clip *m, void **out, rwd_error *err)
 		4 * C, 6 * C, 6 * C, 4 * C,                   /* pix [2C], ids [3C], ids_n [3C], pix_hash [2C] */
 	};
 	enum { NBUF = sizeof(sizes) / sizeof(sizes[0]) };
-	size_t total = 0;
-	for (size_t i = 0; i < NBUF; i++) {
-		size_t a = (sizes[i] + 15) & ~(size_t)15;
-		if (a < sizes[i] || total + a < total) {
-			free(s);
-			return rwd_errorf(err, RWD_E_OVERFLOW, "scratch size overflows");
-		}
-		total += a;
-	}
-	float *base = NULL;
-	if (total > SIZE_MAX / sizeof(float) ||
-	    posix_memalign((void **)&base, 64, total * sizeof(float)) != 0) {
-		free(s);
-		return rwd_errorf(err, RWD_E_NOMEM, "cannot reserve %zu MiB of scratch",
-			total * sizeof(float) >> 20);
-	}
 	void *ptrs[NBUF];
-	float *p = base;
-	for (size_t i = 0; i < NBUF; i++) {
-		ptrs[i] = p;
-		p += (sizes[i] + 15) & ~(size_t)15;
+	float *base = NULL;
+	int rc = rwd_carve_floats(sizes, NBUF, ptrs, &base, err);
+	if (rc) {
+		free(s);
+		return rc;
 	}
 	s->block = base;
 	s->x = ptrs[0];

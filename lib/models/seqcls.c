@@ -844,27 +844,12 @@ static int seqcls_scratch_new(const void *state, void **out, rwd_error *err)
 		R, B, B * 2, B * 2, /* pos, posq (int32) and start, len (size_t: 2 floats each) */
 	};
 	enum { NBUF = sizeof(sizes) / sizeof(sizes[0]) };
-	size_t total = 0;
-	for (size_t i = 0; i < NBUF; i++) {
-		size_t a = (sizes[i] + 15) & ~(size_t)15;
-		if (a < sizes[i] || total + a < total) {
-			free(s);
-			return rwd_errorf(err, RWD_E_OVERFLOW, "scratch size overflows");
-		}
-		total += a;
-	}
-	float *base = NULL;
-	if (total > SIZE_MAX / sizeof(float) ||
-	    posix_memalign((void **)&base, 64, total * sizeof(float)) != 0) {
-		free(s);
-		return rwd_errorf(err, RWD_E_NOMEM, "cannot reserve %zu MiB of scratch",
-			total * sizeof(float) >> 20);
-	}
 	void *ptrs[NBUF];
-	float *p = base;
-	for (size_t i = 0; i < NBUF; i++) {
-		ptrs[i] = p;
-		p += (sizes[i] + 15) & ~(size_t)15;
+	float *base = NULL;
+	int rc = rwd_carve_floats(sizes, NBUF, ptrs, &base, err);
+	if (rc) {
+		free(s);
+		return rc;
 	}
 	s->block = base;
 	s->x = ptrs[0];

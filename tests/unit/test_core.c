@@ -122,6 +122,32 @@ START_TEST(monotonic_wait_times_out)
 }
 END_TEST
 
+START_TEST(carve_floats_aligns_and_checks_overflow)
+{
+	size_t sizes[] = {1, 0, 17, 64, 3};
+	void *ptrs[5];
+	float *block = NULL;
+	rwd_error err;
+	rwd_error_clear(&err);
+	ck_assert_int_eq(rwd_carve_floats(sizes, 5, ptrs, &block, &err), 0);
+	ck_assert_ptr_eq(ptrs[0], block);
+	for (int i = 0; i < 5; i++) {
+		ck_assert_uint_eq((uintptr_t)ptrs[i] % 64, 0);
+		memset(ptrs[i], 0x7f, sizes[i] * sizeof(float)); /* ASan: each buffer is whole */
+		if (i > 0)
+			ck_assert((char *)ptrs[i] >= (char *)ptrs[i - 1] + sizes[i - 1] * sizeof(float));
+	}
+	free(block);
+	size_t huge[] = {SIZE_MAX - 3, 8};
+	block = NULL;
+	ck_assert_int_eq(rwd_carve_floats(huge, 2, ptrs, &block, &err), RWD_E_OVERFLOW);
+	ck_assert_ptr_null(block);
+	size_t big[] = {SIZE_MAX / 8};
+	ck_assert_int_eq(rwd_carve_floats(big, 1, ptrs, &block, &err), RWD_E_NOMEM);
+	ck_assert_ptr_null(block);
+}
+END_TEST
+
 static Suite *core_suite(void)
 {
 	Suite *s = suite_create("core");
@@ -132,6 +158,7 @@ static Suite *core_suite(void)
 	tcase_add_test(tc, arena_limit_and_overflow);
 	tcase_add_test(tc, arena_cleanups_run_newest_first_once);
 	tcase_add_test(tc, monotonic_wait_times_out);
+	tcase_add_test(tc, carve_floats_aligns_and_checks_overflow);
 	suite_add_tcase(s, tc);
 	return s;
 }
