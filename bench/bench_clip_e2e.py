@@ -35,6 +35,9 @@ from PIL import Image  # noqa: E402
 import run_bench  # noqa: E402  (free_port, run_wrk, wait_ready)
 from test_clip_torch import base_model  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results_md import replace_section  # noqa: E402
+
 BEGIN = "<!-- clip-e2e:begin (bench/bench_clip_e2e.py) -->"
 END = "<!-- clip-e2e:end -->"
 
@@ -110,16 +113,7 @@ def main():
                                                          r["non2xx"]))
     lines += ["", "Rerun: `/usr/bin/python3 bench/bench_clip_e2e.py build/daemon/rewardd %d --write`"
               % secs, END]
-    path = os.path.join(HERE, "RESULTS.md")
-    text = open(path).read()
-    section = "\n".join(lines)
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    with open(path, "w") as f:
-        f.write(text)
-    print("wrote", path)
+    replace_section("\n".join(lines), BEGIN, END)
     return 0
 
 

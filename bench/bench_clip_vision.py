@@ -37,6 +37,9 @@ import torch  # noqa: E402
 import clip_ref  # noqa: E402
 from test_clip_torch import base_model  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results_md import replace_section  # noqa: E402
+
 BEGIN = "<!-- clip-vision:begin (bench/bench_clip_vision.py) -->"
 END = "<!-- clip-vision:end -->"
 
@@ -184,18 +187,7 @@ def main():
         f"{args.threads} --iters {args.iters} --write`",
         END,
     ]
-    path = os.path.join(HERE, "RESULTS.md")
-    text = open(path).read() if os.path.exists(path) else ""
-    section = "\n".join(lines) + "\n"
-    if BEGIN in text and END in text:
-        a = text.index(BEGIN)
-        e = text.index(END) + len(END)
-        text = text[:a] + section.rstrip("\n") + text[e:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    with open(path, "w") as f:
-        f.write(text)
-    print("wrote", path)
+    replace_section("\n".join(lines), BEGIN, END)
     return 0
 
 

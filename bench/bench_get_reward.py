@@ -15,7 +15,7 @@ Body: one OpenRLHF request {"query", "prompts", "labels"} with --queries
 chat-templated (Qwen ChatML, <think> block, <|im_end|>) prompt + response
 texts whose lengths are spread evenly from --min-len to --max-len tokens.
 Servers, one after the other, each started here on a free 127.0.0.1 port:
-  - rewardd: kind seqcls, dynamic batching (max_batch_tokens 16384),
+  - rewardd: kind seqcls, dynamic batching (--max-batch-tokens, default 16384),
     compute.blas_threads --threads;
   - bench/get_reward_peer.py: ThreadingHTTPServer, HF tokenizers (Rust, node
     sidecar), tests/parity/seqcls_ref.py forward per query in float32,
@@ -41,6 +41,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results_md import replace_section  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -171,6 +174,7 @@ def main():
     ap.add_argument("--secs32", type=int, default=120)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-batch-tokens", type=int, default=16384, help="rewardd's batching")
     ap.add_argument("--model", default=None, help="model folder to create or reuse")
     ap.add_argument("--skip-peer", action="store_true")
     ap.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
@@ -209,7 +213,7 @@ def main():
            "compute": {"blas_threads": args.threads},
            "requests": {"default_timeout_ms": 600000, "max_timeout_ms": 600000},
            "models": {"rm": {"kind": "seqcls", "path": folder,
-                             "batching": {"max_batch_size": 64, "max_batch_tokens": 16384,
+                             "batching": {"max_batch_size": 64, "max_batch_tokens": args.max_batch_tokens,
                                           "max_queue_items": 4096}}}}
     servers = [("rewardd", None)] + ([] if args.skip_peer else [("peer", None)])
     rows, rewards = [], {}
@@ -273,8 +277,8 @@ def main():
         "ending in `<|im_end|>`, of %s tokens (%d tokens, %d bytes per request)." % (
             len(lens), ", ".join(map(str, lens)), ntok, len(raw)),
         "- rewardd: kind seqcls, text `query` tokenised by lib/text, dynamic batching "
-        "(max_batch_tokens 16384: concurrent requests share forward passes), "
-        "compute.blas_threads %d." % args.threads,
+        "(max_batch_tokens %d: concurrent requests share forward passes), "
+        "compute.blas_threads %d." % (args.max_batch_tokens, args.threads),
         "- Peer: `bench/get_reward_peer.py`, Python ThreadingHTTPServer; HF tokenizers (Rust, "
         "through a node sidecar, bench/hf_tokenize.js); tests/parity/seqcls_ref.py forward "
         "(PyTorch eager float32, one unpadded sequence at a time, full-square attention); "
@@ -317,24 +321,17 @@ def main():
     lines += [
         "",
         "Rerun: `/usr/bin/python3 bench/bench_get_reward.py build/daemon/rewardd --queries %d "
-        "--min-len %d --max-len %d --secs1 %d --secs32 %d --layers %d --threads %d --write`" % (
+        "--min-len %d --max-len %d --secs1 %d --secs32 %d --layers %d --threads %d "
+        "--max-batch-tokens %d --write`" % (
             args.queries, args.min_len, args.max_len, args.secs1, args.secs32, args.layers,
-            args.threads),
+            args.threads, args.max_batch_tokens),
         END,
     ]
     section = "\n".join(lines)
     print()
     print(section)
     if args.write:
-        path = os.path.join(HERE, "RESULTS.md")
-        text = open(path).read() if os.path.exists(path) else ""
-        if BEGIN in text and END in text:
-            text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip("\n") + "\n\n" + section + "\n"
-        with open(path, "w") as f:
-            f.write(text)
-        print("wrote", path)
+        replace_section(section, BEGIN, END)
     return 0
 
 

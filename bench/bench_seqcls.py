@@ -36,6 +36,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "parity"))
 import seqcls_ref  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results_md import replace_section  # noqa: E402
+
 BEGIN = "<!-- bench_seqcls.py: begin -->"
 END = "<!-- bench_seqcls.py: end -->"
 
@@ -182,16 +185,7 @@ def main():
     print()
     print("\n".join(lines))
     if args.write:
-        path = os.path.join(ROOT, "bench", "RESULTS.md")
-        text = open(path).read() if os.path.exists(path) else ""
-        section = "\n".join(lines)
-        if BEGIN in text and END in text:
-            text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip("\n") + "\n\n" + section + "\n"
-        with open(path, "w") as f:
-            f.write(text)
-        print("wrote", path)
+        replace_section("\n".join(lines), BEGIN, END)
     if tmp:
         tmp.cleanup()
 
