@@ -124,14 +124,41 @@ def main():
     d = H.Daemon(exe, {"models": {"rules": {"kind": "rules"}}})
     try:
         run_daemon(d)
+        run_async(d)
     finally:
         rc = d.stop()
     C.check(rc == 0, "daemon exits 0")
+    C.done()
+
+
+def run_async(d):
+    """AsyncClient (needs aiohttp: Debian python3-aiohttp) against the same daemon."""
     try:
+        import asyncio
+
         import aiohttp  # noqa: F401
     except ImportError:
-        print("aiohttp missing: AsyncClient not exercised")
-    C.done()
+        print("SKIP part: aiohttp missing, AsyncClient not exercised")
+        return
+    from rewardd_client import AsyncClient, RewarddError as Err
+    direct = d.request("POST", "/v1/rewards", {"model": "rules", "items": ITEMS}).json
+
+    async def go():
+        c = AsyncClient("http://127.0.0.1:%d" % d.port, retries=2, backoff=0.05)
+        try:
+            outs = await asyncio.gather(*[c.rewards(ITEMS, model="rules") for _ in range(4)])
+            C.check(all(o["results"] == direct["results"] for o in outs),
+                    "AsyncClient.rewards (4 concurrent) returns the daemon's answer")
+            gr = await c.get_reward([ITEMS[0]["response"]], labels=["42"])
+            C.check(gr["rewards"] == [direct["results"][0]["reward"]], "AsyncClient.get_reward: %s" % gr)
+            try:
+                await c.rewards(ITEMS, model="no-such-model")
+                C.check(False, "AsyncClient: unknown model must raise")
+            except Err as e:
+                C.check(e.status == 404, "AsyncClient: 404 raised at once, not retried (%s)" % e)
+        finally:
+            await c.close()
+    asyncio.run(go())
 
 
 ITEMS = [
