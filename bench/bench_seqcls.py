@@ -176,7 +176,7 @@ def main():
         lines.append(f"| {r[0]} | {r[1]} | {r[2]:.0f} | {r[3]:.0f} | {r[4]:.2f}x | {r[5]:.1e} |")
     lines += [
         "",
-        "Not measured here: p50/p99 latency through `/get_reward` at concurrency 1 and 32.",
+        "p50/p99 latency through `/get_reward` at concurrency 1 and 32: the bench_get_reward.py section below.",
         "",
         f"Rerun: `/usr/bin/python3 bench/bench_seqcls.py BUILD_DIR --layers {args.layers} "
         f"--threads {args.threads} --batch-tokens {args.batch_tokens} --repeat {args.repeat} --write`",
