@@ -168,6 +168,20 @@ ITEMS = [
 ]
 
 
+def settled_delta(d, base, name, **labels):
+    """How far a counter moved from `base`. The daemon counts a request when
+    libmicrohttpd reports it complete, which can be just after the client has
+    read the reply: wait (up to 5 s) for the count to move, then a little
+    longer so a second, unexpected request would show too."""
+    t0 = time.time()
+    v = H.metric(d.metrics(), name, **labels)
+    while v == base and time.time() - t0 < 5:
+        time.sleep(0.02)
+        v = H.metric(d.metrics(), name, **labels)
+    time.sleep(0.2)
+    return H.metric(d.metrics(), name, **labels) - base
+
+
 def run_daemon(d):
     url = "http://127.0.0.1:%d" % d.port
     c = Client(url, retries=2, backoff=0.05)
@@ -192,9 +206,9 @@ def run_daemon(d):
         c.rewards([{"response": 5}], model="rules")
         C.check(False, "a 400 raises")
     except RewarddError as e:
-        after = H.metric(d.metrics(), "rewardd_http_requests_total", route="/v1/rewards", code="400")
-        C.check(e.status == 400 and e.field == "items[0].response" and after - before == 1,
-                "400 from the daemon raises naming %s, sent once (%g)" % (e.field, after - before))
+        delta = settled_delta(d, before, "rewardd_http_requests_total", route="/v1/rewards", code="400")
+        C.check(e.status == 400 and e.field == "items[0].response" and delta == 1,
+                "400 from the daemon raises naming %s, sent once (%g)" % (e.field, delta))
     # an unknown model: 404 raises, no reward
     try:
         c.rewards(ITEMS, model="nope")
@@ -210,14 +224,14 @@ def run_daemon(d):
     sol = [ITEMS[0]["label"], ITEMS[1]["label"], None]
     n0 = H.metric(d.metrics(), "rewardd_requests_total", model="rules", code="200")
     outs = [f(prompts, completions, solution=sol) for f in funcs]
-    n1 = H.metric(d.metrics(), "rewardd_requests_total", model="rules", code="200")
+    n_batch = settled_delta(d, n0, "rewardd_requests_total", model="rules", code="200")
     want = d.request("POST", "/v1/rewards", {"model": "rules", "dimensions": ["format", "accuracy"],
                                              "items": [{"prompt": p, "response": r, **({"label": s} if s else {})}
                                                        for p, r, s in zip(prompts, completions, sol)]}).json
     C.check(outs[0] == [x["scores"]["format"] for x in want["results"]], "TRL format values = the daemon's")
     C.check(outs[1] == [1.0, 0.0, None], "TRL accuracy: None where absent (%r)" % (outs[1],))
     C.check(outs[2] == [x["reward"] for x in want["results"]], "TRL reward = the daemon's reward")
-    C.check(n1 - n0 == 1, "the TRL functions share one request per batch (%g)" % (n1 - n0))
+    C.check(n_batch == 1, "the TRL functions share one request per batch (%g)" % n_batch)
     # chat-format completions
     f_fmt = trl_reward_funcs(c, model="rules", dimensions=["format"])[0]
     v = f_fmt([[{"role": "user", "content": "q"}]],
