@@ -67,7 +67,14 @@ def main():
     print("worst abs error vs PyTorch over %d answers: %.3g" % (n, worst))
     C.check(all(g is not None for g in got), "every request answered")
     C.check(worst < 1e-4, "answers match PyTorch")
+    # requests and their latency are counted when libmicrohttpd reports a reply
+    # complete, which can be just after the client has read it: let them settle
+    # (the latency histogram is updated last)
     m = d.metrics()
+    t_end = time.time() + 5
+    while H.metric(m, "rewardd_request_duration_seconds_count", model="head") < n and time.time() < t_end:
+        time.sleep(0.02)
+        m = d.metrics()
     count = H.metric(m, "rewardd_batch_size_items_count", model="head")
     ones = H.metric(m, "rewardd_batch_size_items_bucket", model="head", le="1")
     items = H.metric(m, "rewardd_batch_size_items_sum", model="head")
