@@ -40,6 +40,11 @@ async function main() {
       const now = await page.evaluate(() => Number(document.body.dataset.polls));
       await page.waitForFunction((n) => Number(document.body.dataset.polls) >= n, now + 2,
         { timeout: 30000, polling: 100 });
+      // The daemon counts a request when libmicrohttpd reports it complete,
+      // which can be just after the client read its reply: wait for a poll
+      // interval with no new request (rps 0) so the page's numbers are final.
+      await page.waitForFunction(() => document.getElementById("rps").textContent.trim() === "0.0",
+        null, { timeout: 30000, polling: 100 });
     }
     const shown = await page.evaluate(() => {
       const t = (id) => document.getElementById(id).textContent;
