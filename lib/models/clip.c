@@ -2,6 +2,7 @@
 #include "models/clip.h"
 
 #include "core/base64.h"
+#include "core/json.h"
 #include "image/resize.h"
 #include "models/mlp.h"
 #include "nn/nn.h"
@@ -132,39 +133,6 @@ static int js_size(const json_t *o, const char *key, size_t def, size_t min, siz
 	return 0;
 }
 
-static int js_number(const json_t *o, const char *key, double def, double min, double max,
-	double *out, rwd_error *err)
-{
-	json_t *v = json_object_get(o, key);
-	if (!v || json_is_null(v)) {
-		*out = def;
-		return 0;
-	}
-	rwd_error_where(err, NULL, key);
-	if (!json_is_number(v))
-		return rwd_errorf(err, RWD_E_INVALID, "\"%s\" must be a number", key);
-	double x = json_number_value(v);
-	if (!(x >= min && x <= max))
-		return rwd_errorf(err, RWD_E_INVALID, "\"%s\" is %g, outside [%g, %g]", key, x, min, max);
-	*out = x;
-	return 0;
-}
-
-static int js_bool(const json_t *o, const char *key, int def, int *out, rwd_error *err)
-{
-	json_t *v = json_object_get(o, key);
-	if (!v || json_is_null(v)) {
-		*out = def;
-		return 0;
-	}
-	if (!json_is_boolean(v)) {
-		rwd_error_where(err, NULL, key);
-		return rwd_errorf(err, RWD_E_INVALID, "\"%s\" must be true or false", key);
-	}
-	*out = json_is_true(v);
-	return 0;
-}
-
 static json_t *load_json(const char *path, int required, rwd_error *err, int *r)
 {
 	struct stat sb;
@@ -226,7 +194,7 @@ static int parse_tower(const json_t *cfg, int vision, struct tower *t, size_t *p
 	    (r = js_size(merged, "num_hidden_layers", 12, 1, CL_MAX_LAYERS, &t->L, err)) ||
 	    (r = js_size(merged, "num_attention_heads", vision ? 12 : 8, 1, CL_MAX_HEADS, &t->nH, err)) ||
 	    (r = js_size(merged, "projection_dim", 512, 1, CL_MAX_DIM, proj, err)) ||
-	    (r = js_number(merged, "layer_norm_eps", 1e-5, 0.0, 1.0, &eps, err)))
+	    (r = rwd_json_number(merged, "layer_norm_eps", 0, 1e-5, 0.0, 1.0, &eps, err)))
 		goto out;
 	if (t->H % t->nH) {
 		rwd_error_where(err, NULL, "num_attention_heads");
@@ -353,12 +321,12 @@ static int parse_preprocessor(rwd_clip *m, const char *dir, rwd_error *err)
 	rwd_image_prep_params *p = &m->prep;
 	size_t resample;
 	double factor;
-	if ((r = js_bool(pc, "do_resize", 1, &p->do_resize, err)) ||
-	    (r = js_bool(pc, "do_center_crop", 1, &p->do_center_crop, err)) ||
-	    (r = js_bool(pc, "do_rescale", 1, &p->do_rescale, err)) ||
-	    (r = js_bool(pc, "do_normalize", 1, &p->do_normalize, err)) ||
+	if ((r = rwd_json_bool(pc, "do_resize", 1, &p->do_resize, err)) ||
+	    (r = rwd_json_bool(pc, "do_center_crop", 1, &p->do_center_crop, err)) ||
+	    (r = rwd_json_bool(pc, "do_rescale", 1, &p->do_rescale, err)) ||
+	    (r = rwd_json_bool(pc, "do_normalize", 1, &p->do_normalize, err)) ||
 	    (r = js_size(pc, "resample", RWD_IMAGE_BICUBIC, 0, 5, &resample, err)) ||
-	    (r = js_number(pc, "rescale_factor", 1.0 / 255.0, 1e-12, 1e6, &factor, err)) ||
+	    (r = rwd_json_number(pc, "rescale_factor", 0, 1.0 / 255.0, 1e-12, 1e6, &factor, err)) ||
 	    (r = parse_size(pc, "size", &p->shortest_edge, &p->resize_height, &p->resize_width, 0, err)) ||
 	    (r = parse_size(pc, "crop_size", NULL, &p->crop_height, &p->crop_width, 1, err)) ||
 	    (r = parse_triple(pc, "image_mean", p->image_mean, 0, err)) ||
@@ -617,7 +585,7 @@ static int parse_options(rwd_clip *m, const json_t *opts, const json_t **heads,
 			m->clipscore = strcmp(s, "clipscore") == 0;
 		} else if (strcmp(key, "clipscore_weight") == 0) {
 			double w;
-			if ((r = js_number(opts, key, 2.5, -1e6, 1e6, &w, err)))
+			if ((r = rwd_json_number(opts, key, 0, 2.5, -1e6, 1e6, &w, err)))
 				return r;
 			m->clipscore_w = (float)w;
 		} else if (strcmp(key, "heads") == 0) {

@@ -1,6 +1,7 @@
 /* models/seqcls.c — the `seqcls` kind; see seqcls.h for the contract. */
 #include "models/seqcls.h"
 
+#include "core/json.h"
 #include "nn/nn.h"
 #include "tensor/safetensors.h"
 #include "text/chat.h"
@@ -113,46 +114,6 @@ static int cfg_size(const json_t *cfg, const char *key, int required, size_t def
 	return 0;
 }
 
-static int cfg_number(const json_t *obj, const char *key, int required, double def, double min,
-	double max, double *out, rwd_error *err)
-{
-	json_t *v = json_object_get(obj, key);
-	if (!v || json_is_null(v)) {
-		if (required) {
-			rwd_error_where(err, NULL, key);
-			return rwd_errorf(err, RWD_E_INVALID, "\"%s\" is missing", key);
-		}
-		*out = def;
-		return 0;
-	}
-	if (!json_is_number(v)) {
-		rwd_error_where(err, NULL, key);
-		return rwd_errorf(err, RWD_E_INVALID, "\"%s\" must be a number", key);
-	}
-	double x = json_number_value(v);
-	if (!(x >= min && x <= max)) {
-		rwd_error_where(err, NULL, key);
-		return rwd_errorf(err, RWD_E_INVALID, "\"%s\" is %g, outside [%g, %g]", key, x, min, max);
-	}
-	*out = x;
-	return 0;
-}
-
-static int cfg_bool(const json_t *cfg, const char *key, int def, int *out, rwd_error *err)
-{
-	json_t *v = json_object_get(cfg, key);
-	if (!v || json_is_null(v)) {
-		*out = def;
-		return 0;
-	}
-	if (!json_is_boolean(v)) {
-		rwd_error_where(err, NULL, key);
-		return rwd_errorf(err, RWD_E_INVALID, "\"%s\" must be true or false", key);
-	}
-	*out = json_is_true(v);
-	return 0;
-}
-
 static int parse_arch(const json_t *cfg, enum arch *out, rwd_error *err)
 {
 	static const struct { const char *type, *arch; enum arch a; } t[] = {
@@ -195,7 +156,7 @@ static int parse_rope(seqcls *m, const json_t *cfg, rwd_nn_rope_scaling *sc, dou
 		if (!rs || json_is_null(rs))
 			rs = params;
 	}
-	r = cfg_number(theta_src, "rope_theta", 0, 10000.0, 1.0, 1e12, theta, err);
+	r = rwd_json_number(theta_src, "rope_theta", 0, 10000.0, 1.0, 1e12, theta, err);
 	if (r)
 		return r;
 	if (!rs || json_is_null(rs))
@@ -215,10 +176,10 @@ static int parse_rope(seqcls *m, const json_t *cfg, rwd_nn_rope_scaling *sc, dou
 			"rope_scaling type '%s' is not supported (default, llama3)", type);
 	}
 	double f, lo, hi, old;
-	if ((r = cfg_number(rs, "factor", 1, 0, 1e-6, 1e6, &f, err)) ||
-	    (r = cfg_number(rs, "low_freq_factor", 1, 0, 1e-6, 1e6, &lo, err)) ||
-	    (r = cfg_number(rs, "high_freq_factor", 1, 0, 1e-6, 1e6, &hi, err)) ||
-	    (r = cfg_number(rs, "original_max_position_embeddings", 1, 0, 1, 1e9, &old, err))) {
+	if ((r = rwd_json_number(rs, "factor", 1, 0, 1e-6, 1e6, &f, err)) ||
+	    (r = rwd_json_number(rs, "low_freq_factor", 1, 0, 1e-6, 1e6, &lo, err)) ||
+	    (r = rwd_json_number(rs, "high_freq_factor", 1, 0, 1e-6, 1e6, &hi, err)) ||
+	    (r = rwd_json_number(rs, "original_max_position_embeddings", 1, 0, 1, 1e9, &old, err))) {
 		rwd_error_where(err, NULL, "rope_scaling");
 		return r;
 	}
@@ -317,7 +278,7 @@ static int parse_config(seqcls *m, const json_t *cfg, rwd_nn_rope_scaling *rope_
 		return rwd_errorf(err, RWD_E_LIMIT, "num_attention_heads x head_dim = %zu, more than %d",
 			m->qd, SC_MAX_DIM);
 	}
-	if ((r = cfg_number(cfg, "rms_norm_eps", 0, 1e-6, 0.0, 1.0, &eps, err)))
+	if ((r = rwd_json_number(cfg, "rms_norm_eps", 0, 1e-6, 0.0, 1.0, &eps, err)))
 		return r;
 	m->eps = (float)eps;
 	const char *act = json_string_value(json_object_get(cfg, "hidden_act"));
@@ -326,21 +287,21 @@ static int parse_config(seqcls *m, const json_t *cfg, rwd_nn_rope_scaling *rope_
 		return rwd_errorf(err, RWD_E_UNSUPPORTED, "hidden_act must be \"silu\" (SwiGLU MLP)");
 	}
 	int sliding;
-	if ((r = cfg_bool(cfg, "use_sliding_window", 0, &sliding, err)))
+	if ((r = rwd_json_bool(cfg, "use_sliding_window", 0, &sliding, err)))
 		return r;
 	if (sliding) {
 		rwd_error_where(err, NULL, "use_sliding_window");
 		return rwd_errorf(err, RWD_E_UNSUPPORTED, "sliding-window attention is not supported");
 	}
 	double prf;
-	if ((r = cfg_number(cfg, "partial_rotary_factor", 0, 1.0, 0.0, 1.0, &prf, err)))
+	if ((r = rwd_json_number(cfg, "partial_rotary_factor", 0, 1.0, 0.0, 1.0, &prf, err)))
 		return r;
 	if (prf != 1.0) {
 		rwd_error_where(err, NULL, "partial_rotary_factor");
 		return rwd_errorf(err, RWD_E_UNSUPPORTED, "partial rotary embeddings are not supported");
 	}
-	if ((r = cfg_bool(cfg, "attention_bias", 0, attn_bias, err)) ||
-	    (r = cfg_bool(cfg, "mlp_bias", 0, mlp_bias, err)))
+	if ((r = rwd_json_bool(cfg, "attention_bias", 0, attn_bias, err)) ||
+	    (r = rwd_json_bool(cfg, "mlp_bias", 0, mlp_bias, err)))
 		return r;
 	json_t *pad = json_object_get(cfg, "pad_token_id");
 	if (pad && !json_is_null(pad)) {
@@ -438,7 +399,7 @@ static int parse_options(seqcls *m, const json_t *opts, rwd_error *err)
 		return 0;
 	if (!json_is_object(opts))
 		return rwd_errorf(err, RWD_E_INVALID, "seqcls options must be an object");
-	return cfg_bool(opts, "truncate", 0, &m->truncate, err);
+	return rwd_json_bool(opts, "truncate", 0, &m->truncate, err);
 }
 
 /*
