@@ -152,3 +152,22 @@ void rwd_app_update_process_metrics(rwd_app *app)
 	}
 	rwd_metric_set(app->inflight_gauge, (double)atomic_load(&app->inflight));
 }
+
+rwd_batcher_params rwd_app_batcher_params(const rwd_model_config *mc, const rwd_served *s,
+	const rwd_model *model)
+{
+	rwd_batcher_params bp = rwd_batcher_default_params();
+	bp.name = mc->name;
+	bp.max_batch_size = mc->batching.max_batch_size;
+	bp.max_batch_tokens = mc->batching.max_batch_tokens;
+	bp.token_cost = rwd_model_get_info(model)->token_cost;
+	bp.max_delay_us = mc->batching.max_delay_us;
+	bp.max_queue_items = mc->batching.max_queue_items;
+	bp.workers = mc->batching.workers;
+	bp.metrics.queue_depth = s->queue_depth;
+	bp.metrics.batch_size = s->batch_size;
+	bp.metrics.batch_tokens = s->batch_tokens;
+	bp.metrics.queue_seconds = s->queue_seconds;
+	bp.metrics.compute_seconds = s->compute_seconds;
+	return bp;
+}

@@ -91,6 +91,14 @@ void rwd_app_pin_to(void *call);
 /* Constant-time check of an "Authorization" header value against the keys. */
 int rwd_app_authorized(const rwd_app *app, const char *authorization);
 
+/*
+ * The batcher settings of a served model: its configured batching, the
+ * model's token cost, and the slot's metrics. Used at start-up and by
+ * reloads, so both build batchers the same way.
+ */
+rwd_batcher_params rwd_app_batcher_params(const rwd_model_config *mc, const rwd_served *s,
+	const rwd_model *model);
+
 /* Refresh process gauges (RSS, threads) before a scrape. */
 void rwd_app_update_process_metrics(rwd_app *app);
 

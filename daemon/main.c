@@ -220,19 +220,7 @@ static int load_model(rwd_app *app, rwd_served *s, rwd_error *err)
 	if (!app)
 		return 0;
 	const rwd_model_info *info = rwd_model_get_info(s->model);
-	rwd_batcher_params bp = rwd_batcher_default_params();
-	bp.name = mc->name;
-	bp.max_batch_size = mc->batching.max_batch_size;
-	bp.max_batch_tokens = mc->batching.max_batch_tokens;
-	bp.token_cost = info->token_cost;
-	bp.max_delay_us = mc->batching.max_delay_us;
-	bp.max_queue_items = mc->batching.max_queue_items;
-	bp.workers = mc->batching.workers;
-	bp.metrics.queue_depth = s->queue_depth;
-	bp.metrics.batch_size = s->batch_size;
-	bp.metrics.batch_tokens = s->batch_tokens;
-	bp.metrics.queue_seconds = s->queue_seconds;
-	bp.metrics.compute_seconds = s->compute_seconds;
+	rwd_batcher_params bp = rwd_app_batcher_params(mc, s, s->model);
 	rwd_batch_exec ex = rwd_batcher_model_exec(s->model);
 	r = rwd_batcher_new(&bp, &ex, &s->batcher, err);
 	if (r)
