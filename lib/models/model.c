@@ -234,8 +234,17 @@ int rwd_model_run(const rwd_model *m, void *scratch, rwd_item *const *items, siz
 	/* Items that fail preparation are compacted out of the forward batch. */
 	rwd_item *stack_ok[64];
 	rwd_item **ok = n <= 64 ? stack_ok : rwd_arena_alloc(arena, n * sizeof(*ok));
-	if (!ok)
+	if (!ok) {
+		/* every item fails with a reason: none is left looking scored */
+		for (size_t i = 0; i < n; i++) {
+			memset(items[i]->present, 0, sizeof(items[i]->present));
+			if (!items[i]->status) {
+				items[i]->status = RWD_E_NOMEM;
+				rwd_errorf(&items[i]->err, RWD_E_NOMEM, "out of memory for the batch's item list");
+			}
+		}
 		return RWD_E_NOMEM;
+	}
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
 		rwd_item *it = items[i];

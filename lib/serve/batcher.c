@@ -249,21 +249,33 @@ static void run_batch(rwd_batcher *b, worker *w, size_t k, size_t tokens)
 	size_t nrun = 0;
 	for (size_t i = 0; i < k; i++) {
 		rwd_job *job = w->jobs[i];
-		if (!job->gone_ && job->gone) {
+		if (job->gone && !atomic_load_explicit(&job->gone_, memory_order_acquire)) {
 			int seen = 0;
 			for (size_t j = 0; j < i; j++)
 				seen |= w->jobs[j] == job;
-			if (!seen && job->gone(job))
-				job->gone_ = 1;
+			/* one prober at a time; another worker's answer is read below */
+			if (!seen && !atomic_exchange_explicit(&job->probing_, 1, memory_order_acq_rel)) {
+				if (job->gone(job))
+					atomic_store_explicit(&job->gone_, 1, memory_order_release);
+				atomic_store_explicit(&job->probing_, 0, memory_order_release);
+			}
 		}
-		if (!job->gone_)
+		if (!atomic_load_explicit(&job->gone_, memory_order_acquire))
 			w->run[nrun++] = w->batch[i];
 		uint64_t q = start - job->enqueue_ns;
 		rwd_metric_observe(b->p.metrics.queue_seconds, (double)q / 1e9);
 	}
 	uint64_t t0 = rwd_now_ns(), t1 = t0;
 	if (nrun) {
-		b->exec.run(b->exec.ctx, w->scratch, w->run, nrun, w->arena);
+		int rr = b->exec.run(b->exec.ctx, w->scratch, w->run, nrun, w->arena);
+		/* a failed run fails every item it left without a status (batcher.h) */
+		for (size_t i = 0; rr && i < nrun; i++) {
+			if (!w->run[i]->status) {
+				w->run[i]->status = rr;
+				memset(w->run[i]->present, 0, sizeof(w->run[i]->present));
+				rwd_errorf(&w->run[i]->err, rr, "the batch could not be scored: %s", rwd_strerror(rr));
+			}
+		}
 		t1 = rwd_now_ns();
 		rwd_metric_observe(b->p.metrics.batch_size, (double)nrun);
 		rwd_metric_observe(b->p.metrics.batch_tokens, (double)tokens);
@@ -279,7 +291,7 @@ static void run_batch(rwd_batcher *b, worker *w, size_t k, size_t tokens)
 		uint64_t q = start - job->enqueue_ns;
 		if (q > job->queue_ns_max)
 			job->queue_ns_max = q;
-		if (job->gone_) {
+		if (atomic_load_explicit(&job->gone_, memory_order_acquire)) {
 			b->st.cancelled++;
 			finish_item_locked(job, idx, RWD_E_CANCELLED, &done);
 			continue;
@@ -450,7 +462,8 @@ int rwd_batcher_submit(rwd_batcher *b, rwd_job *job)
 		return RWD_E_INVALID;
 	int prio = job->priority == RWD_PRIO_HIGH ? RWD_PRIO_HIGH : RWD_PRIO_NORMAL;
 	job->remaining_ = job->n;
-	job->gone_ = 0;
+	atomic_init(&job->gone_, 0);
+	atomic_init(&job->probing_, 0);
 	job->next_ = NULL;
 	job->queue_ns_max = job->compute_ns_max = 0;
 	job->batches = 0;

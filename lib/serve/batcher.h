@@ -34,6 +34,7 @@
 #include "models/model.h"
 #include "serve/metrics.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,7 +48,11 @@ typedef struct rwd_batch_exec {
 	/* optional; called once per worker at start. */
 	int (*scratch_new)(void *ctx, void **scratch, rwd_error *err);
 	void (*scratch_free)(void *ctx, void *scratch);
-	/* Prepare + score n items; per-item failures in items[i]->status. */
+	/*
+	 * Prepare + score n items; per-item failures in items[i]->status. A
+	 * non-zero return fails the whole batch: every item still without a
+	 * status gets that code (the batcher sets it), never a silent success.
+	 */
 	int (*run)(void *ctx, void *scratch, rwd_item *const *items, size_t n, rwd_arena *arena);
 } rwd_batch_exec;
 
@@ -95,8 +100,15 @@ struct rwd_job {
 	uint64_t compute_ns_max;   /* longest batch an item of this job ran in */
 	size_t batches;            /* batches the job's items ran in */
 	/* private */
-	size_t remaining_;
-	int gone_;
+	size_t remaining_;           /* under the batcher's lock */
+	/*
+	 * Workers running different batches of one job ask gone() outside the
+	 * lock, so these two are atomics: gone_ is 1 once gone() said so (read
+	 * again under the lock when items finish); probing_ lets one thread at a
+	 * time call gone(), which need not be thread-safe.
+	 */
+	atomic_int gone_;
+	atomic_int probing_;
 	rwd_job *next_;
 };
 
