@@ -129,6 +129,25 @@ static void retire(rwd_served *v, const char *name)
 
 /* ---- slots -------------------------------------------------------------------- */
 
+/*
+ * The name of a live (not removed) ensemble that lists `name` as a member, or
+ * NULL. Ensemble requests pin their members' versions (app.c), so a member
+ * may be reloaded under them, but never removed while the ensemble serves.
+ */
+static const char *ensemble_using(rwd_app *app, const char *name)
+{
+	size_t n = __atomic_load_n(&app->n_models, __ATOMIC_ACQUIRE);
+	for (size_t i = 0; i < n; i++) {
+		const rwd_served *e = &app->models[i];
+		if (atomic_load_explicit(&e->state, memory_order_acquire) == RWD_SERVED_REMOVED)
+			continue;
+		for (size_t k = 0; k < e->cfg->ensemble.n_members; k++)
+			if (strcmp(e->cfg->ensemble.members[k], name) == 0)
+				return e->cfg->name;
+	}
+	return NULL;
+}
+
 static rwd_served *slot_find(rwd_app *app, const char *name, size_t *idx)
 {
 	size_t n = __atomic_load_n(&app->n_models, __ATOMIC_ACQUIRE);
@@ -455,6 +474,35 @@ static int install(rwd_app *app, rwd_model_config *mc)
 	}
 	rwd__admin_lock(app);
 	rwd_served *old = rwd__admin_current(app, s);
+	/* a live ensemble's members must keep its dimensions, in order */
+	const char *ens = ensemble_using(app, mc->name);
+	const rwd_model_info *was = old ? rwd_model_get_info(old->model) : NULL;
+	int same = !ens || !was || was->n_dims == info->n_dims;
+	for (size_t d = 0; same && was && d < info->n_dims; d++)
+		same = strcmp(was->dims[d], info->dims[d]) == 0;
+	if (!same) {
+		rwd__admin_unlock(app);
+		rwd_errorf(&err, RWD_E_INVALID, "its dimensions differ from the ones ensemble '%s' serves", ens);
+		rwd_batcher_free(batcher);
+		rwd_model_free(model);
+		if (v->rl) {
+			rwd_app one;
+			memset(&one, 0, sizeof(one));
+			one.models = v;
+			one.n_models = 1;
+			rwd__rl_free(&one);
+		}
+		free(v);
+		install_failed(app, s, fresh, "cannot install", &err);
+		return RWD_E_INVALID;
+	}
+	/* ensembles that borrow this member's model for validation and listings */
+	for (size_t i = 0, n = __atomic_load_n(&app->n_models, __ATOMIC_ACQUIRE); i < n; i++) {
+		rwd_served *e = &app->models[i];
+		if (e->cfg->ensemble.n_members && strcmp(e->cfg->ensemble.members[0], mc->name) == 0 &&
+		    atomic_load_explicit(&e->state, memory_order_acquire) != RWD_SERVED_REMOVED)
+			e->model = model;
+	}
 	s->cur = v;
 	s->cfg = mc;
 	s->model = model;
@@ -486,6 +534,12 @@ static int unload(rwd_app *app, const char *name)
 		return RWD_E_UNSUPPORTED;
 	}
 	rwd__admin_lock(app);
+	const char *ens = ensemble_using(app, name);
+	if (ens) {
+		rwd__admin_unlock(app);
+		rwd_log(RWD_LOG_WARN, "model %s: not unloaded: ensemble %s serves it as a member", name, ens);
+		return RWD_E_STATE;
+	}
 	int was = atomic_load(&s->state);
 	rwd_served *old = was == RWD_SERVED_READY ? rwd__admin_current(app, s) : NULL;
 	atomic_store_explicit(&s->state, RWD_SERVED_DRAINING, memory_order_release);
@@ -933,6 +987,18 @@ void rwd__api_admin(rwd_call *call, rwd_reply *reply)
 		if (st == RWD_SERVED_REMOVED) {
 			free(op);
 			rwd_api_error(reply, 404, "not_found", "no model of that name (see GET /v1/models)", "name", 0, 0);
+			return;
+		}
+		rwd__admin_lock(app);
+		const char *ens = ensemble_using(app, nm);
+		char msg[400];
+		if (ens)
+			snprintf(msg, sizeof(msg), "model '%s' is a member of ensemble '%.64s': unload or change the "
+				"ensemble first (restart)", nm, ens);
+		rwd__admin_unlock(app);
+		if (ens) {
+			free(op);
+			rwd_api_error(reply, 409, "conflict", msg, "name", 0, 0);
 			return;
 		}
 		op->type = OP_UNLOAD;

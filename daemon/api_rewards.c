@@ -55,7 +55,7 @@ static void reply_empty(rwd_call *call, rewards_job *rj, rwd_reply *reply)
 	for (size_t i = 0; i < rj->req.n_dims; i++)
 		json_array_append_new(dims, json_string(info->dims[rj->req.dims[i]]));
 	reply->json = json_pack("{ss so s[] s{si si si sI sI} s{sf sf sf}}",
-		"model", info->name, "dimensions", dims, "results",
+		"model", rj->req.model_name ? rj->req.model_name : info->name, "dimensions", dims, "results",
 		"usage", "items", 0, "items_ok", 0, "items_failed", 0, "cost", (json_int_t)0, "batches", (json_int_t)0,
 		"timing", "queue_ms", 0.0, "compute_ms", 0.0,
 		"total_ms", (double)(rwd_now_ns() - call->start_ns) / 1e6);

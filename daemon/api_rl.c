@@ -454,7 +454,9 @@ int rwd__rl_submit(rwd_rl_req *q)
 		j->done = member_done;
 		j->gone = member_gone;
 		j->user = q;
-		int r = rwd_batcher_submit(q->rs->members[k]->batcher, j);
+		/* the member versions this request pinned (app.c), else the slots (no admin: nothing reloads) */
+		rwd_batcher *mb = q->call->n_members == m ? q->call->members[k]->batcher : q->rs->members[k]->batcher;
+		int r = rwd_batcher_submit(mb, j);
 		if (r) {
 			q->mfail[k] = r;
 			if (!first_err)
@@ -497,7 +499,7 @@ static void part_done(rwd_group_part *p)
 void rwd__rl_scored(rwd_rl_req *q)
 {
 	rwd_rl_served *rs = q->rs;
-	const rwd_model_info *info = rwd_model_get_info(q->s->model);
+	const rwd_model_info *info = rwd_model_get_info(q->req->model);
 	atomic_store(&q->pending, 1);
 	for (size_t i = 0; i < q->n; i++) {
 		rwd_item *it = &q->req->items[i];
@@ -588,7 +590,7 @@ static json_t *num_or_null(double v)
 
 void rwd__rl_item_json(rwd_rl_req *q, size_t i, json_t *o)
 {
-	const rwd_model_info *info = rwd_model_get_info(q->s->model);
+	const rwd_model_info *info = rwd_model_get_info(q->req->model);
 	const rwd_item *it = &q->req->items[i];
 	const double *v = &q->vals[i * q->nd];
 	json_object_set_new(o, "reward", num_or_null(q->reward[i]));

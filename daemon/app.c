@@ -31,6 +31,19 @@ void rwd_app_unpin(void *vcall)
 	call->pins = NULL;
 }
 
+/* Hold version `v` for `call` until rwd_app_unpin(); RWD_E_NOMEM if the arena is full. */
+static int pin(rwd_call *call, rwd_served *v)
+{
+	app_pin *p = rwd_arena_alloc(call->arena, sizeof(*p));
+	if (!p)
+		return RWD_E_NOMEM;
+	atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
+	p->v = v;
+	p->next = call->pins;
+	call->pins = p;
+	return 0;
+}
+
 static const char *unavailable_why(int st)
 {
 	switch (st) {
@@ -85,20 +98,43 @@ const rwd_model *rwd_app_find_model(void *ctx, const char *name, void **user, rw
 	}
 	/* pin the serving version until the request completes (see app.h) */
 	rwd_served *v = app->admin ? rwd__admin_current(app, s) : NULL;
-	if (v && tl_call) {
-		app_pin *p = rwd_arena_alloc(tl_call->arena, sizeof(*p));
-		if (!p) {
-			rwd__admin_unlock(app);
-			return (void)rwd_errorf(err, RWD_E_NOMEM, "out of memory"), NULL;
+	if (v && tl_call && pin(tl_call, v)) {
+		rwd__admin_unlock(app);
+		return (void)rwd_errorf(err, RWD_E_NOMEM, "out of memory"), NULL;
+	}
+	/*
+	 * An ensemble has no version of its own: pin each member's serving
+	 * version, and validate items with the pinned first member's model, so
+	 * a member reloaded under the request is freed only after it completes.
+	 */
+	const rwd_model *model = v ? v->model : s->model;
+	const rwd_ensemble_config *e = &s->cfg->ensemble;
+	if (e->n_members && app->admin && tl_call) {
+		tl_call->n_members = 0;
+		for (size_t k = 0; k < e->n_members; k++) {
+			rwd_served *m = NULL;
+			for (size_t i = 0; i < n && !m; i++)
+				if (strcmp(app->models[i].cfg->name, e->members[k]) == 0 &&
+				    atomic_load_explicit(&app->models[i].state, memory_order_acquire) != RWD_SERVED_REMOVED)
+					m = &app->models[i];
+			int mst = m ? atomic_load_explicit(&m->state, memory_order_acquire) : RWD_SERVED_REMOVED;
+			rwd_served *mv = mst == RWD_SERVED_READY ? rwd__admin_current(app, m) : NULL;
+			if (!mv) {
+				rwd__admin_unlock(app);
+				return (void)rwd_errorf(err, RWD_E_STATE, "model '%s': member '%s' is %s", s->cfg->name,
+					e->members[k], m ? unavailable_why(mst) : "not loaded"), NULL;
+			}
+			if (pin(tl_call, mv)) {
+				rwd__admin_unlock(app);
+				return (void)rwd_errorf(err, RWD_E_NOMEM, "out of memory"), NULL;
+			}
+			tl_call->members[tl_call->n_members++] = mv;
 		}
-		atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
-		p->v = v;
-		p->next = tl_call->pins;
-		tl_call->pins = p;
+		model = tl_call->members[0]->model;
 	}
 	rwd__admin_unlock(app);
 	*user = v ? v : s;
-	return v ? v->model : s->model;
+	return model;
 }
 
 /* Equal in time that depends only on the key's length, not on where they differ. */
