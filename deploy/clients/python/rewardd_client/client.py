@@ -228,11 +228,16 @@ class AsyncClient:
         self.api_key, self.timeout = api_key, timeout
         self.retries, self.backoff, self.max_backoff = retries, backoff, max_backoff
         self._session = None
+        self._loop = None
 
     async def _sess(self):
-        if self._session is None or self._session.closed:
+        # A session belongs to the event loop it was opened on: a call from another
+        # loop (a second trainer in the process, a fresh asyncio.run) opens its own.
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout))
+            self._loop = loop
         return self._session
 
     async def close(self):
@@ -241,7 +246,7 @@ class AsyncClient:
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_session"] = None  # a session belongs to one event loop; the copy opens its own
+        state["_session"] = state["_loop"] = None  # a session belongs to one event loop; the copy opens its own
         return state
 
     async def request(self, method, path, body=None):
