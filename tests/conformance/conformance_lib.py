@@ -186,3 +186,12 @@ class TrlRewardModelOracle:
 
 def close(a, b, tol=1e-4):
     return a is not None and b is not None and abs(a - b) <= tol * max(1.0, abs(b))
+
+
+def readme_one_liner(trainer):
+    """The first `code` of the README trainer table's row for `trainer` ("| TRL |")."""
+    with open(os.path.join(H.SRC, "README.md")) as f:
+        for line in f:
+            if line.startswith("| %s |" % trainer):
+                return line.split("`")[1]
+    raise AssertionError("README.md has no trainer-table row for %s" % trainer)

@@ -295,6 +295,26 @@ def test_seqcls(d, client, folder):
         C.check(e.status in (400, 415, 422) and "tool" in str(e), "seqcls tool_calls refused: %s" % e)
 
 
+def test_readme(d):
+    """README.md's trainer-table one-liner for TRL, executed as written (the URL pointed at this daemon)."""
+    line = L.readme_one_liner("TRL")
+    C.check(line.startswith("reward_funcs=trl_reward_funcs(") and "http://127.0.0.1:8080" in line,
+            "README TRL one-liner: %s" % line)
+    ns = {}
+    exec("from rewardd_client import Client\nfrom rewardd_client.adapters import trl_reward_funcs\n" +
+         line.replace("http://127.0.0.1:8080", "http://127.0.0.1:%d" % d.port), ns)
+    funcs = ns["reward_funcs"]
+    tr = Trainer(funcs)
+    inputs = [{"prompt": USER, "solution": "42"}]
+    rpf = tr.calculate_rewards(inputs, [USER], [[parse_response(ROWS[0][1])]], [[1]])
+    want = direct(d, [{"prompt": USER[0]["content"], "response": ROWS[0][1], "label": "42"}], "rules")[0]
+    got = dict(zip(tr.names, rpf[0].tolist()))
+    dims = d.request("GET", "/v1/models/rules").json["dimensions"]
+    C.check(tr.names == dims and all(got[k] == v for k, v in want["scores"].items()) and
+            all(math.isnan(got[k]) for k in dims if k not in want["scores"]),
+            "README TRL one-liner scores like /v1/rewards: %r vs %r" % (got, want["scores"]))
+
+
 def main():
     work = H.mkdtemp("rwd-conf-trl-")
     with open(os.path.join(H.SRC, "config", "default.json")) as f:
@@ -315,6 +335,7 @@ def main():
         except ImportError:
             print("SKIP part: aiohttp missing (Debian python3-aiohttp): AsyncClient path not run")
         test_seqcls(d, client, folder)
+        test_readme(d)
     finally:
         C.check(d.stop() == 0, "daemon exits 0")
     C.done()

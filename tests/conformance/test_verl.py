@@ -55,12 +55,21 @@ async def _call_with_kwargs_async(raw_fn, extra_kwargs, *args, **kwargs):  # rew
     return await raw_fn(*args, **{**kwargs, **extra_kwargs})
 
 
-def load_custom(env, name):
+def readme_config():
+    """README.md's verl one-liner: custom_reward_function.path=… custom_reward_function.name=…"""
+    line = L.readme_one_liner("verl")
+    cfg = dict(kv.split("=", 1) for kv in line.split())
+    path = os.path.join(H.SRC, cfg["custom_reward_function.path"])
+    return path, cfg.get("custom_reward_function.name")
+
+
+def load_custom(env, name, path=None):
     """get_custom_reward_fn: load_module(path) then the partial wrapper."""
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        spec = importlib.util.spec_from_file_location("custom_module_%d" % hash(VERL_REWARD), VERL_REWARD)
+        path = path or VERL_REWARD
+        spec = importlib.util.spec_from_file_location("custom_module_%d" % hash(os.path.abspath(path)), path)
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
     finally:
@@ -144,7 +153,10 @@ def check_rules(d, scores, extra, tag):
 
 
 def test_rules(d, env):
-    fn = load_custom(env, "compute_score")
+    path, name = readme_config()
+    C.check(os.path.samefile(path, VERL_REWARD) and name == "compute_score",
+            "README verl one-liner names %s:%s" % (path, name))
+    fn = load_custom(env, name, path)  # the README's line, as verl loads it
     C.check(not inspect.iscoroutinefunction(fn), "compute_score is sync")
     scores, extra = naive_run(fn, rules_samples())
     check_rules(d, scores, extra, "naive")
