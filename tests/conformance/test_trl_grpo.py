@@ -292,6 +292,7 @@ def test_seqcls(d, client, folder):
         out = tr.calculate_rewards(inputs[:1], prompts[:1], tc, [[1]])
         C.check(False, "seqcls with tool_calls must raise, got %r" % (out,))
     except RewarddError as e:
+        print("seqcls with parsed tool_calls refused: %s" % e)
         C.check(e.status in (400, 415, 422) and "tool" in str(e), "seqcls tool_calls refused: %s" % e)
 
 
