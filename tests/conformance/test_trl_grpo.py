@@ -260,10 +260,6 @@ def test_rules(d, client, asynchronous, async_client=None):
 
 
 def test_seqcls(d, client, folder):
-    if not L.have_hf_tokenizers():
-        print("SKIP part: node or node_modules/@anush008/tokenizers missing: seqcls oracle not run")
-        return
-    oracle = L.TrlRewardModelOracle(folder)
     texts = ["<think>\nadd them\n</think>\n\nIt is 4.", "<think>\nsum\n</think>\n\n5", "Four."]
     prompts = [[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2 + 2?"}]] * 3
     completions = [[parse_response(t)] for t in texts]
@@ -278,11 +274,15 @@ def test_seqcls(d, client, folder):
     except RewarddError as e:
         C.check(False, "seqcls conversational call failed: %s" % e)
         return
-    want, rendered = oracle.scores([p + c for p, c in zip(prompts, completions)])
-    print("seqcls: TRL's own RM path (Jinja2 + HF tokenizers + torch) %r vs rewardd %r" % (want, rpf[:, 0].tolist()))
-    C.check("<think>\nadd them\n</think>" in rendered[0], "the oracle's rendering keeps the think block")
-    C.check(all(L.close(a, b, 1e-4) for a, b in zip(rpf[:, 0].tolist(), want)),
-            "seqcls conversational == TRL's own reward-model path")
+    if L.have_hf_tokenizers():
+        want, rendered = L.TrlRewardModelOracle(folder).scores([p + c for p, c in zip(prompts, completions)])
+        print("seqcls: TRL's own RM path (Jinja2 + HF tokenizers + torch) %r vs rewardd %r" % (
+            want, rpf[:, 0].tolist()))
+        C.check("<think>\nadd them\n</think>" in rendered[0], "the oracle's rendering keeps the think block")
+        C.check(all(L.close(a, b, 1e-4) for a, b in zip(rpf[:, 0].tolist(), want)),
+                "seqcls conversational == TRL's own reward-model path")
+    else:
+        print("SKIP part: node or node_modules/@anush008/tokenizers missing: TRL's RM-path oracle not run")
     dr = direct(d, [{"messages": p + c} for p, c in zip(prompts, completions)], "cls")
     C.check(rpf[:, 0].tolist() == [torch.tensor(x["scores"]["score"]).item() for x in dr],
             "seqcls via adapter == messages through /v1/rewards")
