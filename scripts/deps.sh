@@ -10,7 +10,7 @@ RWD_BUILD_PKGS="meson ninja-build pkg-config gcc libopenblas-dev libjansson-dev
 # Node for the HF tokenizers binding, clang for fuzz targets, nginx, systemd,
 # Chromium for the dashboard test through playwright-core).
 RWD_TEST_PKGS="python3 python3-torch python3-numpy python3-pil python3-skimage
- python3-nltk python3-yaml python3-jsonschema python3-jinja2 python3-aiohttp nodejs npm clang libclang-rt-14-dev wrk
+ python3-nltk python3-yaml python3-jsonschema python3-jinja2 python3-aiohttp python3-cloudpickle nodejs npm clang libclang-rt-14-dev wrk
  nginx-light systemd chromium"
 
 rwd_apt_install() {

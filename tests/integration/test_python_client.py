@@ -241,8 +241,9 @@ def run_daemon(d):
     cs = verl_compute_score(c, model="rules", dimensions=["format", "accuracy"])
     r0 = cs("gsm8k", ITEMS[0]["response"], "42")
     r1 = cs("gsm8k", ITEMS[1]["response"], "42")
-    C.check(r0 == {"score": 1.0, "format": 1.0, "accuracy": 1.0}, "verl compute_score dict (%r)" % (r0,))
-    C.check(r1["accuracy"] == 0.0 and r1["score"] == 0.5, "verl: score is the daemon's reward (mean) (%r)" % (r1,))
+    C.check(r0 == {"score": 1.0, "rewardd/format": 1.0, "rewardd/accuracy": 1.0},
+            "verl compute_score dict, dimensions under rewardd/ (%r)" % (r0,))
+    C.check(r1["rewardd/accuracy"] == 0.0 and r1["score"] == 0.5, "verl: score is the daemon's reward (mean) (%r)" % (r1,))
     try:
         v = verl_compute_score(c, model="rules", dimensions=["accuracy"])("x", ITEMS[2]["response"], None)
         C.check(False, "verl: no reward raises (%r)" % (v,))
@@ -254,7 +255,7 @@ def run_daemon(d):
         "verl_reward", os.path.join(H.SRC, "deploy", "clients", "python", "verl_reward.py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    C.check(mod.compute_score("x", ITEMS[0]["response"], "42") == {"score": 1.0, "accuracy": 1.0},
+    C.check(mod.compute_score("x", ITEMS[0]["response"], "42") == {"score": 1.0, "rewardd/accuracy": 1.0},
             "verl_reward.py compute_score from the environment")
     # an item failure raises in scores() and verl, never a reward
     big = {"response": "x" * 10, "label": {"name": 1}}

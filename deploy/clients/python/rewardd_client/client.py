@@ -79,6 +79,17 @@ class Client:
         self.retries, self.backoff, self.max_backoff = retries, backoff, max_backoff
         self._local = threading.local()
 
+    # Picklable (verl's reward_manager=remote ships compute_score to Ray actors):
+    # the per-thread connections stay behind and the copy opens its own.
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        del state["_local"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._local = threading.local()
+
     # -- transport ---------------------------------------------------------
     def _conn(self):
         c = getattr(self._local, "conn", None)
@@ -98,8 +109,12 @@ class Client:
         self._drop_conn()
 
     def request(self, method, path, body=None):
-        """Send a request and return the decoded JSON (or text for non-JSON)."""
-        data = json.dumps(body).encode() if body is not None else None
+        """Send a request and return the decoded JSON (or text for non-JSON).
+
+        A NaN or infinity in the body raises ValueError here: JSON has no such
+        numbers, and sending one would only get a 400 back.
+        """
+        data = json.dumps(body, allow_nan=False).encode() if body is not None else None
         headers = {"Accept": "application/json"}
         if data is not None:
             headers["Content-Type"] = "application/json"
@@ -213,19 +228,32 @@ class AsyncClient:
         self.api_key, self.timeout = api_key, timeout
         self.retries, self.backoff, self.max_backoff = retries, backoff, max_backoff
         self._session = None
+        self._loop = None
 
     async def _sess(self):
-        if self._session is None or self._session.closed:
+        # A session belongs to the event loop it was opened on: a call from another
+        # loop (a second trainer in the process, a fresh asyncio.run) opens its own.
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout))
+            self._loop = loop
         return self._session
 
     async def close(self):
         if self._session is not None:
             await self._session.close()
 
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_session"] = state["_loop"] = None  # a session belongs to one event loop; the copy opens its own
+        return state
+
     async def request(self, method, path, body=None):
         headers = {"Accept": "application/json"}
+        data = json.dumps(body, allow_nan=False).encode() if body is not None else None
+        if data is not None:
+            headers["Content-Type"] = "application/json"
         if self.api_key:
             headers["Authorization"] = "Bearer " + self.api_key
         last = None
@@ -233,7 +261,7 @@ class AsyncClient:
             retry_after = None
             try:
                 s = await self._sess()
-                async with s.request(method, self.base_url + path, json=body, headers=headers) as r:
+                async with s.request(method, self.base_url + path, data=data, headers=headers) as r:
                     raw = await r.read()
                     if 200 <= r.status < 300:
                         return json.loads(raw) if "json" in r.headers.get("Content-Type", "") else raw.decode()
@@ -258,6 +286,19 @@ class AsyncClient:
             body["dimensions"] = list(dimensions)
         body.update(extra)
         return await self.request("POST", "/v1/rewards", body)
+
+    async def scores(self, items, **kw):
+        """Per-item result dicts; raises ItemError for a failed item (as Client.scores)."""
+        out = await self.rewards(items, **kw)
+        for i, r in enumerate(out["results"]):
+            if "error" in r:
+                e = r["error"]
+                raise ItemError(200, e.get("code", "item_error"),
+                                "item %d: %s" % (i, e.get("message", "")), e.get("field"), r)
+        return out["results"]
+
+    async def model(self, name):
+        return await self.request("GET", "/v1/models/" + urllib.parse.quote(name, safe=""))
 
     async def get_reward(self, query, prompts=None, labels=None):
         body = {"query": list(query)}
