@@ -71,7 +71,7 @@ void rwd__admin_unlock(rwd_app *app)
 rwd_served *rwd__admin_current(rwd_app *app, rwd_served *s)
 {
 	(void)app;
-	/* an ensemble (api_rl.c) borrows its members' models: it has no version of its own */
+	/* an ensemble (api_rl.c) runs on its members' versions: it has none of its own */
 	if (s->cur || !s->model || rwd__rl_is_ensemble(s))
 		return s->cur;
 	/* a start-up load (main.c): adopt its model and batcher as the first version */
@@ -81,37 +81,18 @@ rwd_served *rwd__admin_current(rwd_app *app, rwd_served *s)
 	*v = *s;
 	v->cur = NULL;
 	atomic_init(&v->state, RWD_SERVED_READY);
-	atomic_init(&v->refs, 0);
+	atomic_init(&v->refs, 1); /* the slot's reference */
 	s->cur = v;
 	return v;
 }
 
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
 /*
- * Free a version nobody can reach any more: wait until every request that
- * pinned it has completed, then a grace period for readers that loaded the
- * slot's mirror pointers just before the swap (model listings, microseconds),
- * then drain and free.
+ * The last reference to a version is gone (its slot replaced or unloaded it,
+ * and every request that pinned it has rendered its reply): nothing can reach
+ * it, so drain its (idle) batcher and free it, on the dropping thread.
  */
-static void retire(rwd_served *v, const char *name)
+static void version_free(rwd_served *v)
 {
-	if (!v)
-		return;
-	uint64_t t0 = rwd_now_ns(), next_log = t0 + 10000000000ull;
-	while (atomic_load_explicit(&v->refs, memory_order_acquire) > 0) {
-		sleep_ms(2);
-		if (rwd_now_ns() > next_log) {
-			rwd_log(RWD_LOG_INFO, "model %s: old version still held by %ld requests", name,
-				atomic_load(&v->refs));
-			next_log += 10000000000ull;
-		}
-	}
-	sleep_ms(50);
 	rwd_batcher_free(v->batcher);
 	rwd_model_free(v->model);
 	if (v->rl) {
@@ -122,31 +103,45 @@ static void retire(rwd_served *v, const char *name)
 		one.n_models = 1;
 		rwd__rl_free(&one);
 	}
-	rwd_log(RWD_LOG_INFO, "model %s: previous version released after %.3f s", name,
-		(double)(rwd_now_ns() - t0) / 1e9);
+	rwd_log(RWD_LOG_INFO, "model %s: previous version released", v->cfg->name);
 	free(v);
 }
 
-/* ---- slots -------------------------------------------------------------------- */
+void rwd__admin_version_unref(rwd_served *v)
+{
+	if (v && atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) == 1)
+		version_free(v);
+}
 
-/*
- * The name of a live (not removed) ensemble that lists `name` as a member, or
- * NULL. Ensemble requests pin their members' versions (app.c), so a member
- * may be reloaded under them, but never removed while the ensemble serves.
- */
-static const char *ensemble_using(rwd_app *app, const char *name)
+/* Drop the slot's reference to a version it no longer serves (no waiting). */
+static void retire(rwd_served *v, const char *name)
+{
+	if (!v)
+		return;
+	long held = atomic_load(&v->refs) - 1;
+	if (held > 0)
+		rwd_log(RWD_LOG_INFO, "model %s: old version freed when its %ld pinning requests complete",
+			name, held);
+	rwd__admin_version_unref(v);
+}
+
+/* The live ensemble (READY or loading) listing `name` as a member, or NULL (registry lock held). */
+static rwd_served *ensemble_using(rwd_app *app, const char *name)
 {
 	size_t n = __atomic_load_n(&app->n_models, __ATOMIC_ACQUIRE);
 	for (size_t i = 0; i < n; i++) {
-		const rwd_served *e = &app->models[i];
-		if (atomic_load_explicit(&e->state, memory_order_acquire) == RWD_SERVED_REMOVED)
+		rwd_served *e = &app->models[i];
+		int st = atomic_load(&e->state);
+		if (st == RWD_SERVED_REMOVED || st == RWD_SERVED_FAILED || !rwd__rl_is_ensemble(e))
 			continue;
 		for (size_t k = 0; k < e->cfg->ensemble.n_members; k++)
 			if (strcmp(e->cfg->ensemble.members[k], name) == 0)
-				return e->cfg->name;
+				return e;
 	}
 	return NULL;
 }
+
+/* ---- slots -------------------------------------------------------------------- */
 
 static rwd_served *slot_find(rwd_app *app, const char *name, size_t *idx)
 {
@@ -284,7 +279,7 @@ static json_t *warm_item(const rwd_model *m, size_t *cost, rwd_error *err)
 }
 
 /* One synthetic item through the real batcher and workers. */
-static int warm_up(const rwd_model *m, rwd_batcher *b, rwd_error *err)
+int rwd__admin_warm_up(const rwd_model *m, rwd_batcher *b, rwd_error *err)
 {
 	size_t cost = 1;
 	json_t *in = warm_item(m, &cost, err);
@@ -436,7 +431,7 @@ static int install(rwd_app *app, rwd_model_config *mc)
 	}
 	set_pending(app, s, fresh, "warming", RWD_SERVED_WARMING);
 	uint64_t t0 = rwd_now_ns();
-	r = warm_up(model, batcher, &err);
+	r = rwd__admin_warm_up(model, batcher, &err);
 	if (r) {
 		if (r != RWD_E_TIMEOUT) {
 			rwd_batcher_free(batcher);
@@ -460,7 +455,7 @@ static int install(rwd_app *app, rwd_model_config *mc)
 		v->pending = NULL;
 		v->reason[0] = '\0';
 		atomic_init(&v->state, RWD_SERVED_READY);
-		atomic_init(&v->refs, 0);
+		atomic_init(&v->refs, 1); /* the slot's reference */
 	}
 	/* api_rl.c: this version's reward config against its dimensions, its series */
 	if (!v || (r = rwd__rl_model_ready(app, v, &err))) {
@@ -473,34 +468,28 @@ static int install(rwd_app *app, rwd_model_config *mc)
 		return v ? r : RWD_E_NOMEM;
 	}
 	rwd__admin_lock(app);
-	rwd_served *old = rwd__admin_current(app, s);
-	/* a live ensemble's members must keep its dimensions, in order */
-	const char *ens = ensemble_using(app, mc->name);
-	const rwd_model_info *was = old ? rwd_model_get_info(old->model) : NULL;
-	int same = !ens || !was || was->n_dims == info->n_dims;
-	for (size_t d = 0; same && was && d < info->n_dims; d++)
-		same = strcmp(was->dims[d], info->dims[d]) == 0;
-	if (!same) {
-		rwd__admin_unlock(app);
-		rwd_errorf(&err, RWD_E_INVALID, "its dimensions differ from the ones ensemble '%s' serves", ens);
-		rwd_batcher_free(batcher);
-		rwd_model_free(model);
-		if (v->rl) {
-			rwd_app one;
-			memset(&one, 0, sizeof(one));
-			one.models = v;
-			one.n_models = 1;
-			rwd__rl_free(&one);
+	/* a member of a live ensemble must keep the ensemble's dimensions, in order */
+	rwd_served *ens = ensemble_using(app, mc->name);
+	if (ens && ens->model) {
+		const rwd_model_info *ei = rwd_model_get_info(ens->model);
+		int same = ei->n_dims == info->n_dims;
+		for (size_t d = 0; same && d < info->n_dims; d++)
+			same = strcmp(ei->dims[d], info->dims[d]) == 0;
+		if (!same) {
+			rwd__admin_unlock(app);
+			rwd__admin_version_unref(v); /* frees the new batcher and model */
+			rwd_errorf(&err, RWD_E_INVALID, "its dimensions differ from those of ensemble '%s'",
+				ens->cfg->name);
+			install_failed(app, s, fresh, "cannot install", &err);
+			return RWD_E_INVALID;
 		}
-		free(v);
-		install_failed(app, s, fresh, "cannot install", &err);
-		return RWD_E_INVALID;
 	}
-	/* ensembles that borrow this member's model for validation and listings */
-	for (size_t i = 0, n = __atomic_load_n(&app->n_models, __ATOMIC_ACQUIRE); i < n; i++) {
+	rwd_served *old = rwd__admin_current(app, s);
+	/* ensembles led by this member name dimensions with its new model */
+	size_t n_all = __atomic_load_n(&app->n_models, __ATOMIC_ACQUIRE);
+	for (size_t i = 0; i < n_all; i++) {
 		rwd_served *e = &app->models[i];
-		if (e->cfg->ensemble.n_members && strcmp(e->cfg->ensemble.members[0], mc->name) == 0 &&
-		    atomic_load_explicit(&e->state, memory_order_acquire) != RWD_SERVED_REMOVED)
+		if (rwd__rl_is_ensemble(e) && e->model && strcmp(e->cfg->ensemble.members[0], mc->name) == 0)
 			e->model = model;
 	}
 	s->cur = v;
@@ -534,32 +523,27 @@ static int unload(rwd_app *app, const char *name)
 		return RWD_E_UNSUPPORTED;
 	}
 	rwd__admin_lock(app);
-	const char *ens = ensemble_using(app, name);
+	rwd_served *ens = ensemble_using(app, name);
 	if (ens) {
 		rwd__admin_unlock(app);
-		rwd_log(RWD_LOG_WARN, "model %s: not unloaded: ensemble %s serves it as a member", name, ens);
+		rwd_log(RWD_LOG_WARN, "model %s: not unloaded: a member of the live ensemble %s", name,
+			ens->cfg->name);
 		return RWD_E_STATE;
 	}
 	int was = atomic_load(&s->state);
 	rwd_served *old = was == RWD_SERVED_READY ? rwd__admin_current(app, s) : NULL;
-	atomic_store_explicit(&s->state, RWD_SERVED_DRAINING, memory_order_release);
-	rwd__admin_unlock(app);
-	rwd_log(RWD_LOG_INFO, "model %s: unloading (new requests get 503; queued ones finish)", name);
-	uint64_t t0 = rwd_now_ns();
-	while (old && atomic_load_explicit(&old->refs, memory_order_acquire) > 0)
-		sleep_ms(2);
-	rwd__admin_lock(app);
+	/* new requests get 503 from now; the ones that pinned `old` finish on it */
 	s->cur = NULL;
 	s->model = NULL;
 	s->batcher = NULL;
-	s->rl = NULL;         /* the version's: freed by retire() */
+	s->rl = NULL;         /* the version's: freed with it */
 	s->pending = NULL;
 	atomic_store_explicit(&s->state, RWD_SERVED_REMOVED, memory_order_release);
 	rwd__admin_unlock(app);
 	rwd_metric_set(s->loaded, 0);
 	rwd_metric_set(s->weight_bytes, 0);
+	rwd_log(RWD_LOG_INFO, "model %s: unloaded (requests holding it finish on it)", name);
 	retire(old, name);
-	rwd_log(RWD_LOG_INFO, "model %s: unloaded in %.3f s", name, (double)(rwd_now_ns() - t0) / 1e9);
 	return 0;
 }
 
@@ -990,11 +974,11 @@ void rwd__api_admin(rwd_call *call, rwd_reply *reply)
 			return;
 		}
 		rwd__admin_lock(app);
-		const char *ens = ensemble_using(app, nm);
-		char msg[400];
+		rwd_served *ens = ensemble_using(app, nm);
+		char msg[200];
 		if (ens)
-			snprintf(msg, sizeof(msg), "model '%s' is a member of ensemble '%.64s': unload or change the "
-				"ensemble first (restart)", nm, ens);
+			snprintf(msg, sizeof(msg), "model '%s' is a member of the live ensemble '%s'; it cannot be unloaded "
+				"while the ensemble serves", nm, ens->cfg->name);
 		rwd__admin_unlock(app);
 		if (ens) {
 			free(op);

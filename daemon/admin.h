@@ -71,5 +71,9 @@ void rwd__api_admin(rwd_call *call, rwd_reply *reply);
 void rwd__admin_lock(rwd_app *app);
 void rwd__admin_unlock(rwd_app *app);
 rwd_served *rwd__admin_current(rwd_app *app, rwd_served *slot);
+/* Drop one reference to a version; the last one frees it (any thread but its own workers). */
+void rwd__admin_version_unref(rwd_served *v);
+/* One synthetic item through the model's real batcher (start-up and install share it). */
+int rwd__admin_warm_up(const rwd_model *m, rwd_batcher *b, rwd_error *err);
 
 #endif

@@ -283,10 +283,10 @@ void rwd_api_completed(rwd_call *call, int status)
 	snprintf(code, sizeof(code), "%d", status);
 	const char *lab[2] = {rwd_api_route_name(call->route), code};
 	rwd_metric_add(rwd_metric_with(call->app->f_http, lab), 1);
-	/* the completion hooks read the pinned version (its metrics): unpin last */
 	if (call->route == RWD_ROUTE_REWARDS)
 		rwd__api_rewards_completed(call, status);
 	else if (rwd__api_compat_is(call->route))
 		rwd__api_compat_completed(call, status);
+	/* last: the completed functions read the pinned versions (their series) */
 	rwd_app_unpin(call);
 }

@@ -14,7 +14,6 @@
 
 #include "app.h"
 #include "core/arena.h"
-#include "reward/reward.h"
 
 #include <jansson.h>
 #include <stddef.h>
@@ -50,13 +49,6 @@ struct rwd_call {
 	void *http;
 	void *state;                /* the route's (a rewards job) */
 	void *pins;                 /* app.c: model versions this request holds */
-	/*
-	 * app.c: for an ensemble, the member versions pinned for this request
-	 * (in the ensemble's member order); api_rl.c submits to their batchers,
-	 * so a member reloaded meanwhile never changes under the request.
-	 */
-	rwd_served *members[RWD_ENSEMBLE_MAX_MEMBERS];
-	size_t n_members;
 };
 
 enum { RWD_API_REPLY = 0, RWD_API_READ_BODY = 1, RWD_API_SUSPEND = 2 };

@@ -63,6 +63,7 @@ struct rwd_rl_req {
 	size_t n_groups;
 	atomic_int pending;
 	/* ensembles */
+	rwd_served *mv[RWD_ENSEMBLE_MAX_MEMBERS]; /* the member versions the call pinned */
 	rwd_job *mjobs;      /* [n_members] */
 	rwd_item *mitems;    /* [n_members * n] */
 	int mfail[RWD_ENSEMBLE_MAX_MEMBERS];
@@ -362,6 +363,15 @@ int rwd__rl_body(rwd_call *call, rwd_served *s, rwd_request *req, rwd_job *job, 
 		q->mitems = rwd_arena_calloc(ar, m * n, sizeof(rwd_item));
 		if (!q->mjobs || !q->mitems)
 			return bad(reply, NULL, "out of memory");
+		/* the members' versions pinned with the ensemble (app.c): a reload of a
+		 * member swaps the slot, never what this request runs on */
+		for (size_t k = 0; k < m; k++) {
+			q->mv[k] = rwd_app_pinned(call, s->cfg->ensemble.members[k]);
+			if (!q->mv[k] || !q->mv[k]->batcher) {
+				rwd_api_error(reply, 503, "unavailable", "an ensemble member is not available", NULL, 0, 0);
+				return 1;
+			}
+		}
 	}
 	*out = q;
 	return 0;
@@ -389,7 +399,7 @@ static void ensemble_join(rwd_rl_req *q)
 			if (q->mfail[k]) {
 				it->status = q->mfail[k];
 				rwd_errorf(&it->err, q->mfail[k], "ensemble member '%s' could not take the item",
-					q->rs->members[k]->cfg->name);
+					q->s->cfg->ensemble.members[k]);
 			} else if (q->mitems[k * n + i].status) {
 				it->status = q->mitems[k * n + i].status;
 				it->err = q->mitems[k * n + i].err;
@@ -454,9 +464,7 @@ int rwd__rl_submit(rwd_rl_req *q)
 		j->done = member_done;
 		j->gone = member_gone;
 		j->user = q;
-		/* the member versions this request pinned (app.c), else the slots (no admin: nothing reloads) */
-		rwd_batcher *mb = q->call->n_members == m ? q->call->members[k]->batcher : q->rs->members[k]->batcher;
-		int r = rwd_batcher_submit(mb, j);
+		int r = rwd_batcher_submit(q->mv[k]->batcher, j);
 		if (r) {
 			q->mfail[k] = r;
 			if (!first_err)
@@ -499,7 +507,7 @@ static void part_done(rwd_group_part *p)
 void rwd__rl_scored(rwd_rl_req *q)
 {
 	rwd_rl_served *rs = q->rs;
-	const rwd_model_info *info = rwd_model_get_info(q->req->model);
+	const rwd_model_info *info = rwd_model_get_info(q->req->model); /* pinned */
 	atomic_store(&q->pending, 1);
 	for (size_t i = 0; i < q->n; i++) {
 		rwd_item *it = &q->req->items[i];
@@ -590,7 +598,7 @@ static json_t *num_or_null(double v)
 
 void rwd__rl_item_json(rwd_rl_req *q, size_t i, json_t *o)
 {
-	const rwd_model_info *info = rwd_model_get_info(q->req->model);
+	const rwd_model_info *info = rwd_model_get_info(q->req->model); /* pinned */
 	const rwd_item *it = &q->req->items[i];
 	const double *v = &q->vals[i * q->nd];
 	json_object_set_new(o, "reward", num_or_null(q->reward[i]));
@@ -637,7 +645,7 @@ void rwd__rl_item_json(rwd_rl_req *q, size_t i, json_t *o)
 				if (mi->present[d])
 					json_object_set_new(ms, info->dims[d], num_or_null((double)mi->scores[d]));
 			}
-			json_object_set_new(mem, q->rs->members[k]->cfg->name, ms);
+			json_object_set_new(mem, q->s->cfg->ensemble.members[k], ms);
 		}
 		for (size_t c = 0; c < q->req->n_dims; c++) {
 			int d = q->req->dims[c];

@@ -3,6 +3,7 @@
 
 #include "admin.h"
 #include "api.h"
+#include "api_rl.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,12 +27,23 @@ void rwd_app_pin_to(void *call)
 void rwd_app_unpin(void *vcall)
 {
 	rwd_call *call = vcall;
-	for (app_pin *p = call->pins; p; p = p->next)
-		atomic_fetch_sub_explicit(&p->v->refs, 1, memory_order_release);
+	app_pin *p = call->pins;
 	call->pins = NULL;
+	/* the last pin of a replaced version frees it here (admin.c) */
+	for (; p; p = p->next)
+		rwd__admin_version_unref(p->v);
 }
 
-/* Hold version `v` for `call` until rwd_app_unpin(); RWD_E_NOMEM if the arena is full. */
+rwd_served *rwd_app_pinned(void *vcall, const char *name)
+{
+	rwd_call *call = vcall;
+	for (app_pin *p = call ? call->pins : NULL; p; p = p->next)
+		if (strcmp(p->v->cfg->name, name) == 0)
+			return p->v;
+	return NULL;
+}
+
+/* Pin v to the call (registry lock held). */
 static int pin(rwd_call *call, rwd_served *v)
 {
 	app_pin *p = rwd_arena_alloc(call->arena, sizeof(*p));
@@ -96,45 +108,50 @@ const rwd_model *rwd_app_find_model(void *ctx, const char *name, void **user, rw
 		return (void)rwd_errorf(err, RWD_E_STATE, "model '%s' is %s", s->cfg->name,
 			unavailable_why(st)), NULL;
 	}
-	/* pin the serving version until the request completes (see app.h) */
-	rwd_served *v = app->admin ? rwd__admin_current(app, s) : NULL;
-	if (v && tl_call && pin(tl_call, v)) {
-		rwd__admin_unlock(app);
-		return (void)rwd_errorf(err, RWD_E_NOMEM, "out of memory"), NULL;
-	}
-	/*
-	 * An ensemble has no version of its own: pin each member's serving
-	 * version, and validate items with the pinned first member's model, so
-	 * a member reloaded under the request is freed only after it completes.
-	 */
-	const rwd_model *model = v ? v->model : s->model;
-	const rwd_ensemble_config *e = &s->cfg->ensemble;
-	if (e->n_members && app->admin && tl_call) {
-		tl_call->n_members = 0;
+	/* pin the serving version until the request's reply is rendered (see app.h);
+	 * an ensemble pins every member's serving version, all under the lock */
+	if (rwd__rl_is_ensemble(s)) {
+		const rwd_ensemble_config *e = &s->cfg->ensemble;
+		rwd_served *first = NULL;
 		for (size_t k = 0; k < e->n_members; k++) {
 			rwd_served *m = NULL;
-			for (size_t i = 0; i < n && !m; i++)
-				if (strcmp(app->models[i].cfg->name, e->members[k]) == 0 &&
-				    atomic_load_explicit(&app->models[i].state, memory_order_acquire) != RWD_SERVED_REMOVED)
-					m = &app->models[i];
-			int mst = m ? atomic_load_explicit(&m->state, memory_order_acquire) : RWD_SERVED_REMOVED;
-			rwd_served *mv = mst == RWD_SERVED_READY ? rwd__admin_current(app, m) : NULL;
+			for (size_t i = 0; i < n && !m; i++) {
+				rwd_served *c = &app->models[i];
+				if (atomic_load_explicit(&c->state, memory_order_acquire) == RWD_SERVED_READY &&
+					strcmp(c->cfg->name, e->members[k]) == 0)
+					m = c;
+			}
+			rwd_served *mv = m && app->admin ? rwd__admin_current(app, m) : NULL;
 			if (!mv) {
 				rwd__admin_unlock(app);
-				return (void)rwd_errorf(err, RWD_E_STATE, "model '%s': member '%s' is %s", s->cfg->name,
-					e->members[k], m ? unavailable_why(mst) : "not loaded"), NULL;
+				return (void)rwd_errorf(err, RWD_E_STATE, "ensemble '%s': member '%s' is not available",
+					s->cfg->name, e->members[k]), NULL;
 			}
-			if (pin(tl_call, mv)) {
+			if (tl_call && !rwd_app_pinned(tl_call, mv->cfg->name) && pin(tl_call, mv)) {
 				rwd__admin_unlock(app);
 				return (void)rwd_errorf(err, RWD_E_NOMEM, "out of memory"), NULL;
 			}
-			tl_call->members[tl_call->n_members++] = mv;
+			if (!first)
+				first = tl_call ? rwd_app_pinned(tl_call, mv->cfg->name) : mv;
 		}
-		model = tl_call->members[0]->model;
+		rwd__admin_unlock(app);
+		*user = s;
+		/* the first member's pinned model validates items and names dimensions */
+		return first->model;
+	}
+	rwd_served *v = app->admin ? rwd__admin_current(app, s) : NULL;
+	if (v && tl_call) {
+		rwd_served *had = rwd_app_pinned(tl_call, v->cfg->name);
+		if (had) {
+			v = had; /* resolved twice (a drop-in route): one pin */
+		} else if (pin(tl_call, v)) {
+			rwd__admin_unlock(app);
+			return (void)rwd_errorf(err, RWD_E_NOMEM, "out of memory"), NULL;
+		}
 	}
 	rwd__admin_unlock(app);
 	*user = v ? v : s;
-	return model;
+	return v ? v->model : s->model;
 }
 
 /* Equal in time that depends only on the key's length, not on where they differ. */

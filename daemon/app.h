@@ -45,7 +45,8 @@ typedef struct rwd_served {
 	 * completes, so a reload's swap never changes the model under it.
 	 */
 	struct rwd_served *cur;     /* slot: the serving version (NULL until adopted) */
-	atomic_long refs;           /* version: requests holding it */
+	atomic_long refs;           /* version: its slot (1 while serving) + requests pinning it;
+	                             * freed by the drop to 0 (rwd__admin_version_unref) */
 	char reason[256];           /* slot: why it failed / the last reload failed */
 	const char *pending;        /* slot: "loading"/"warming" while a new version loads, or NULL */
 } rwd_served;
@@ -85,6 +86,8 @@ const rwd_model *rwd_app_find_model(void *app, const char *name, void **user, rw
  * api.c calls it when a request completes. Any thread.
  */
 void rwd_app_unpin(void *call);
+/* The version named `name` that `call` pinned, or NULL. */
+struct rwd_served *rwd_app_pinned(void *call, const char *name);
 /* The call whose body is being parsed on this thread (pins go to it); NULL after. */
 void rwd_app_pin_to(void *call);
 

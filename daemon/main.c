@@ -225,6 +225,16 @@ static int load_model(rwd_app *app, rwd_served *s, rwd_error *err)
 	r = rwd_batcher_new(&bp, &ex, &s->batcher, err);
 	if (r)
 		return r;
+	/* warm: one synthetic item through the real batcher before READY (/readyz,
+	 * READY=1), the same warm-up a reload's install runs (admin.c) */
+	uint64_t t0 = rwd_now_ns();
+	if ((r = rwd__admin_warm_up(s->model, s->batcher, err))) {
+		char f[RWD_ERROR_OBJECT_MAX];
+		snprintf(f, sizeof(f), "models.%.64s", mc->name);
+		rwd_error_where(err, NULL, f);
+		return r;
+	}
+	rwd_log(RWD_LOG_INFO, "model %s: warmed up in %.3f s", mc->name, (double)(rwd_now_ns() - t0) / 1e9);
 	rwd_metric_set(s->weight_bytes, (double)info->weight_bytes);
 	rwd_metric_set(s->loaded, 1);
 	atomic_store_explicit(&s->state, RWD_SERVED_READY, memory_order_release);
