@@ -16,6 +16,7 @@ static const char *const route_names[RWD_ROUTE_COUNT_] = {
 	"/v1/models/{name}/load|unload",
 	"/get_reward", "/classify", "/pooling", "/v1/embeddings", "/v2/health/live", "/v2/health/ready",
 	"/v2/models/{name}", "/v2/models/{name}/ready", "/v2/models/{name}/infer",
+	"/v1/classify", "/health", "/v2", "/v2/models/{name}/config",
 	"/v1/stats",
 };
 

@@ -28,6 +28,9 @@ typedef struct rwd_reply {
 	const char *allow;         /* for 405: the Allow header */
 	int www_authenticate;      /* 401: add WWW-Authenticate: Bearer */
 	char timing[128];          /* non-empty: a Server-Timing header */
+	/* > 0: an Inference-Header-Content-Length header (an OIP binary reply in
+	 * text[0..text_len): the JSON header is its first infer_header_length bytes) */
+	size_t infer_header_length;
 } rwd_reply;
 
 typedef struct rwd_call rwd_call;
@@ -38,6 +41,10 @@ struct rwd_call {
 	const char *authorization;  /* header value or NULL */
 	const char *content_type;   /* header value or NULL */
 	const char *query_model;    /* the URL's ?model= argument or NULL */
+	/* The Inference-Header-Content-Length header or NULL (OIP binary bodies),
+	 * and whether http.c sends reply->infer_header_length (binary replies). */
+	const char *infer_header;
+	int binary_replies;
 	const char *body;
 	size_t body_len;
 	rwd_arena *arena;           /* per request, freed when the request completes */

@@ -3,10 +3,14 @@
  * another server's protocol (see api_compat.h and the Drop-in endpoints section of README.md):
  *
  *   POST /get_reward      OpenRLHF's remote reward model
- *   POST /classify        vLLM's classify API (verl's reward-model path)
+ *   POST /classify        vLLM's classify API (verl's reward-model path), or
+ *                         SGLang's native one when the body has "text"
+ *   POST /v1/classify     the same, as SGLang/vLLM also serve it
  *   POST /pooling         vLLM's pooling API
  *   POST /v1/embeddings   SGLang's embedding API for reward models
- *   /v2/...               KServe Open Inference Protocol v2 (REST)
+ *   GET  /health          vLLM/SGLang liveness (200, empty body)
+ *   /v2, /v2/...          KServe Open Inference Protocol v2 (REST), with the
+ *                         binary tensor extension
  *
  * Every scoring body is translated into a native /v1/rewards body and goes
  * through rwd_request_parse() (the same limits, model lookup and per-kind
@@ -21,13 +25,23 @@
  * trainer already applied the chat template); `rules` takes it as
  * `response`, with `prompt` and `label` where the protocol carries them.
  * Other kinds take no text alone; `mlp` takes an FP32 tensor under /v2.
+ *
+ * No reply carries null for a value (vLLM types probs and embeddings as
+ * floats; OIP data elements are numbers): the model's compat
+ * "classify_dimension" picks the one value /classify, /pooling,
+ * /v1/embeddings and OIP `rewards` carry, otherwise every dimension is
+ * carried and an item that lacks one fails with 422 naming it. /get_reward's
+ * extra_logs has the same keys for every request of a model (lib/compat/
+ * compat.h: the filler and "<dim>_present").
  */
 #include "api_compat.h"
 
 #include "api_internal.h"
 #include "api_rl.h"
 #include "compat/compat.h"
+#include "core/base64.h"
 #include "core/thread.h"
+#include "rwd_config.h"
 #include "serve/request.h"
 
 #include <math.h>
@@ -36,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <errno.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -47,7 +62,8 @@ typedef struct compat_job {
 	rwd_request req;
 	int submitted;
 	const char *name;      /* /v2/models/{name}: from the URL (arena) */
-	int activation;        /* /classify: sigmoid (one class) or softmax */
+	rwd_compat_vllm_req vreq; /* /classify etc.: activation, base64, SGLang's shape */
+	const rwd_compat_options *opts; /* the served model's "compat" (its config) */
 	rwd_compat_oip oip;    /* /v2 infer: id, requested outputs */
 	rwd_rl_req *rl;        /* api_rl.c: the configured reward, ensembles */
 	double *reward;        /* [n_items]: the configured reward, where has_reward */
@@ -56,12 +72,19 @@ typedef struct compat_job {
 
 static int is_v2(int route)
 {
-	return route >= RWD_ROUTE_V2_LIVE && route <= RWD_ROUTE_V2_INFER;
+	return (route >= RWD_ROUTE_V2_LIVE && route <= RWD_ROUTE_V2_INFER) || route == RWD_ROUTE_V2_SERVER ||
+		route == RWD_ROUTE_V2_MODEL_CONFIG;
 }
 
 int rwd__api_compat_is(int route)
 {
-	return route >= RWD_ROUTE_GET_REWARD && route <= RWD_ROUTE_V2_INFER;
+	return route >= RWD_ROUTE_GET_REWARD && route <= RWD_ROUTE_V2_MODEL_CONFIG;
+}
+
+/* The vLLM-shaped scoring routes. */
+static int is_classify(int route)
+{
+	return route == RWD_ROUTE_CLASSIFY || route == RWD_ROUTE_V1_CLASSIFY;
 }
 
 /*
@@ -87,6 +110,8 @@ static int v2_model_route(const char *url, const char **name, size_t *name_len)
 		return RWD_ROUTE_V2_MODEL_READY;
 	if (strcmp(rest, "/infer") == 0)
 		return RWD_ROUTE_V2_INFER;
+	if (strcmp(rest, "/config") == 0)
+		return RWD_ROUTE_V2_MODEL_CONFIG;
 	return RWD_ROUTE_NONE;
 }
 
@@ -96,6 +121,12 @@ int rwd__api_compat_route(const char *url)
 		return RWD_ROUTE_GET_REWARD;
 	if (strcmp(url, "/classify") == 0)
 		return RWD_ROUTE_CLASSIFY;
+	if (strcmp(url, "/v1/classify") == 0)
+		return RWD_ROUTE_V1_CLASSIFY;
+	if (strcmp(url, "/health") == 0)
+		return RWD_ROUTE_HEALTH;
+	if (strcmp(url, "/v2") == 0 || strcmp(url, "/v2/") == 0)
+		return RWD_ROUTE_V2_SERVER;
 	if (strcmp(url, "/pooling") == 0)
 		return RWD_ROUTE_POOLING;
 	if (strcmp(url, "/v1/embeddings") == 0)
@@ -192,7 +223,8 @@ static void v2_model_metadata(rwd_call *call, rwd_served *s, rwd_reply *reply)
 		}
 	}
 	json_t *outputs = json_array();
-	json_array_append_new(outputs, tensor_meta("rewards", "FP32", -1, (json_int_t)info->n_dims));
+	json_array_append_new(outputs, tensor_meta("rewards", "FP32", -1,
+		(json_int_t)(s->cfg->compat.classify_dimension[0] ? 1 : info->n_dims)));
 	json_array_append_new(outputs, tensor_meta("reward", "FP32", -1, 0));
 	for (size_t i = 0; i < info->n_dims; i++)
 		if (strcmp(info->dims[i], "rewards") && strcmp(info->dims[i], "reward"))
@@ -205,9 +237,58 @@ static void v2_model_metadata(rwd_call *call, rwd_served *s, rwd_reply *reply)
 		"platform", platform, "inputs", inputs, "outputs", outputs);
 }
 
+/*
+ * Triton's model configuration (GET /v2/models/{m}/config, tritonclient's
+ * get_model_config): the same tensors as the metadata, in config terms
+ * (TYPE_STRING / TYPE_FP32, dims without the batch dimension).
+ */
+static void v2_model_config(rwd_served *s, rwd_reply *reply)
+{
+	const rwd_model_info *info = rwd_model_get_info(s->model);
+	json_t *in = json_array(), *out = json_array();
+	if (strcmp(info->kind, "mlp") == 0) {
+		json_array_append_new(in, json_pack("{ss ss s[i]}", "name", "embedding", "data_type", "TYPE_FP32",
+			"dims", -1));
+	} else if (rwd_compat_text_field(info->kind)) {
+		static const char *const rules_in[] = {"text", "prompt", "label"};
+		size_t n = strcmp(info->kind, "rules") == 0 ? 3 : 1;
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(in, json_pack("{ss ss s[i]}", "name", rules_in[i], "data_type",
+				"TYPE_STRING", "dims", 1));
+	}
+	json_array_append_new(out, json_pack("{ss ss s[I]}", "name", "rewards", "data_type", "TYPE_FP32", "dims",
+		(json_int_t)(s->cfg->compat.classify_dimension[0] ? 1 : info->n_dims)));
+	json_array_append_new(out, json_pack("{ss ss s[i]}", "name", "reward", "data_type", "TYPE_FP32", "dims", 1));
+	for (size_t i = 0; i < info->n_dims; i++)
+		if (strcmp(info->dims[i], "rewards") && strcmp(info->dims[i], "reward"))
+			json_array_append_new(out, json_pack("{ss ss s[i]}", "name", info->dims[i], "data_type",
+				"TYPE_FP32", "dims", 1));
+	char platform[64];
+	snprintf(platform, sizeof(platform), "rewardd_%s", info->kind);
+	reply->status = 200;
+	reply->json = json_pack("{ss ss ss sI so so}", "name", s->cfg->name, "platform", platform,
+		"backend", "rewardd", "max_batch_size", (json_int_t)s->cfg->batching.max_batch_size,
+		"input", in, "output", out);
+}
+
 static void answer_get(rwd_call *call, compat_job *cj, rwd_reply *reply)
 {
 	rwd_app *app = call->app;
+	if (call->route == RWD_ROUTE_HEALTH) {
+		/* vLLM and SGLang answer 200 with an empty body; so do we while not draining */
+		int up = !atomic_load(&app->draining);
+		reply->status = up ? 200 : 503;
+		reply->text = strdup("");
+		reply->text_len = 0;
+		reply->content_type = "text/plain";
+		return;
+	}
+	if (call->route == RWD_ROUTE_V2_SERVER) {
+		reply->status = 200;
+		reply->json = json_pack("{ss ss s[ss]}", "name", "rewardd", "version", RWD_VERSION, "extensions",
+			"binary_tensor_data", "model_configuration");
+		return;
+	}
 	if (call->route == RWD_ROUTE_V2_LIVE) {
 		reply->status = 200;
 		reply->json = json_pack("{sb}", "live", 1);
@@ -237,7 +318,10 @@ static void answer_get(rwd_call *call, compat_job *cj, rwd_reply *reply)
 		fail(call, reply, 503, "unavailable", NULL, "model '%s' is not loaded", s->cfg->name);
 		return;
 	}
-	v2_model_metadata(call, s, reply);
+	if (call->route == RWD_ROUTE_V2_MODEL_CONFIG)
+		v2_model_config(s, reply);
+	else
+		v2_model_metadata(call, s, reply);
 }
 
 /* application/json with optional parameters. */
@@ -259,7 +343,8 @@ int rwd__api_compat_headers(rwd_call *call, long long content_length, rwd_reply 
 	}
 	cj->call = call;
 	call->state = cj;
-	if (call->route >= RWD_ROUTE_V2_MODEL) {
+	if (call->route == RWD_ROUTE_V2_MODEL || call->route == RWD_ROUTE_V2_MODEL_READY ||
+	    call->route == RWD_ROUTE_V2_INFER || call->route == RWD_ROUTE_V2_MODEL_CONFIG) {
 		const char *n;
 		size_t len;
 		v2_model_route(call->url, &n, &len);
@@ -269,7 +354,7 @@ int rwd__api_compat_headers(rwd_call *call, long long content_length, rwd_reply 
 			return RWD_API_REPLY;
 		}
 	}
-	int post = call->route == RWD_ROUTE_GET_REWARD || call->route == RWD_ROUTE_CLASSIFY ||
+	int post = call->route == RWD_ROUTE_GET_REWARD || is_classify(call->route) ||
 		call->route == RWD_ROUTE_POOLING || call->route == RWD_ROUTE_EMBEDDINGS ||
 		call->route == RWD_ROUTE_V2_INFER;
 	if (strcmp(call->method, post ? "POST" : "GET") != 0) {
@@ -278,7 +363,8 @@ int rwd__api_compat_headers(rwd_call *call, long long content_length, rwd_reply 
 		reply->allow = post ? "POST" : "GET";
 		return RWD_API_REPLY;
 	}
-	int open = call->route == RWD_ROUTE_V2_LIVE || call->route == RWD_ROUTE_V2_READY;
+	int open = call->route == RWD_ROUTE_V2_LIVE || call->route == RWD_ROUTE_V2_READY ||
+		call->route == RWD_ROUTE_HEALTH || call->route == RWD_ROUTE_V2_SERVER;
 	if (!open && !rwd_app_authorized(app, call->authorization)) {
 		fail(call, reply, 401, "unauthorized", NULL, "%s",
 			call->authorization ? "the API key is not valid" :
@@ -290,8 +376,14 @@ int rwd__api_compat_headers(rwd_call *call, long long content_length, rwd_reply 
 		answer_get(call, cj, reply);
 		return RWD_API_REPLY;
 	}
-	if (call->content_type && !is_json_type(call->content_type)) {
-		fail(call, reply, 415, "unsupported_media_type", NULL,
+	/* OIP binary bodies: tritonclient sends no Content-Type, KServe application/octet-stream */
+	int octet = call->route == RWD_ROUTE_V2_INFER && call->content_type &&
+		strncasecmp(call->content_type, "application/octet-stream", 24) == 0;
+	if (call->content_type && !is_json_type(call->content_type) && !octet) {
+		fail(call, reply, 415, "unsupported_media_type", NULL, "%s",
+			call->route == RWD_ROUTE_V2_INFER ?
+			"the body must be JSON (Content-Type: application/json) or OIP binary "
+			"(application/octet-stream with Inference-Header-Content-Length)" :
 			"the body must be JSON (Content-Type: application/json)");
 		return RWD_API_REPLY;
 	}
@@ -388,7 +480,21 @@ int rwd__api_compat_body(rwd_call *call, rwd_reply *reply)
 	rwd_error err;
 	rwd_error_clear(&err);
 	json_t *root;
-	if (rwd_compat_load(call->body, call->body_len, &lim, &root, &err)) {
+	long long header_len = -1;
+	if (call->route == RWD_ROUTE_V2_INFER && call->infer_header) {
+		char *end;
+		errno = 0;
+		header_len = strtoll(call->infer_header, &end, 10);
+		if (errno || end == call->infer_header || *end || header_len < 0) {
+			fail(call, reply, 400, "invalid_request", "Inference-Header-Content-Length",
+				"must be the byte length of the JSON header");
+			return RWD_API_REPLY;
+		}
+	}
+	int lr = call->route == RWD_ROUTE_V2_INFER ?
+		rwd_compat_oip_binary(call->body, call->body_len, header_len, &lim, &root, &err) :
+		rwd_compat_load(call->body, call->body_len, &lim, &root, &err);
+	if (lr) {
 		fail_err(call, reply, &err);
 		return RWD_API_REPLY;
 	}
@@ -427,6 +533,7 @@ int rwd__api_compat_body(rwd_call *call, rwd_reply *reply)
 		return RWD_API_REPLY;
 	}
 	const rwd_model_info *info = rwd_model_get_info(m);
+	cj->opts = &((rwd_served *)user)->cfg->compat;
 	json_t *items = json_array();
 	/* by the served name: an ensemble's model is its first member's */
 	const char *served_name = ((rwd_served *)user)->cfg->name;
@@ -438,7 +545,7 @@ int rwd__api_compat_body(rwd_call *call, rwd_reply *reply)
 	int r = proto == RWD_COMPAT_GET_REWARD ? rwd_compat_get_reward(root, info->kind, &lim, items, &err) :
 		proto == RWD_COMPAT_OIP ? rwd_compat_oip_infer(root, info->kind, info->dims, info->n_dims, &lim,
 			items, &cj->oip, &err) :
-		rwd_compat_vllm(root, info->kind, &lim, items, &cj->activation, &err);
+		rwd_compat_vllm(root, info->kind, &lim, call->route == RWD_ROUTE_CLASSIFY, items, &cj->vreq, &err);
 	char *text = r ? NULL : json_dumps(native, JSON_COMPACT);
 	json_decref(native);
 	if (r) {
@@ -534,40 +641,16 @@ static json_t *vllm_envelope(rwd_call *call, const char *prefix, const char *nam
 		"completion_tokens", (json_int_t)0);
 }
 
+static void render(rwd_call *call, compat_job *cj, const rwd_model_info *info, rwd_reply *reply);
+
+/* A request with no items: the same shapes and keys, empty. */
 static void reply_empty(rwd_call *call, compat_job *cj, rwd_reply *reply)
 {
-	const rwd_model_info *info = rwd_model_get_info(cj->req.model);
-	reply->status = 200;
-	switch (call->route) {
-	case RWD_ROUTE_GET_REWARD: {
-		json_t *logs = json_object();
-		for (size_t i = 0; i < info->n_dims; i++)
-			json_object_set_new(logs, info->dims[i], json_array());
-		reply->json = json_pack("{s[] s[] so}", "rewards", "scores", "extra_logs", logs);
-		return;
-	}
-	case RWD_ROUTE_V2_INFER: {
-		json_t *outs = json_array();
-		for (size_t k = 0; k < cj->oip.n_outputs; k++) {
-			int o = cj->oip.outputs[k];
-			json_t *t = o == OUT_REWARDS ?
-				json_pack("{ss s[ii] ss s[]}", "name", "rewards", "shape", 0, (int)info->n_dims,
-					"datatype", "FP32", "data") :
-				json_pack("{ss s[i] ss s[]}", "name", o == OUT_REWARD ? "reward" : info->dims[o],
-					"shape", 0, "datatype", "FP32", "data");
-			json_array_append_new(outs, t);
-		}
-		reply->json = json_pack("{ss ss so}", "model_name", cj->req.model_name, "model_version", "1",
-			"outputs", outs);
-		if (cj->oip.id)
-			json_object_set(reply->json, "id", (json_t *)cj->oip.id);
-		return;
-	}
-	default:
-		reply->json = vllm_envelope(call, call->route == RWD_ROUTE_CLASSIFY ? "classify" :
-			call->route == RWD_ROUTE_POOLING ? "pool" : "embd", cj->req.model_name, json_array(), 0);
-		return;
-	}
+	static double none;
+	static uint8_t no;
+	cj->reward = &none;
+	cj->has_reward = &no;
+	render(call, cj, rwd_model_get_info(cj->req.model), reply);
 }
 
 /*
@@ -649,150 +732,348 @@ static void fail_item(rwd_call *call, rwd_reply *reply, const rwd_item *it)
 	fail_err(call, reply, &e);
 }
 
-static json_t *score_or_null(const rwd_item *it, size_t d)
+/* ---- rendering -------------------------------------------------------- */
+
+/* The field naming item i in this route's body. */
+static void item_field(rwd_call *call, compat_job *cj, size_t i, char *f, size_t size)
 {
-	return it->present[d] ? json_real((double)it->scores[d]) : json_null();
+	const char *name = call->route == RWD_ROUTE_GET_REWARD ? "query" : is_v2(call->route) ? "text" :
+		cj->vreq.sglang ? "text" : "input";
+	snprintf(f, size, "%s[%zu]", name, i);
 }
 
+/* Item i's value of selector k (a dimension index, or OUT_REWARD), if it has one. */
+static int value_of(const compat_job *cj, size_t i, int k, double *v)
+{
+	const rwd_item *it = &cj->req.items[i];
+	if (k == OUT_REWARD) {
+		*v = cj->reward[i];
+		return cj->has_reward[i];
+	}
+	*v = (double)it->scores[k];
+	return it->present[k];
+}
+
+static const char *sel_name(const rwd_model_info *info, int k)
+{
+	return k == OUT_REWARD ? "reward" : info->dims[k];
+}
+
+/* A configured name ("reward" or a dimension) as a selector, or -3 when the model has no such dimension. */
+static int selector(const rwd_model_info *info, const char *name)
+{
+	if (!name[0] || strcmp(name, "reward") == 0)
+		return OUT_REWARD;
+	for (size_t d = 0; d < info->n_dims; d++)
+		if (strcmp(info->dims[d], name) == 0)
+			return (int)d;
+	return -3;
+}
+
+/*
+ * The values a vector route (/classify, /pooling, /v1/embeddings, OIP
+ * `rewards`) carries: compat.classify_dimension alone, or every dimension.
+ * Every item must have each of them (never null): otherwise 422 naming the
+ * item and the dimension. Returns the count, or 0 with *reply filled.
+ */
+static size_t vector_sel(rwd_call *call, compat_job *cj, const rwd_model_info *info, int *sel,
+	rwd_reply *reply)
+{
+	size_t n = 0;
+	const char *cd = cj->opts ? cj->opts->classify_dimension : "";
+	if (cd[0]) {
+		sel[0] = selector(info, cd);
+		if (sel[0] == -3) {
+			fail(call, reply, 500, "config", NULL, "the model's compat.classify_dimension '%.64s' is not "
+				"one of its dimensions (or \"reward\")", cd);
+			return 0;
+		}
+		n = 1;
+	} else {
+		for (size_t d = 0; d < info->n_dims; d++)
+			sel[n++] = (int)d;
+	}
+	for (size_t i = 0; i < cj->req.n_items; i++)
+		for (size_t k = 0; k < n; k++) {
+			double v;
+			if (!value_of(cj, i, sel[k], &v)) {
+				char f[48];
+				item_field(call, cj, i, f, sizeof(f));
+				fail(call, reply, 422, "unprocessable", f, "the item has no '%s' value, and this endpoint "
+					"carries no null; set the model's compat.classify_dimension to one value every item "
+					"has (e.g. \"reward\")", sel_name(info, sel[k]));
+				return 0;
+			}
+		}
+	return n;
+}
+
+/* OpenRLHF: rewards exact, scores as configured, extra_logs with one key set per model. */
 static void finish_get_reward(rwd_call *call, compat_job *cj, const rwd_model_info *info, rwd_reply *reply)
 {
 	size_t n = cj->req.n_items;
-	json_t *rewards = json_array(), *logs = json_object();
+	rwd_compat_options dflt = rwd_compat_default_options();
+	const rwd_compat_options *o = cj->opts ? cj->opts : &dflt;
+	int ks = selector(info, o->scores_from);
+	if (ks == -3) {
+		fail(call, reply, 500, "config", NULL, "the model's compat.scores.from '%.64s' is not one of its "
+			"dimensions (or \"reward\")", o->scores_from);
+		return;
+	}
+	json_t *rewards = json_array(), *scores = json_array(), *logs = json_object();
 	for (size_t i = 0; i < n; i++) {
-		if (!cj->has_reward[i]) {
-			char f[48];
-			snprintf(f, sizeof(f), "query[%zu]", i);
+		char f[48];
+		snprintf(f, sizeof(f), "query[%zu]", i);
+		double sv;
+		if (!cj->has_reward[i] || !value_of(cj, i, ks, &sv)) {
 			json_decref(rewards);
+			json_decref(scores);
 			json_decref(logs);
-			fail(call, reply, 422, "unprocessable", f,
-				"the item has none of the model's dimensions, so it has no reward");
+			if (!cj->has_reward[i])
+				fail(call, reply, 422, "unprocessable", f,
+					"the item has none of the model's dimensions, so it has no reward");
+			else
+				fail(call, reply, 422, "unprocessable", f,
+					"the item has no '%s' value, which the model's compat.scores reads", sel_name(info, ks));
 			return;
 		}
 		json_array_append_new(rewards, json_real(cj->reward[i]));
+		json_array_append_new(scores, json_real(rwd_compat_scores_value(o, sv)));
 	}
-	/* a dimension goes to extra_logs only when every item has it (no filler values) */
+	/* every dimension, every request: the filler where an item lacks it, and <key>_present */
 	for (size_t d = 0; d < info->n_dims; d++) {
-		json_t *col = json_array();
-		for (size_t i = 0; i < n && col; i++) {
-			if (!cj->req.items[i].present[d]) {
-				json_decref(col);
-				col = NULL;
-			} else {
-				json_array_append_new(col, json_real((double)cj->req.items[i].scores[d]));
-			}
+		char key[RWD_COMPAT_NAME_MAX + 8], pkey[RWD_COMPAT_NAME_MAX + 24];
+		rwd_compat_log_key(info->dims[d], key, sizeof(key));
+		snprintf(pkey, sizeof(pkey), "%s_present", key);
+		json_t *col = json_array(), *pres = json_array();
+		for (size_t i = 0; i < n; i++) {
+			const rwd_item *it = &cj->req.items[i];
+			json_array_append_new(col, json_real(it->present[d] ? (double)it->scores[d] : o->logs_filler));
+			json_array_append_new(pres, json_real(it->present[d] ? 1.0 : 0.0));
 		}
-		if (col)
-			json_object_set_new(logs, info->dims[d], col);
+		json_object_set_new(logs, key, col);
+		json_object_set_new(logs, pkey, pres);
 	}
 	reply->status = 200;
-	reply->json = json_pack("{sO so so}", "rewards", rewards, "scores", rewards, "extra_logs", logs);
-	json_decref(rewards);
+	reply->json = json_pack("{so so so}", "rewards", rewards, "scores", scores, "extra_logs", logs);
 }
 
-/* vLLM's classify activation: sigmoid for one class, softmax over the present classes otherwise. */
-static void activate(const rwd_item *it, size_t nd, double *p)
+/* vLLM's classify activation over the carried values: sigmoid for one, softmax otherwise. */
+static void activate(const double *x, size_t n, double *p)
 {
-	double mx = -INFINITY, sum = 0.0;
-	for (size_t d = 0; d < nd; d++)
-		if (it->present[d] && it->scores[d] > mx)
-			mx = it->scores[d];
-	for (size_t d = 0; d < nd; d++) {
-		if (!it->present[d])
-			continue;
-		if (nd == 1) {
-			p[d] = 1.0 / (1.0 + exp(-(double)it->scores[d]));
-		} else {
-			p[d] = exp((double)it->scores[d] - mx);
-			sum += p[d];
-		}
+	if (n == 1) {
+		p[0] = 1.0 / (1.0 + exp(-x[0]));
+		return;
 	}
-	if (nd > 1)
-		for (size_t d = 0; d < nd; d++)
-			if (it->present[d])
-				p[d] /= sum;
+	double mx = -INFINITY, sum = 0.0;
+	for (size_t k = 0; k < n; k++)
+		mx = x[k] > mx ? x[k] : mx;
+	for (size_t k = 0; k < n; k++)
+		sum += p[k] = exp(x[k] - mx);
+	for (size_t k = 0; k < n; k++)
+		p[k] /= sum;
 }
 
-static json_t *classify_data(compat_job *cj, const rwd_model_info *info)
+/* The carried values of item i as floats: a JSON array, or float32 little-endian in base64. */
+static json_t *vector_json(const compat_job *cj, size_t i, const int *sel, size_t n, int base64)
+{
+	if (!base64) {
+		json_t *v = json_array();
+		for (size_t k = 0; k < n; k++) {
+			double x;
+			value_of(cj, i, sel[k], &x);
+			json_array_append_new(v, json_real(x));
+		}
+		return v;
+	}
+	uint8_t raw[4 * (RWD_MAX_DIMS + 1)];
+	for (size_t k = 0; k < n; k++) {
+		double x;
+		value_of(cj, i, sel[k], &x);
+		float f = (float)x;
+		uint32_t u;
+		memcpy(&u, &f, sizeof(u));
+		for (int b = 0; b < 4; b++)
+			raw[4 * k + (size_t)b] = (uint8_t)(u >> (8 * b));
+	}
+	char out[4 * (4 * (RWD_MAX_DIMS + 1)) / 3 + 8];
+	size_t len = rwd_base64_encode(raw, 4 * n, 0, out);
+	return json_stringn(out, len);
+}
+
+static json_t *classify_data(compat_job *cj, const rwd_model_info *info, const int *sel, size_t n)
 {
 	json_t *data = json_array();
 	for (size_t i = 0; i < cj->req.n_items; i++) {
-		const rwd_item *it = &cj->req.items[i];
-		double p[RWD_MAX_DIMS];
-		if (cj->activation)
-			activate(it, info->n_dims, p);
+		double x[RWD_MAX_DIMS + 1], p[RWD_MAX_DIMS + 1];
 		json_t *probs = json_array(), *logits = json_array();
-		int best = -1;
-		for (size_t d = 0; d < info->n_dims; d++) {
-			json_array_append_new(logits, score_or_null(it, d));
-			if (!it->present[d]) {
-				json_array_append_new(probs, json_null());
-				continue;
-			}
-			json_array_append_new(probs, json_real(cj->activation ? p[d] : (double)it->scores[d]));
-			if (best < 0 || it->scores[d] > it->scores[best])
-				best = (int)d;
+		size_t best = 0;
+		for (size_t k = 0; k < n; k++) {
+			value_of(cj, i, sel[k], &x[k]);
+			best = x[k] > x[best] ? k : best;
+		}
+		if (cj->vreq.activation)
+			activate(x, n, p);
+		for (size_t k = 0; k < n; k++) {
+			json_array_append_new(probs, json_real(cj->vreq.activation ? p[k] : x[k]));
+			json_array_append_new(logits, json_real(x[k]));
 		}
 		json_t *o = json_pack("{sI so sO sI so}", "index", (json_int_t)i,
-			"label", best >= 0 ? json_string(info->dims[best]) : json_null(),
-			"probs", probs, "num_classes", (json_int_t)info->n_dims, "logits", logits);
+			"label", n ? json_string(sel_name(info, sel[best])) : json_null(),
+			"probs", probs, "num_classes", (json_int_t)n, "logits", logits);
 		json_object_set_new(o, "probabilities", probs);
 		json_array_append_new(data, o);
 	}
 	return data;
 }
 
-static json_t *pooling_data(compat_job *cj, const rwd_model_info *info, int embeddings)
+static json_t *pooling_data(compat_job *cj, const int *sel, size_t n, int embeddings)
 {
 	json_t *data = json_array();
-	for (size_t i = 0; i < cj->req.n_items; i++) {
-		const rwd_item *it = &cj->req.items[i];
-		json_t *v = json_array();
-		for (size_t d = 0; d < info->n_dims; d++)
-			json_array_append_new(v, score_or_null(it, d));
+	for (size_t i = 0; i < cj->req.n_items; i++)
 		json_array_append_new(data, json_pack("{sI ss so}", "index", (json_int_t)i,
-			"object", embeddings ? "embedding" : "pooling", embeddings ? "embedding" : "data", v));
-	}
+			"object", embeddings ? "embedding" : "pooling", embeddings ? "embedding" : "data",
+			vector_json(cj, i, sel, n, cj->vreq.base64)));
 	return data;
 }
 
+/* SGLang's native /classify: [{"embedding": [scores], "meta_info": {...}}], one object for one text. */
+static json_t *sglang_data(compat_job *cj, const int *sel, size_t n)
+{
+	json_t *list = json_array();
+	for (size_t i = 0; i < cj->req.n_items; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "%zu", i);
+		json_array_append_new(list, json_pack("{so s{ss sI}}", "embedding", vector_json(cj, i, sel, n, 0),
+			"meta_info", "id", id, "prompt_tokens", (json_int_t)cj->req.items[i].cost));
+	}
+	if (cj->vreq.single && json_array_size(list) == 1) {
+		json_t *one = json_incref(json_array_get(list, 0));
+		json_decref(list);
+		return one;
+	}
+	return list;
+}
+
+/*
+ * OIP outputs. An output the client asked for in binary (and http.c can
+ * send Inference-Header-Content-Length) is "parameters": {"binary_data_size"}
+ * with its FP32 values, little-endian, after the JSON header, in output order.
+ */
 static void finish_oip(rwd_call *call, compat_job *cj, const rwd_model_info *info, rwd_reply *reply)
 {
 	size_t n = cj->req.n_items;
+	int vsel[RWD_MAX_DIMS + 1];
+	size_t nv = 0;
+	for (size_t k = 0; k < cj->oip.n_outputs; k++)
+		if (cj->oip.outputs[k] == OUT_REWARDS && !(nv = vector_sel(call, cj, info, vsel, reply)))
+			return;
 	json_t *outs = json_array();
+	float *raw = NULL;
+	size_t n_raw = 0, cap = 0;
 	for (size_t k = 0; k < cj->oip.n_outputs; k++) {
 		int o = cj->oip.outputs[k];
-		json_t *data = json_array();
-		const char *oname = o == OUT_REWARDS ? "rewards" : o == OUT_REWARD ? "reward" : info->dims[o];
-		for (size_t i = 0; i < n; i++) {
-			const rwd_item *it = &cj->req.items[i];
-			if (o == OUT_REWARDS) {
-				for (size_t d = 0; d < info->n_dims; d++)
-					json_array_append_new(data, score_or_null(it, d));
-				continue;
-			}
-			int ok = o == OUT_REWARD ? cj->has_reward[i] : it->present[o];
-			if (!ok) {
-				char f[80];
-				snprintf(f, sizeof(f), "text[%zu]", i);
-				json_decref(data);
+		const char *oname = o == OUT_REWARDS ? "rewards" : sel_name(info, o);
+		const int *sel = o == OUT_REWARDS ? vsel : &o;
+		size_t w = o == OUT_REWARDS ? nv : 1;
+		int bin = cj->oip.binary[k] && call->binary_replies;
+		json_t *data = bin ? NULL : json_array();
+		if (bin && n * w > cap - n_raw) {
+			cap = n_raw + n * w;
+			float *nr = realloc(raw, (cap ? cap : 1) * sizeof(*raw));
+			if (!nr) {
+				free(raw);
 				json_decref(outs);
-				fail(call, reply, 422, "unprocessable", f, "the item has no '%s' value", oname);
+				fail(call, reply, 503, "out_of_memory", NULL, "out of memory");
 				return;
 			}
-			json_array_append_new(data, json_real(o == OUT_REWARD ? cj->reward[i] : (double)it->scores[o]));
+			raw = nr;
 		}
+		for (size_t i = 0; i < n; i++)
+			for (size_t c = 0; c < w; c++) {
+				double v;
+				if (!value_of(cj, i, sel[c], &v)) {
+					char f[48];
+					item_field(call, cj, i, f, sizeof(f));
+					free(raw);
+					json_decref(data);
+					json_decref(outs);
+					fail(call, reply, 422, "unprocessable", f, "the item has no '%s' value", oname);
+					return;
+				}
+				if (bin)
+					raw[n_raw++] = (float)v;
+				else
+					json_array_append_new(data, json_real(v));
+			}
 		json_t *t = o == OUT_REWARDS ?
-			json_pack("{ss s[II] ss so}", "name", oname, "shape", (json_int_t)n, (json_int_t)info->n_dims,
-				"datatype", "FP32", "data", data) :
-			json_pack("{ss s[I] ss so}", "name", oname, "shape", (json_int_t)n, "datatype", "FP32",
-				"data", data);
+			json_pack("{ss s[II] ss}", "name", oname, "shape", (json_int_t)n, (json_int_t)w, "datatype", "FP32") :
+			json_pack("{ss s[I] ss}", "name", oname, "shape", (json_int_t)n, "datatype", "FP32");
+		if (bin)
+			json_object_set_new(t, "parameters", json_pack("{sI}", "binary_data_size",
+				(json_int_t)(n * w * sizeof(float))));
+		else
+			json_object_set_new(t, "data", data);
 		json_array_append_new(outs, t);
 	}
-	reply->status = 200;
-	reply->json = json_pack("{ss ss so}", "model_name", cj->req.model_name, "model_version", "1",
+	json_t *root = json_pack("{ss ss so}", "model_name", cj->req.model_name, "model_version", "1",
 		"outputs", outs);
 	if (cj->oip.id)
-		json_object_set(reply->json, "id", (json_t *)cj->oip.id);
+		json_object_set(root, "id", (json_t *)cj->oip.id);
+	reply->status = 200;
+	if (!raw) {
+		reply->json = root;
+		return;
+	}
+	char *head = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(9));
+	json_decref(root);
+	size_t hl = head ? strlen(head) : 0;
+	char *body = head ? malloc(hl + n_raw * 4 + 1) : NULL;
+	if (!body) {
+		free(head);
+		free(raw);
+		fail(call, reply, 503, "out_of_memory", NULL, "out of memory");
+		return;
+	}
+	memcpy(body, head, hl);
+	for (size_t j = 0; j < n_raw; j++) {
+		uint32_t u;
+		memcpy(&u, &raw[j], sizeof(u));
+		for (int b = 0; b < 4; b++)
+			body[hl + 4 * j + (size_t)b] = (char)(uint8_t)(u >> (8 * b));
+	}
+	free(head);
+	free(raw);
+	reply->text = body;
+	reply->text_len = hl + n_raw * 4;
+	reply->content_type = "application/octet-stream";
+	reply->infer_header_length = hl;
+}
+
+/* The route's reply for the scored (or no) items. */
+static void render(rwd_call *call, compat_job *cj, const rwd_model_info *info, rwd_reply *reply)
+{
+	if (call->route == RWD_ROUTE_GET_REWARD) {
+		finish_get_reward(call, cj, info, reply);
+		return;
+	}
+	if (call->route == RWD_ROUTE_V2_INFER) {
+		finish_oip(call, cj, info, reply);
+		return;
+	}
+	int sel[RWD_MAX_DIMS + 1];
+	size_t n = vector_sel(call, cj, info, sel, reply);
+	if (!n)
+		return;
+	if (cj->vreq.sglang)
+		reply->json = sglang_data(cj, sel, n);
+	else if (is_classify(call->route))
+		reply->json = vllm_envelope(call, "classify", cj->req.model_name, classify_data(cj, info, sel, n),
+			cj->req.total_cost);
+	else
+		reply->json = vllm_envelope(call, call->route == RWD_ROUTE_POOLING ? "pool" : "embd", cj->req.model_name,
+			pooling_data(cj, sel, n, call->route == RWD_ROUTE_EMBEDDINGS), cj->req.total_cost);
+	reply->status = 200;
 }
 
 static const char *outcome_of(int status)
@@ -838,23 +1119,7 @@ void rwd__api_compat_finish(rwd_call *call, rwd_reply *reply)
 		fail_item(call, reply, &cj->req.items[bad]);
 		return;
 	}
-	switch (call->route) {
-	case RWD_ROUTE_GET_REWARD:
-		finish_get_reward(call, cj, info, reply);
-		return;
-	case RWD_ROUTE_V2_INFER:
-		finish_oip(call, cj, info, reply);
-		return;
-	case RWD_ROUTE_CLASSIFY:
-		reply->json = vllm_envelope(call, "classify", cj->req.model_name, classify_data(cj, info),
-			cj->req.total_cost);
-		break;
-	default:
-		reply->json = vllm_envelope(call, call->route == RWD_ROUTE_POOLING ? "pool" : "embd", cj->req.model_name,
-			pooling_data(cj, info, call->route == RWD_ROUTE_EMBEDDINGS), cj->req.total_cost);
-		break;
-	}
-	reply->status = 200;
+	render(call, cj, info, reply);
 }
 
 void rwd__api_compat_completed(rwd_call *call, int status)

@@ -23,6 +23,10 @@ enum {
 	RWD_ROUTE_V2_MODEL,
 	RWD_ROUTE_V2_MODEL_READY,
 	RWD_ROUTE_V2_INFER,
+	RWD_ROUTE_V1_CLASSIFY,  /* SGLang/vLLM POST /v1/classify */
+	RWD_ROUTE_HEALTH,       /* vLLM/SGLang GET /health */
+	RWD_ROUTE_V2_SERVER,    /* OIP GET /v2 (server metadata) */
+	RWD_ROUTE_V2_MODEL_CONFIG, /* OIP GET /v2/models/{m}/config */
 	RWD_ROUTE_STATS,        /* api_rl.c */
 	RWD_ROUTE_COUNT_
 };

@@ -54,6 +54,7 @@ static void model_config_free(rwd_model_config *m)
 	free(m->kind);
 	free(m->path);
 	json_decref(m->options);
+	json_decref(m->compat_json);
 	rwd_reward_config_free(m->reward);
 	rwd_ensemble_config_clear(&m->ensemble);
 }
@@ -219,6 +220,7 @@ static rwd_model_config *model_slot(rwd_config *c, const char *name, rwd_error *
 	m->batching = c->batching;
 	m->max_tokens = c->model_max_tokens;
 	m->max_image_pixels = c->model_max_image_pixels;
+	m->compat = rwd_compat_default_options();
 	if (!m->name) {
 		rwd_errorf(err, RWD_E_NOMEM, "out of memory");
 		return NULL;
@@ -256,7 +258,7 @@ static char *resolve_path(const char *cfg_file, const char *p)
 static int parse_models(rwd_config *c, const json_t *models, rwd_error *err)
 {
 	static const char *const keys[] = {"kind", "path", "options", "batching", "max_tokens",
-		"max_image_pixels", "reward", "members", "combine", "weights", NULL};
+		"max_image_pixels", "reward", "members", "combine", "weights", "compat", NULL};
 	const char *name;
 	json_t *mo;
 	json_object_foreach((json_t *)models, name, mo) {
@@ -315,6 +317,15 @@ static int parse_models(rwd_config *c, const json_t *models, rwd_error *err)
 			snprintf(rp, sizeof(rp), "%.100s.reward", path);
 			if ((r = rwd_reward_config_parse(rj, rp, &m->reward, err)))
 				return r;
+		}
+		const json_t *cj = json_object_get(mo, "compat");
+		if (cj) {
+			char cp[RWD_ERROR_OBJECT_MAX + 16];
+			snprintf(cp, sizeof(cp), "%.100s.compat", path);
+			if ((r = rwd_compat_options_parse(cj, cp, &m->compat, err)))
+				return r;
+			if (json_is_object(cj))
+				m->compat_json = json_incref((json_t *)cj);
 		}
 		const json_t *mem = json_object_get(mo, "members");
 		if (mem || json_object_get(mo, "combine")) {
@@ -589,6 +600,8 @@ json_t *rwd_config_to_json(const rwd_config *c)
 		json_object_set_new(mj, "weights", json_string(m->weights_in_memory ? "memory" : "mmap"));
 		if (m->reward)
 			json_object_set_new(mj, "reward", rwd_reward_config_to_json(m->reward));
+		if (m->compat_json)
+			json_object_set(mj, "compat", m->compat_json);
 		if (m->ensemble.n_members) {
 			json_t *ma = json_array();
 			for (size_t k = 0; k < m->ensemble.n_members; k++)

@@ -11,6 +11,7 @@
 #ifndef RWD_DAEMON_CONFIG_H
 #define RWD_DAEMON_CONFIG_H
 
+#include "compat/compat.h"
 #include "core/error.h"
 #include "reward/reward.h"
 #include "serve/request.h"
@@ -38,6 +39,8 @@ typedef struct rwd_model_config {
 	int weights_in_memory;     /* "weights": "memory" (read) instead of "mmap" (the default) */
 	rwd_reward_config *reward;     /* "reward" (lib/reward), or NULL: the default */
 	rwd_ensemble_config ensemble;  /* "members"/"combine": n_members > 0 for an ensemble */
+	rwd_compat_options compat;     /* "compat": the drop-in endpoints' options (lib/compat) */
+	json_t *compat_json;           /* "compat" as written, or NULL */
 } rwd_model_config;
 
 typedef struct rwd_config {

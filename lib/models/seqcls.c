@@ -534,7 +534,38 @@ static void seqcls_describe(const void *state, rwd_model_info *info)
 
 /* ---- items ---- */
 
-static int check_ids(const seqcls *m, const json_t *ids, size_t *n_out, rwd_error *err)
+/*
+ * An item's tokenisation options (vLLM's request fields, which the drop-in
+ * endpoints copy to each item): "add_special_tokens" (bool; *add -1 when
+ * absent) and "truncate_prompt_tokens" (-1: max_tokens, or 1..max_tokens:
+ * keep the last k tokens; *limit 0 when absent).
+ */
+static int item_opts(const seqcls *m, const json_t *item, int *add, size_t *limit, rwd_error *err)
+{
+	json_t *a = json_object_get(item, "add_special_tokens");
+	json_t *t = json_object_get(item, "truncate_prompt_tokens");
+	*add = -1;
+	*limit = 0;
+	if (a && !json_is_null(a)) {
+		if (!json_is_boolean(a)) {
+			rwd_error_where(err, NULL, "add_special_tokens");
+			return rwd_errorf(err, RWD_E_INVALID, "\"add_special_tokens\" must be true or false");
+		}
+		*add = json_is_true(a);
+	}
+	if (t && !json_is_null(t)) {
+		json_int_t k = json_is_integer(t) ? json_integer_value(t) : 0;
+		if (k != -1 && (k < 1 || (uint64_t)k > m->max_tokens)) {
+			rwd_error_where(err, NULL, "truncate_prompt_tokens");
+			return rwd_errorf(err, RWD_E_INVALID,
+				"\"truncate_prompt_tokens\" must be -1 (max_tokens) or 1 to max_tokens %zu", m->max_tokens);
+		}
+		*limit = k == -1 ? m->max_tokens : (size_t)k;
+	}
+	return 0;
+}
+
+static int check_ids(const seqcls *m, const json_t *ids, size_t limit, size_t *n_out, rwd_error *err)
 {
 	if (!json_is_array(ids)) {
 		rwd_error_where(err, NULL, "input_ids");
@@ -545,7 +576,7 @@ static int check_ids(const seqcls *m, const json_t *ids, size_t *n_out, rwd_erro
 		rwd_error_where(err, NULL, "input_ids");
 		return rwd_errorf(err, RWD_E_INVALID, "\"input_ids\" is empty");
 	}
-	if (n > m->max_tokens && !m->truncate) {
+	if (n > m->max_tokens && !m->truncate && !limit) {
 		rwd_error_where(err, NULL, "input_ids");
 		return rwd_errorf(err, RWD_E_UNPROCESSABLE,
 			"%zu tokens, more than max_tokens %zu (the model is not configured to truncate)",
@@ -564,7 +595,8 @@ static int check_ids(const seqcls *m, const json_t *ids, size_t *n_out, rwd_erro
 				(long long)id, m->vocab);
 		}
 	}
-	*n_out = n > m->max_tokens ? m->max_tokens : n;
+	size_t cap = limit ? limit : m->max_tokens;
+	*n_out = n > cap ? cap : n;
 	return 0;
 }
 
@@ -647,11 +679,15 @@ static int seqcls_check(const void *state, const json_t *item, size_t *cost, rwd
 {
 	const seqcls *m = state;
 	enum form f;
+	int add;
+	size_t limit;
 	int r = item_form(m, item, &f, err);
+	if (!r)
+		r = item_opts(m, item, &add, &limit, err);
 	if (r)
 		return r;
 	if (f == FORM_IDS)
-		return check_ids(m, json_object_get(item, "input_ids"), cost, err);
+		return check_ids(m, json_object_get(item, "input_ids"), limit, cost, err);
 	/*
 	 * Tokenising is the worker's job (prepare), so the cost of text is an
 	 * estimate: ~4 bytes per BPE token plus template overhead, at most
@@ -672,7 +708,7 @@ static int seqcls_check(const void *state, const json_t *item, size_t *cost, rwd
  * `prompt` + `response` (a user turn and an assistant turn) rendered by the
  * chat template and encoded without added specials, as apply_chat_template.
  */
-static int tokenize_item(const seqcls *m, const json_t *item, enum form f, rwd_arena *arena,
+static int tokenize_item(const seqcls *m, const json_t *item, enum form f, int add, rwd_arena *arena,
 	int32_t **ids, size_t *n, rwd_error *err)
 {
 	char *text;
@@ -700,6 +736,8 @@ static int tokenize_item(const seqcls *m, const json_t *item, enum form f, rwd_a
 			return r;
 		ep.add_special_tokens = 0;
 	}
+	if (add >= 0)
+		ep.add_special_tokens = add; /* the item's add_special_tokens over the form's default */
 	rwd_token_ids out;
 	r = rwd_tokenizer_encode(m->tok, text, len, &ep, arena, &out, err);
 	if (r)
@@ -726,14 +764,14 @@ static int seqcls_prepare(const void *state, void *scratch, rwd_item *item, rwd_
 {
 	const seqcls *m = state;
 	enum form f;
-	size_t n_full;
+	size_t n_full, limit;
 	int32_t *buf;
-	int r;
-	if ((r = item_form(m, item->input, &f, err)))
+	int r, add;
+	if ((r = item_form(m, item->input, &f, err)) || (r = item_opts(m, item->input, &add, &limit, err)))
 		return r;
 	if (f == FORM_IDS) {
 		json_t *ids = json_object_get(item->input, "input_ids");
-		if ((r = check_ids(m, ids, &n_full, err)))
+		if ((r = check_ids(m, ids, limit, &n_full, err)))
 			return r;
 		n_full = json_array_size(ids);
 		buf = rwd_arena_alloc(arena, n_full * sizeof(*buf));
@@ -743,7 +781,7 @@ static int seqcls_prepare(const void *state, void *scratch, rwd_item *item, rwd_
 			buf[i] = (int32_t)json_integer_value(json_array_get(ids, i));
 	} else {
 		const char *field = f == FORM_TEXT ? "text" : f == FORM_MESSAGES ? "messages" : "response";
-		if ((r = tokenize_item(m, item->input, f, arena, &buf, &n_full, err))) {
+		if ((r = tokenize_item(m, item->input, f, add, arena, &buf, &n_full, err))) {
 			if (!err || !err->object[0])
 				rwd_error_where(err, NULL, field);
 			return r;
@@ -752,7 +790,7 @@ static int seqcls_prepare(const void *state, void *scratch, rwd_item *item, rwd_
 			rwd_error_where(err, NULL, field);
 			return rwd_errorf(err, RWD_E_INVALID, "the text has no tokens");
 		}
-		if (n_full > m->max_tokens && !m->truncate) {
+		if (n_full > m->max_tokens && !m->truncate && !limit) {
 			rwd_error_where(err, NULL, field);
 			return rwd_errorf(err, RWD_E_UNPROCESSABLE,
 				"%zu tokens, more than max_tokens %zu (the model is not configured to truncate)",
@@ -766,8 +804,9 @@ static int seqcls_prepare(const void *state, void *scratch, rwd_item *item, rwd_
 					(int)buf[i], m->vocab);
 			}
 	}
-	/* left-truncation keeps the last max_tokens ids (only reachable with truncate) */
-	size_t first = n_full > m->max_tokens ? n_full - m->max_tokens : 0;
+	/* left-truncation keeps the last max_tokens (or truncate_prompt_tokens) ids */
+	size_t cap = limit ? limit : m->max_tokens;
+	size_t first = n_full > cap ? n_full - cap : 0;
 	size_t n = n_full - first;
 	buf += first;
 	sc_prep *p = rwd_arena_alloc(arena, sizeof(*p));

@@ -53,6 +53,14 @@
  * head whose label is transformers' default "LABEL_0" is named "score"
  * (Skywork-style RMs), otherwise labels are kept as they are.
  *
+ * Per-item options (vLLM's fields, copied to each item by the drop-in
+ * endpoints; native items may carry them too):
+ *   "add_special_tokens": bool — overrides the form's default (text: true,
+ *     messages and prompt + response: false, as vLLM's completion and chat
+ *     forms);
+ *   "truncate_prompt_tokens": -1 | 1..max_tokens — keep the item's last k
+ *     tokens (-1: max_tokens), whatever the "truncate" option says.
+ *
  * Kind options (all optional):
  *   "truncate": false (default) — an item over max_tokens fails with
  *     RWD_E_UNPROCESSABLE (HTTP 422) naming its token count;

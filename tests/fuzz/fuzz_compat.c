@@ -36,10 +36,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	json_t *items = json_array();
 	rwd_compat_oip oip;
-	int activation = 0;
+	rwd_compat_vllm_req vreq;
 	r = proto == RWD_COMPAT_GET_REWARD ? rwd_compat_get_reward(root, kind, &lim, items, &err) :
 		proto == RWD_COMPAT_OIP ? rwd_compat_oip_infer(root, kind, dims, 3, &lim, items, &oip, &err) :
-		rwd_compat_vllm(root, kind, &lim, items, &activation, &err);
+		rwd_compat_vllm(root, kind, &lim, (data[0] & 0x80) != 0, items, &vreq, &err);
 	if (r) {
 		if (!err.code)
 			abort();

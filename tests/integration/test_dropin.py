@@ -105,7 +105,9 @@ def test_openrlhf(d, rng):
         C.check(all(close(x, y) for x, y in zip(j["rewards"], want)),
                 "get_reward rewards %s vs oracle %s" % (j["rewards"], want))
         C.check(j["scores"] == j["rewards"], "scores = rewards")
-        C.check(set(j["extra_logs"]) == {"format", "accuracy"}, "extra_logs keys %s" % list(j["extra_logs"]))
+        # one key set per model: every dimension plus <dim>_present (lib/compat/compat.h)
+        C.check(set(j["extra_logs"]) == {"format", "accuracy", "format_present", "accuracy_present"},
+                "extra_logs keys %s" % list(j["extra_logs"]))
         C.check(j["extra_logs"].get("format") == fmt, "extra_logs format %s vs %s" % (j["extra_logs"].get("format"), fmt))
         C.check(j["extra_logs"].get("accuracy") == acc, "extra_logs accuracy")
         # what the pre-restructure trainer does with it
@@ -119,14 +121,15 @@ def test_openrlhf(d, rng):
     r = openrlhf_post(d, "/get_reward?model=rm", [], [], [])
     C.check(r.status == 200 and r.json["rewards"] == [] and r.json["scores"] == [] and
             all(v == [] for v in r.json["extra_logs"].values()), "empty query: %s" % r.raw[:200])
-    # labels from a dataset without label_key: null -> no accuracy dimension
+    # labels from a dataset without label_key: null -> accuracy absent (filler 0, accuracy_present 0)
     r = openrlhf_post(d, "/get_reward?model=rm", q[:4], p[:4], [None] * 4)
     C.check(r.status == 200 and r.json["rewards"] == [s[3] for s in samples[:4]] and
-            set(r.json["extra_logs"]) == {"format"}, "labels null: %s" % r.raw[:300])
+            r.json["extra_logs"]["accuracy_present"] == [0.0] * 4 and
+            r.json["extra_logs"]["accuracy"] == [0.0] * 4, "labels null: %s" % r.raw[:300])
     # the 2024 body (query only): the prompt is not stripped, so nothing is well formed
     r = d.request("POST", "/get_reward?model=rm", body={"query": q[:3]}, validate_route="/get_reward")
     C.check(r.status == 200 and r.json["extra_logs"]["format"] == [0.0, 0.0, 0.0] and
-            "accuracy" not in r.json["extra_logs"], "query only: %s" % r.raw[:300])
+            r.json["extra_logs"]["accuracy_present"] == [0.0] * 3, "query only: %s" % r.raw[:300])
     # errors: a whole-request JSON error, never a partial answer
     r = openrlhf_post(d, "/get_reward?model=rm", q[:3], p[:3], lab[:2])
     C.check(r.status == 400 and err_field(r) == "labels", "labels length: %s" % r.raw[:200])
@@ -194,9 +197,10 @@ def test_verl_rules(d, rng):
     r = d.request("POST", "/pooling", body={"model": "fmt", "input": samples[0][5]})
     C.check(r.status == 200 and r.json["data"][0]["object"] == "pooling" and
             r.json["data"][0]["data"] == [samples[0][3]], "pooling rules: %s" % r.raw[:200])
-    # rules dimensions a text lacks are null, not 0
+    # a dimension a text lacks is never null (vLLM types data as floats): 422 naming it
     r = d.request("POST", "/pooling", body={"model": "rm", "input": [samples[0][0]]})
-    C.check(r.status == 200 and r.json["data"][0]["data"][1] is None, "pooling absent dim is null")
+    C.check(r.status == 422 and err_field(r) == "input[0]" and "accuracy" in r.json["error"]["message"],
+            "pooling absent dim is a 422: %s" % r.raw[:300])
 
 
 def make_seqcls(work):
@@ -470,7 +474,7 @@ def test_oip(d, oracle, rng):
     bad(body, 422, "a dimension the items lack", model="rm")
     body["outputs"] = [{"name": "rewards"}]
     r = v2(d, "POST", "/v2/models/rm/infer", body, infer)
-    C.check(r.status == 200 and r.json["outputs"][0]["data"][1::2] == [None] * 4, "absent dimension is null")
+    C.check(r.status == 422 and "accuracy" in r.json["error"], "absent dimension is a 422: %s" % r.raw[:300])
     bad({"inputs": [{"name": "text", "shape": [2], "datatype": "BYTES", "data": ["a", "b"]},
                     {"name": "label", "shape": [3], "datatype": "BYTES", "data": ["1", "2", "3"]}]},
         400, "row counts differ", model="rm")
@@ -503,7 +507,8 @@ def test_configured_reward(d, oracle, oracle2, rng):
 
 def test_single_model(exe, rng):
     """One model served: no ?model needed; an API key guards everything but health."""
-    d = H.Daemon(exe, {"models": {"only": {"kind": "rules", "options": {"dims": ["format", "accuracy"]}}}},
+    d = H.Daemon(exe, {"models": {"only": {"kind": "rules", "options": {"dims": ["format", "accuracy"]},
+                                           "compat": {"classify_dimension": "format"}}}},
                  env={"REWARDD_API_KEYS": KEY})
     try:
         s = make_samples(rng, 2)
@@ -514,7 +519,9 @@ def test_single_model(exe, rng):
         C.check(r.status == 200 and r.json["extra_logs"]["format"] == [x[3] for x in s],
                 "the only model by default: %s" % r.raw[:200])
         r = d.request("POST", "/classify", body={"input": s[0][5], "activation": False}, key=KEY)
-        C.check(r.status == 200 and r.json["data"][0]["probs"][0] == s[0][3], "classify default model")
+        # compat.classify_dimension: the one value carried, so verl's probs[-1] is it
+        C.check(r.status == 200 and r.json["data"][0]["probs"] == [s[0][3]] and
+                r.json["data"][0]["num_classes"] == 1, "classify default model: %s" % r.raw[:300])
         r = v2(d, "GET", "/v2/health/live")
         C.check(r.status == 200, "v2 live is open")
         r = v2(d, "GET", "/v2/models/only", route="/v2/models/{name}")
