@@ -318,7 +318,10 @@ def test_openrlhf_seqcls(d, folder, tok_file, rng):
     want = [list(map(float, ref.score(x))) for x in ids]
     r = openrlhf_post(d, "/get_reward?model=cls", q, [s[1] for s in samples], [s[2] for s in samples])
     worst = 0.0
-    ok = r.status == 200 and set(r.json["extra_logs"]) == {"helpful", "harmless"}
+    # every dimension, plus its <dim>_present 0/1 array (the key set depends on the model only)
+    ok = r.status == 200 and set(r.json["extra_logs"]) == {"helpful", "harmless", "helpful_present",
+                                                          "harmless_present"}
+    ok = ok and all(v == [1.0] * len(q) for k, v in r.json["extra_logs"].items() if k.endswith("_present"))
     if ok:
         for i, w in enumerate(want):
             scale = max(abs(v) for v in w) + 1e-6
