@@ -91,6 +91,11 @@ static enum MHD_Result send_reply(http_req *r)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 	if (rep->timing[0])
 		MHD_add_response_header(resp, "Server-Timing", rep->timing);
+	if (rep->infer_header_length) {
+		char hl[24];
+		snprintf(hl, sizeof(hl), "%zu", rep->infer_header_length);
+		MHD_add_response_header(resp, "Inference-Header-Content-Length", hl);
+	}
 	if (atomic_load(&r->call.app->draining))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)rep->status, resp);
@@ -156,6 +161,10 @@ static http_req *req_new(rwd_http *h, struct MHD_Connection *conn, const char *u
 		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE));
 	r->call.query_model = arena_copy(r->call.arena,
 		MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "model"));
+	/* OIP binary extension: the JSON header's length; replies may be binary too */
+	r->call.infer_header = arena_copy(r->call.arena,
+		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Inference-Header-Content-Length"));
+	r->call.binary_replies = 1;
 	if (!r->call.method || !r->call.url) {
 		rwd_arena_destroy(r->call.arena);
 		free(r);

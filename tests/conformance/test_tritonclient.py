@@ -101,6 +101,10 @@ def main():
         C.check(st == 200, "binary request accepted: %d %s" % (st, raw[:300]))
         if st == 200:
             result, rewards = as_numpy(raw, hl, "rewards")
+            # binary_data_output was asked: the reply is the JSON header plus raw FP32 (http.c sends the length)
+            C.check(hl is not None and any("binary_data_size" in (o.get("parameters") or {})
+                                           for o in result["outputs"]),
+                    "binary outputs with Inference-Header-Content-Length: %r" % hl)
             C.check(result.get("id") == "req-1", "id echoed")
             r = d.request("POST", "/v1/rewards", body={"model": "rm", "items": [
                 {"response": s, "label": l} for s, l in zip(texts, labels)]})
