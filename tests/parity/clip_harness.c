@@ -1,7 +1,7 @@
 /*
  * tests/parity/clip_harness.c — drives the clip kind for test_clip_torch.py.
  *
- *   clip_harness embed MODEL PIXELS N IDS OUT_IMG OUT_TXT
+ *   clip_harness embed MODEL PIXELS N IDS OUT_IMG OUT_TXT [OPTIONS]
  *       PIXELS: N preprocessed images, float32 [N, 3, S, S]; IDS: one text per
  *       line, space-separated token ids. Writes the projected embeddings,
  *       float32 [N, D] and [texts, D]. Batch capacity = max(N, texts).
@@ -93,8 +93,13 @@ static int cmd_embed(char **argv)
 	rwd_error err;
 	rwd_error_clear(&err);
 	rwd_clip *m = NULL;
-	if (rwd_clip_load(dir, NULL, &lim, &m, &err))
+	json_error_t jerr;
+	json_t *opts = argv[6] ? json_loads(argv[6], JSON_DECODE_ANY, &jerr) : NULL;
+	if (argv[6] && !opts)
+		die("bad OPTIONS json", NULL);
+	if (rwd_clip_load(dir, json_is_object(opts) ? opts : NULL, &lim, &m, &err))
 		die("load", &err);
+	json_decref(opts);
 	void *scratch = NULL;
 	if (rwd_clip_scratch_new(m, &scratch, &err))
 		die("scratch", &err);
@@ -348,7 +353,7 @@ static int cmd_fma(void)
 
 int main(int argc, char **argv)
 {
-	if (argc == 8 && strcmp(argv[1], "embed") == 0)
+	if ((argc == 8 || argc == 9) && strcmp(argv[1], "embed") == 0)
 		return cmd_embed(argv + 2);
 	if (argc == 5 && strcmp(argv[1], "tokenize") == 0)
 		return cmd_tokenize(argv + 2);
