@@ -159,8 +159,10 @@ def main():
         "- PyTorch: Debian python3-torch " + torch.__version__ + ", tests/parity/clip_ref.py's "
         "functional CLIP (F.conv2d, matmul, F.layer_norm) in float32, torch.inference_mode.",
         f"- Context: sgemm on the fc1 shape [1600, 768] x [3072, 768]^T = {sg['gflops']} GFLOP/s "
-        f"({args.threads} threads); AVX2 FMA peak {fma['fma_gflops_per_core']} GFLOP/s per core "
-        "(10 independent FMA chains), both measured in the same run.",
+        f"({args.threads} threads); FMA peak {fma['fma_gflops_per_core']} GFLOP/s per core "
+        f"(AVX2 {fma['avx2_gflops_per_core']}, AVX-512 {fma['avx512_gflops_per_core']}; "
+        f"all {fma['cores']} cores {fma['all_cores_gflops']}; 12 register-resident FMA chains), "
+        "both measured in the same run.",
         "",
         "| batch | rewardd img/s | rewardd GFLOP/s | PyTorch img/s | ONNX Runtime img/s | "
         "vs PyTorch | vs ONNX Runtime |",

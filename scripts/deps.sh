@@ -3,7 +3,7 @@
 # Idempotent: a second call does nothing and prints nothing.
 
 # Packages to build and run rewardd.
-RWD_BUILD_PKGS="meson ninja-build pkg-config gcc libopenblas-dev libjansson-dev
+RWD_BUILD_PKGS="meson ninja-build pkg-config gcc libopenblas-dev libdnnl-dev libjansson-dev
  libmicrohttpd-dev libpng-dev libjpeg62-turbo-dev libpcre2-dev libutf8proc-dev zlib1g-dev
  check curl ca-certificates"
 # Oracles and peers used by the tests only (PyTorch, Pillow, scikit-image, NLTK,

@@ -5,6 +5,7 @@
 #include "core/json.h"
 #include "image/resize.h"
 #include "models/mlp.h"
+#include "nn/bf16.h"
 #include "nn/nn.h"
 #include "tensor/safetensors.h"
 #include "text/tokenizer.h"
@@ -33,6 +34,7 @@ enum dim_kind { D_ALIGN, D_IMGSIM, D_EDIT, D_HEAD };
 
 struct lin {
 	const float *w, *b;
+	const rwd_bf16_linear *bf; /* precision "bf16": the layer in rwd_clip.bf (fc1: act fused) */
 };
 
 struct layer {
@@ -85,6 +87,9 @@ struct rwd_clip {
 	size_t n_dims;
 	size_t cap; /* images / texts per encode call */
 	size_t weight_bytes;
+	int bf16;                   /* options.precision == "bf16" */
+	rwd_bf16 *bf;               /* the towers' linears and patch embedding on oneDNN, or NULL */
+	const rwd_bf16_linear *patch_bf;
 };
 
 typedef struct cl_scratch {
@@ -97,6 +102,7 @@ typedef struct cl_scratch {
 	size_t *ids_n;                     /* [3 cap] */
 	uint64_t *pix_hash;                /* [2 cap] */
 	void *block;
+	rwd_bf16_scratch *bs;              /* precision "bf16": this worker's oneDNN scratch */
 } cl_scratch;
 
 /* What prepare() leaves in item->prep. */
@@ -544,6 +550,7 @@ static void clip_free_state(rwd_clip *m)
 {
 	if (!m)
 		return;
+	rwd_bf16_free(m->bf);
 	rwd_weights_free(m->weights);
 	free(m->vt.layers);
 	free(m->tt.layers);
@@ -604,12 +611,54 @@ static int parse_options(rwd_clip *m, const json_t *opts, const json_t **heads,
 		} else if (strcmp(key, "max_text_bytes") == 0) {
 			if ((r = js_size(opts, key, 0, 1, (size_t)1 << 24, &m->max_text_bytes, err)))
 				return r;
+		} else if (strcmp(key, "precision") == 0) {
+			const char *s = json_string_value(v);
+			if (!s || (strcmp(s, "fp32") && strcmp(s, "bf16")))
+				return rwd_errorf(err, RWD_E_INVALID, "precision must be \"fp32\" or \"bf16\"");
+			m->bf16 = strcmp(s, "bf16") == 0;
 		} else {
 			return rwd_errorf(err, RWD_E_INVALID,
-				"unknown clip option (expected text_alignment, clipscore_weight, heads, dimensions, tokenizer, max_image_bytes, max_text_bytes)");
+				"unknown clip option (expected text_alignment, clipscore_weight, heads, dimensions, tokenizer, max_image_bytes, max_text_bytes, precision)");
 		}
 	}
 	rwd_error_where(err, NULL, "");
+	return 0;
+}
+
+/*
+ * precision "bf16": both towers' q/k/v/out_proj/fc1 (activation fused)/fc2
+ * and the patch embedding become oneDNN BF16 linears. Embeddings, layer
+ * norms, attention, the projections and the heads stay FP32. Refused
+ * (RWD_E_UNSUPPORTED) on a CPU without AVX512_BF16.
+ */
+static int load_bf16(rwd_clip *m, rwd_error *err)
+{
+	rwd_bf16_params bp = rwd_bf16_default_params();
+	int r = rwd_bf16_new(&bp, &m->bf, err);
+	if (r) {
+		rwd_error_where(err, NULL, "precision");
+		return r;
+	}
+	if ((r = rwd_bf16_add_linear(m->bf, m->patch_w, NULL, m->vt.H, m->patch_k, RWD_BF16_ACT_NONE,
+		     &m->patch_bf, err)))
+		return r;
+	struct tower *tw[2] = {&m->vt, &m->tt};
+	for (int ti = 0; ti < 2; ti++) {
+		struct tower *t = tw[ti];
+		const rwd_bf16_act act = t->act == ACT_GELU ? RWD_BF16_ACT_GELU_ERF : RWD_BF16_ACT_QUICK_GELU;
+		for (size_t l = 0; l < t->L; l++) {
+			struct layer *ly = &t->layers[l];
+			struct { struct lin *li; size_t n, k; rwd_bf16_act a; } x[] = {
+				{&ly->q, t->H, t->H, RWD_BF16_ACT_NONE}, {&ly->k, t->H, t->H, RWD_BF16_ACT_NONE},
+				{&ly->v, t->H, t->H, RWD_BF16_ACT_NONE}, {&ly->o, t->H, t->H, RWD_BF16_ACT_NONE},
+				{&ly->fc1, t->ffn, t->H, act}, {&ly->fc2, t->H, t->ffn, RWD_BF16_ACT_NONE},
+			};
+			for (size_t i = 0; i < sizeof(x) / sizeof(x[0]); i++)
+				if ((r = rwd_bf16_add_linear(m->bf, x[i].li->w, x[i].li->b, x[i].n, x[i].k, x[i].a,
+					     &x[i].li->bf, err)))
+					return r;
+		}
+	}
 	return 0;
 }
 
@@ -751,6 +800,8 @@ int rwd_clip_load(const char *path, const json_t *opts, const rwd_batch_limits *
 
 	if ((r = load_heads(m, heads, err)) || (r = select_dims(m, heads, subset, err)))
 		goto fail;
+	if (m->bf16 && (r = load_bf16(m, err)))
+		goto fail;
 	json_decref(cfg);
 	*out = m;
 	return 0;
@@ -847,6 +898,11 @@ int rwd_clip_scratch_new(const rwd_clip *m, void **out, rwd_error *err)
 	s->ids = ptrs[15];
 	s->ids_n = ptrs[16];
 	s->pix_hash = ptrs[17];
+	if (m->bf && (rc = rwd_bf16_scratch_new(m->bf, &s->bs, err))) {
+		free(s->block);
+		free(s);
+		return rc;
+	}
 	*out = s;
 	return 0;
 }
@@ -856,11 +912,23 @@ void rwd_clip_scratch_free(void *scratch)
 	cl_scratch *s = scratch;
 	if (!s)
 		return;
+	rwd_bf16_scratch_free(s->bs);
 	free(s->block);
 	free(s);
 }
 
 /* ---- the towers ---- */
+
+/* y[rows, n] (row stride ldy) = x[rows, k] . l^T + b: FP32 (OpenBLAS) or BF16 (oneDNN, fc1 with
+ * its activation fused). BF16 errors are kept in s->bs and checked once per forward pass. */
+static void linear(const struct lin *l, cl_scratch *s, const float *x, size_t rows, size_t k,
+	size_t n, float *y, size_t ldy)
+{
+	if (l->bf)
+		rwd_bf16_linear_run(l->bf, s->bs, x, rows, 0, y, ldy);
+	else
+		rwd_nn_linear(x, rows, k, 0, l->w, l->b, n, y, ldy);
+}
 
 static void add_into(float *x, const float *y, size_t n)
 {
@@ -890,11 +958,11 @@ static void last_layer_pooled(const struct tower *t, const struct layer *ly, cl_
 	const float scale = 1.0f / sqrtf((float)hd);
 	float *hq = s->mlp, *ao = s->mlp + n * H, *q = s->mlp + 2 * n * H;
 	rwd_nn_layernorm(s->x, R, H, ly->ln1w, ly->ln1b, t->eps, s->h);
-	rwd_nn_linear(s->h, R, H, 0, ly->k.w, ly->k.b, H, s->qkv + H, H3);
-	rwd_nn_linear(s->h, R, H, 0, ly->v.w, ly->v.b, H, s->qkv + 2 * H, H3);
+	linear(&ly->k, s, s->h, R, H, H, s->qkv + H, H3);
+	linear(&ly->v, s, s->h, R, H, H, s->qkv + 2 * H, H3);
 	for (size_t i = 0; i < n; i++)
 		memcpy(hq + i * H, s->h + pool[i] * H, H * sizeof(float));
-	rwd_nn_linear(hq, n, H, 0, ly->q.w, ly->q.b, H, q, 0);
+	linear(&ly->q, s, hq, n, H, H, q, 0);
 	for (size_t i = 0; i < n; i++) {
 		const size_t len = s->len[i];
 		const float *k = s->qkv + s->start[i] * H3 + H, *v = k + H;
@@ -908,15 +976,16 @@ static void last_layer_pooled(const struct tower *t, const struct layer *ly, cl_
 				v + h * hd, (blasint)H3, sc, 1, 0.0f, ao + i * H + h * hd, 1);
 		}
 	}
-	rwd_nn_linear(ao, n, H, 0, ly->o.w, ly->o.b, H, s->h, 0);
+	linear(&ly->o, s, ao, n, H, H, s->h, 0);
 	/* compact: pool[i] >= i, so moving rows up in order never clobbers one unread */
 	for (size_t i = 0; i < n; i++)
 		memmove(s->x + i * H, s->x + pool[i] * H, H * sizeof(float));
 	add_into(s->x, s->h, n * H);
 	rwd_nn_layernorm(s->x, n, H, ly->ln2w, ly->ln2b, t->eps, s->h);
-	rwd_nn_linear(s->h, n, H, 0, ly->fc1.w, ly->fc1.b, t->ffn, s->mlp, 0);
-	activate(t->act, s->mlp, n * t->ffn);
-	rwd_nn_linear(s->mlp, n, t->ffn, 0, ly->fc2.w, ly->fc2.b, H, s->att, 0);
+	linear(&ly->fc1, s, s->h, n, H, t->ffn, s->mlp, 0);
+	if (!ly->fc1.bf)
+		activate(t->act, s->mlp, n * t->ffn);
+	linear(&ly->fc2, s, s->mlp, n, t->ffn, H, s->att, 0);
 	add_into(s->x, s->att, n * H);
 }
 
@@ -935,9 +1004,9 @@ static void encoder(const struct tower *t, cl_scratch *s, size_t n, size_t R, in
 		const struct layer *ly = &t->layers[l];
 		/* attention: q | k | v side by side in qkv [R, 3H] */
 		rwd_nn_layernorm(s->x, R, H, ly->ln1w, ly->ln1b, t->eps, s->h);
-		rwd_nn_linear(s->h, R, H, 0, ly->q.w, ly->q.b, H, s->qkv, H3);
-		rwd_nn_linear(s->h, R, H, 0, ly->k.w, ly->k.b, H, s->qkv + H, H3);
-		rwd_nn_linear(s->h, R, H, 0, ly->v.w, ly->v.b, H, s->qkv + 2 * H, H3);
+		linear(&ly->q, s, s->h, R, H, H, s->qkv, H3);
+		linear(&ly->k, s, s->h, R, H, H, s->qkv + H, H3);
+		linear(&ly->v, s, s->h, R, H, H, s->qkv + 2 * H, H3);
 		for (size_t i = 0; i < n; i++) {
 			rwd_nn_attn p = {
 				.t = s->len[i], .n_heads = t->nH, .n_kv_heads = t->nH, .head_dim = t->hd,
@@ -946,15 +1015,16 @@ static void encoder(const struct tower *t, cl_scratch *s, size_t n, size_t R, in
 			const float *q = s->qkv + s->start[i] * H3;
 			rwd_nn_attention(&p, q, q + H, q + 2 * H, s->att + s->start[i] * H, s->attn_s);
 		}
-		rwd_nn_linear(s->att, R, H, 0, ly->o.w, ly->o.b, H, s->h, 0);
+		linear(&ly->o, s, s->att, R, H, H, s->h, 0);
 		add_into(s->x, s->h, R * H);
 		/* MLP in row chunks; att holds fc2's output */
 		rwd_nn_layernorm(s->x, R, H, ly->ln2w, ly->ln2b, t->eps, s->h);
 		for (size_t r0 = 0; r0 < R; r0 += CL_MLP_CHUNK) {
 			const size_t nr = R - r0 < CL_MLP_CHUNK ? R - r0 : CL_MLP_CHUNK;
-			rwd_nn_linear(s->h + r0 * H, nr, H, 0, ly->fc1.w, ly->fc1.b, t->ffn, s->mlp, 0);
-			activate(t->act, s->mlp, nr * t->ffn);
-			rwd_nn_linear(s->mlp, nr, t->ffn, 0, ly->fc2.w, ly->fc2.b, H, s->att, 0);
+			linear(&ly->fc1, s, s->h + r0 * H, nr, H, t->ffn, s->mlp, 0);
+			if (!ly->fc1.bf)
+				activate(t->act, s->mlp, nr * t->ffn);
+			linear(&ly->fc2, s, s->mlp, nr, t->ffn, H, s->att, 0);
 			add_into(s->x + r0 * H, s->att, nr * H);
 		}
 	}
@@ -984,7 +1054,10 @@ void rwd_clip_encode_images(const rwd_clip *m, void *scratch, const float *const
 		}
 	}
 	/* the patch embedding of every image as one GEMM: h[n*NP, H] */
-	rwd_nn_linear(s->mlp, n * NP, K, 0, m->patch_w, NULL, H, s->h, 0);
+	if (m->patch_bf)
+		rwd_bf16_linear_run(m->patch_bf, s->bs, s->mlp, n * NP, 0, s->h, 0);
+	else
+		rwd_nn_linear(s->mlp, n * NP, K, 0, m->patch_w, NULL, H, s->h, 0);
 	for (size_t b = 0; b < n; b++) {
 		float *x = s->x + b * T * H;
 		for (size_t j = 0; j < H; j++)
@@ -1060,7 +1133,7 @@ int rwd_clip_encode_texts(const rwd_clip *m, void *scratch, const int32_t *const
 	encoder(&m->tt, s, n, R, 1, pool);
 	rwd_nn_layernorm(s->x, n, H, m->fin_w, m->fin_b, m->tt.eps, s->h);
 	rwd_nn_linear(s->h, n, H, 0, m->tproj, NULL, m->proj, out, 0);
-	return 0;
+	return s->bs ? rwd_bf16_scratch_status(s->bs) : 0;
 }
 
 int rwd_clip_preprocess(const rwd_clip *m, const rwd_image *img, float *out)
@@ -1354,7 +1427,10 @@ static int kind_forward(const void *state, void *scratch, rwd_item *const *items
 		size_t c = n_img - i < m->cap ? n_img - i : m->cap;
 		rwd_clip_encode_images(m, s, ulist + i, c, s->img_emb + i * D);
 	}
-	int r = 0;
+	/* a failed oneDNN call fails the batch, never a made-up score */
+	int r = s->bs ? rwd_bf16_scratch_status(s->bs) : 0;
+	if (r)
+		return r;
 	for (size_t i = 0; i < n_txt && !r; i += m->cap) {
 		size_t c = n_txt - i < m->cap ? n_txt - i : m->cap;
 		r = rwd_clip_encode_texts(m, s, tlist + i, tlen + i, c, s->txt_emb + i * D);

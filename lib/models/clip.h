@@ -64,6 +64,13 @@
  * "clipscore_weight", "heads", "dimensions" (the subset to serve, in
  * order), "tokenizer" (a tokenizer file or folder instead of the model's),
  * "max_image_bytes" (default 32 MiB), "max_text_bytes" (default 64 KiB).
+ * "precision": "fp32" (default, the exact path) or "bf16": both towers'
+ * q/k/v/out_proj/fc1 (quick_gelu or GELU fused)/fc2 and the patch embedding
+ * run on nn/bf16 (oneDNN, BF16 inputs, FP32 accumulation); layer norms,
+ * attention, the projections and the heads stay FP32. Bound against the
+ * FP32 oracle (tests/parity/test_bf16_torch.py): embeddings' relative error
+ * <= 1e-2, Spearman of the image-text cosines >= 0.9995. Refused at load on
+ * a CPU without AVX512_BF16 or AMX.
  *
  * Thread safety: the state is read-only after load; each worker passes its
  * own scratch (sized at load for max_batch_size items).

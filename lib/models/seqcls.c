@@ -2,6 +2,7 @@
 #include "models/seqcls.h"
 
 #include "core/json.h"
+#include "nn/bf16.h"
 #include "nn/nn.h"
 #include "tensor/safetensors.h"
 #include "text/chat.h"
@@ -31,6 +32,7 @@ enum arch { ARCH_QWEN2, ARCH_QWEN3, ARCH_LLAMA };
 struct lin {
 	const float *w;
 	const float *b;
+	const rwd_bf16_linear *bf; /* precision "bf16": the same layer in m->bf */
 };
 
 struct layer {
@@ -49,6 +51,8 @@ typedef struct seqcls {
 	int has_pad;
 	int64_t pad_id;
 	int truncate;
+	int bf16;                   /* options.precision == "bf16" */
+	rwd_bf16 *bf;               /* precision "bf16": q/k/v/o/gate/up/down on oneDNN; NULL = fp32 */
 	float *inv_freq;            /* [hd/2] */
 	const float *embed;         /* [vocab, H] */
 	const float *norm;          /* [H] */
@@ -76,6 +80,7 @@ typedef struct sc_scratch {
 	int32_t *posq;              /* [max_items] position of each pooled token */
 	size_t *start, *len;        /* [max_items] each item's slice of the packed rows */
 	void *block;                /* the single allocation the above point into */
+	rwd_bf16_scratch *bs;       /* precision "bf16": this worker's oneDNN scratch */
 } sc_scratch;
 
 /* What prepare() leaves in item->prep: the ids to run (trailing pad dropped). */
@@ -383,6 +388,7 @@ static void seqcls_free(void *state)
 	seqcls *m = state;
 	if (!m)
 		return;
+	rwd_bf16_free(m->bf);
 	rwd_weights_free(m->weights);
 	rwd_tokenizer_free(m->tok);
 	rwd_chat_template_free(m->chat);
@@ -399,7 +405,49 @@ static int parse_options(seqcls *m, const json_t *opts, rwd_error *err)
 		return 0;
 	if (!json_is_object(opts))
 		return rwd_errorf(err, RWD_E_INVALID, "seqcls options must be an object");
-	return rwd_json_bool(opts, "truncate", 0, &m->truncate, err);
+	int r = rwd_json_bool(opts, "truncate", 0, &m->truncate, err);
+	if (r)
+		return r;
+	json_t *p = json_object_get(opts, "precision");
+	if (!p || json_is_null(p))
+		return 0;
+	const char *ps = json_string_value(p);
+	if (!ps || (strcmp(ps, "fp32") && strcmp(ps, "bf16"))) {
+		rwd_error_where(err, NULL, "precision");
+		return rwd_errorf(err, RWD_E_INVALID, "\"precision\" must be \"fp32\" or \"bf16\"");
+	}
+	m->bf16 = strcmp(ps, "bf16") == 0;
+	return 0;
+}
+
+/*
+ * precision "bf16": every projection of every layer (q, k, v, o, gate with
+ * its SiLU fused, up, down) becomes a oneDNN BF16 linear; layers of one
+ * shape share primitives. Embeddings, norms, RoPE, attention and the score
+ * head stay FP32. Refused (RWD_E_UNSUPPORTED) on a CPU without AVX512_BF16.
+ */
+static int load_bf16(seqcls *m, rwd_error *err)
+{
+	rwd_bf16_params bp = rwd_bf16_default_params();
+	int r = rwd_bf16_new(&bp, &m->bf, err);
+	if (r) {
+		rwd_error_where(err, NULL, "precision");
+		return r;
+	}
+	for (size_t l = 0; l < m->L; l++) {
+		struct layer *ly = &m->layers[l];
+		struct { struct lin *li; size_t n, k; rwd_bf16_act act; } t[] = {
+			{&ly->q, m->qd, m->H, RWD_BF16_ACT_NONE}, {&ly->k, m->kvd, m->H, RWD_BF16_ACT_NONE},
+			{&ly->v, m->kvd, m->H, RWD_BF16_ACT_NONE}, {&ly->o, m->H, m->qd, RWD_BF16_ACT_NONE},
+			{&ly->gate, m->inter, m->H, RWD_BF16_ACT_SILU}, {&ly->up, m->inter, m->H, RWD_BF16_ACT_NONE},
+			{&ly->down, m->H, m->inter, RWD_BF16_ACT_NONE},
+		};
+		for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+			if ((r = rwd_bf16_add_linear(m->bf, t[i].li->w, t[i].li->b, t[i].n, t[i].k, t[i].act,
+				     &t[i].li->bf, err)))
+				return r;
+	}
+	return 0;
 }
 
 /*
@@ -512,6 +560,8 @@ static int seqcls_load(const char *path, const json_t *opts, const rwd_batch_lim
 	}
 	m->weight_bytes = (size_t)rwd_weights_total_bytes(m->weights);
 	if ((r = load_text(m, path, err)))
+		goto fail;
+	if (m->bf16 && (r = load_bf16(m, err)))
 		goto fail;
 	json_decref(cfg);
 	*state = m;
@@ -865,6 +915,11 @@ static int seqcls_scratch_new(const void *state, void **out, rwd_error *err)
 	s->posq = ptrs[10];
 	s->start = ptrs[11];
 	s->len = ptrs[12];
+	if (m->bf && (rc = rwd_bf16_scratch_new(m->bf, &s->bs, err))) {
+		free(s->block);
+		free(s);
+		return rc;
+	}
 	*out = s;
 	return 0;
 }
@@ -874,6 +929,7 @@ static void seqcls_scratch_free(void *scratch)
 	sc_scratch *s = scratch;
 	if (!s)
 		return;
+	rwd_bf16_scratch_free(s->bs);
 	free(s->block);
 	free(s);
 }
@@ -929,6 +985,22 @@ static void attend(const seqcls *m, float *q, size_t ldq, size_t nq, size_t q0,
 	}
 }
 
+/* y[rows, n] = x[rows, k] . l^T (+ bias), FP32 (OpenBLAS) or BF16 (oneDNN) by precision. */
+static void linear(const struct lin *l, sc_scratch *s, const float *x, size_t rows, size_t k,
+	size_t n, float *y)
+{
+	if (l->bf)
+		rwd_bf16_linear_run(l->bf, s->bs, x, rows, 0, y, 0); /* errors: rwd_bf16_scratch_status */
+	else
+		rwd_nn_linear(x, rows, k, 0, l->w, l->b, n, y, 0);
+}
+
+static void mul_rows(float *x, const float *y, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		x[i] *= y[i];
+}
+
 static void add_rows(float *x, const float *y, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -942,10 +1014,13 @@ static void mlp(const seqcls *m, const struct layer *ly, sc_scratch *s, float *x
 	for (size_t r0 = 0; r0 < rows; r0 += SC_MLP_CHUNK) {
 		const size_t nr = rows - r0 < SC_MLP_CHUNK ? rows - r0 : SC_MLP_CHUNK;
 		const float *nn = s->n + r0 * m->H;
-		rwd_nn_linear(nn, nr, m->H, 0, ly->gate.w, ly->gate.b, m->inter, s->gate, 0);
-		rwd_nn_linear(nn, nr, m->H, 0, ly->up.w, ly->up.b, m->inter, s->up, 0);
-		rwd_nn_swiglu(s->gate, s->up, nr * m->inter);
-		rwd_nn_linear(s->gate, nr, m->inter, 0, ly->down.w, ly->down.b, m->H, s->tmp, 0);
+		linear(&ly->gate, s, nn, nr, m->H, m->inter, s->gate);
+		linear(&ly->up, s, nn, nr, m->H, m->inter, s->up);
+		if (ly->gate.bf)
+			mul_rows(s->gate, s->up, nr * m->inter); /* SiLU already fused into the gate GEMM */
+		else
+			rwd_nn_swiglu(s->gate, s->up, nr * m->inter);
+		linear(&ly->down, s, s->gate, nr, m->inter, m->H, s->tmp);
 		add_rows(x + r0 * m->H, s->tmp, nr * m->H);
 	}
 }
@@ -965,8 +1040,8 @@ static void forward_chunk(const seqcls *m, sc_scratch *s, rwd_item *const *items
 		const size_t Q = last ? n : T;
 
 		rwd_nn_rmsnorm(s->x, T, H, ly->ln1, m->eps, s->n);
-		rwd_nn_linear(s->n, T, H, 0, ly->k.w, ly->k.b, m->kvd, s->k, 0);
-		rwd_nn_linear(s->n, T, H, 0, ly->v.w, ly->v.b, m->kvd, s->v, 0);
+		linear(&ly->k, s, s->n, T, H, m->kvd, s->k);
+		linear(&ly->v, s, s->n, T, H, m->kvd, s->v);
 		if (m->arch == ARCH_QWEN3)
 			rwd_nn_rmsnorm(s->k, T * m->nKV, m->hd, ly->k_norm, m->eps, s->k);
 		rwd_nn_rope(s->k, T, m->nKV, m->hd, 0, s->pos, m->inv_freq);
@@ -982,7 +1057,7 @@ static void forward_chunk(const seqcls *m, sc_scratch *s, rwd_item *const *items
 				s->posq[i] = (int32_t)(s->len[i] - 1);
 			}
 		}
-		rwd_nn_linear(s->n, Q, H, 0, ly->q.w, ly->q.b, m->qd, s->q, 0);
+		linear(&ly->q, s, s->n, Q, H, m->qd, s->q);
 		if (m->arch == ARCH_QWEN3)
 			rwd_nn_rmsnorm(s->q, Q * m->nH, m->hd, ly->q_norm, m->eps, s->q);
 		rwd_nn_rope(s->q, Q, m->nH, m->hd, 0, last ? s->posq : s->pos, m->inv_freq);
@@ -995,7 +1070,7 @@ static void forward_chunk(const seqcls *m, sc_scratch *s, rwd_item *const *items
 				attend(m, s->q + s->start[i] * m->qd, m->qd, s->len[i], 0, k, v, s->s);
 		}
 		/* x += o_proj(attn); n is free as the output buffer */
-		rwd_nn_linear(s->q, Q, m->qd, 0, ly->o.w, ly->o.b, H, s->n, 0);
+		linear(&ly->o, s, s->q, Q, m->qd, H, s->n);
 		add_rows(s->x, s->n, Q * H);
 		mlp(m, ly, s, s->x, Q);
 	}
@@ -1042,7 +1117,8 @@ static int seqcls_forward(const void *state, void *scratch, rwd_item *const *ite
 		forward_chunk(m, s, items + i, c, T);
 		i += c;
 	}
-	return 0;
+	/* a failed oneDNN call fails the batch, never a made-up score */
+	return s->bs ? rwd_bf16_scratch_status(s->bs) : 0;
 }
 
 const rwd_model_ops rwd__seqcls_ops = {

@@ -67,6 +67,14 @@
  *     true — it is left-truncated to its LAST max_tokens tokens (the end of
  *     a conversation carries the response and the pooled token, which the
  *     reward is about); positions restart at 0 in the kept window.
+ *   "precision": "fp32" (default: OpenBLAS sgemm, the exact path) or "bf16"
+ *     — every projection (q, k, v, o, gate with SiLU fused, up, down) runs
+ *     on nn/bf16 (oneDNN, BF16 inputs, FP32 accumulation, weights rounded
+ *     to BF16 once at load); embeddings, RMSNorm, RoPE, attention, softmax
+ *     and the score head stay FP32. Bound against the FP32 oracle
+ *     (tests/parity/test_bf16_torch.py): relative error <= 2e-2, Spearman
+ *     >= 0.999 per label. Refused at load (RWD_E_UNSUPPORTED, naming the
+ *     CPU's ISA) on a CPU without AVX512_BF16 or AMX.
  */
 #ifndef RWD_MODELS_SEQCLS_H
 #define RWD_MODELS_SEQCLS_H

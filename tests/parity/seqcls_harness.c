@@ -4,6 +4,7 @@
  *
  *   seqcls_harness MODEL_DIR [--max-batch-tokens N] [--max-batch-size N]
  *                  [--max-tokens N] [--truncate] [--repeat N] [--threads N]
+ *                  [--precision fp32|bf16]
  *
  * stdin: one item per line, a JSON array of ids or an item object
  * ({"input_ids": [...]}). All lines are scored as ONE batch through
@@ -58,6 +59,8 @@ int main(int argc, char **argv)
 			repeat = atoi(argv[++i]);
 		else if (i + 1 < argc && strcmp(argv[i], "--threads") == 0)
 			threads = atoi(argv[++i]);
+		else if (i + 1 < argc && strcmp(argv[i], "--precision") == 0)
+			json_object_set_new(opts, "precision", json_string(argv[++i]));
 		else {
 			fprintf(stderr, "unknown option %s\n", argv[i]);
 			return 2;
