@@ -4,7 +4,7 @@
 
 # Packages to build and run rewardd.
 RWD_BUILD_PKGS="meson ninja-build pkg-config gcc libopenblas-dev libdnnl-dev libjansson-dev
- libmicrohttpd-dev libpng-dev libjpeg62-turbo-dev libpcre2-dev libutf8proc-dev zlib1g-dev
+ libmicrohttpd-dev libpng-dev libjpeg62-turbo-dev libpcre2-dev libutf8proc-dev zlib1g-dev libsqlite3-dev
  check curl ca-certificates libpolyclipping-dev"
 # Oracles and peers used by the tests only (PyTorch, Pillow, scikit-image, NLTK,
 # Node for the HF tokenizers binding, clang for fuzz targets, nginx, systemd,

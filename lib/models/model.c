@@ -17,6 +17,7 @@ extern const rwd_model_ops rwd__clip_ops;
 extern const rwd_model_ops rwd__image_metrics_ops;
 extern const rwd_model_ops rwd__rules_ops;
 extern const rwd_model_ops rwd__seqcls_ops;
+extern const rwd_model_ops rwd__sql_ops; /* models/sql.c */
 
 static const rwd_model_ops *const kinds[] = {
 	&rwd__mlp_ops,
@@ -24,6 +25,7 @@ static const rwd_model_ops *const kinds[] = {
 	&rwd__image_metrics_ops,
 	&rwd__rules_ops,
 	&rwd__seqcls_ops,
+	&rwd__sql_ops,
 	NULL,
 };
 
