@@ -237,15 +237,15 @@ int rwd_model_run(const rwd_model *m, void *scratch, rwd_item *const *items, siz
 	rwd_item *stack_ok[64];
 	rwd_item **ok = n <= 64 ? stack_ok : rwd_arena_alloc(arena, n * sizeof(*ok));
 	if (!ok) {
-		/* every item fails with a reason: none is left looking scored */
+		/* Nothing ran: every item fails, with a reason, and none is a score. */
+		int r = rwd_arena_over_limit(arena) ? RWD_E_LIMIT : RWD_E_NOMEM;
 		for (size_t i = 0; i < n; i++) {
 			memset(items[i]->present, 0, sizeof(items[i]->present));
-			if (!items[i]->status) {
-				items[i]->status = RWD_E_NOMEM;
-				rwd_errorf(&items[i]->err, RWD_E_NOMEM, "out of memory for the batch's item list");
-			}
+			items[i]->status = r;
+			rwd_errorf(&items[i]->err, r, "no memory for a batch of %zu items%s", n,
+				r == RWD_E_LIMIT ? " (the batch arena's limit)" : "");
 		}
-		return RWD_E_NOMEM;
+		return r;
 	}
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -266,6 +266,7 @@ int rwd_model_run(const rwd_model *m, void *scratch, rwd_item *const *items, siz
 	int r = m->ops->forward(m->state, scratch, ok, k, arena);
 	if (r) {
 		for (size_t i = 0; i < k; i++) {
+			memset(ok[i]->present, 0, sizeof(ok[i]->present));
 			if (!ok[i]->status) {
 				ok[i]->status = r;
 				rwd_errorf(&ok[i]->err, r, "the batch's forward pass failed: %s", rwd_strerror(r));

@@ -131,7 +131,10 @@ void rwd_model_scratch_free(const rwd_model *m, void *scratch);
 /*
  * Prepare and score a batch in one call: prepare() each item (failures are
  * recorded per item and the item is left out of the forward pass), then
- * forward() the rest. Items must have status 0 on entry.
+ * forward() the rest. Items must have status 0 on entry. Returns 0, or the
+ * error that failed the whole batch; either way every item that was not
+ * scored has a status and a message on return (never status 0 without a
+ * score), and a failed item has no present[] dimension.
  */
 int rwd_model_run(const rwd_model *m, void *scratch, rwd_item *const *items, size_t n,
 	rwd_arena *arena);

@@ -1,4 +1,23 @@
-/* serve/batcher.c — see batcher.h. */
+/*
+ * serve/batcher.c — see batcher.h.
+ *
+ * Locking: one mutex (b->mu) guards the queue and node pool, the counters
+ * (queued, running, finishing, st), next_deadline, draining/stopping,
+ * batch_seq and every private field of a submitted job (remaining_, gone_,
+ * probing_, mark_, slot_, next_) as well as the job's batcher-filled public
+ * fields (queue_ns_max, compute_ns_max, batches). Outside the lock:
+ *   - b->p and b->exec are written once in rwd_batcher_new, before any
+ *     worker starts, and only read afterwards;
+ *   - job->enqueue_ns is written by submit under the lock before the job's
+ *     nodes are queued, and never again: a worker that picked a node under
+ *     the lock may read it without the lock;
+ *   - a picked item (rwd_item) belongs to the worker that picked it until
+ *     that worker finishes it under the lock; run() writes it unlocked;
+ *   - a worker's own arrays, scratch and arena are its alone;
+ *   - job->gone() is called unlocked, only by the worker that set the job's
+ *     probing_ flag (under the lock), so never by two threads at once; its
+ *     answer is published to gone_ under the lock when that batch finishes.
+ */
 #include "serve/batcher.h"
 
 #include "core/thread.h"
@@ -29,6 +48,11 @@ typedef struct worker {
 	rwd_item **batch;   /* [max_batch_size] picked items */
 	rwd_job **jobs;     /* [max_batch_size] their jobs */
 	rwd_item **run;     /* [max_batch_size] the ones actually run */
+	uint8_t *ran;       /* [max_batch_size] 1 when batch[i] went to run() */
+	size_t *probe_of;   /* [max_batch_size] slot + 1 in probe[] of batch[i]'s job, 0 = none */
+	rwd_job **probe;    /* [max_batch_size] jobs whose gone() this worker asks */
+	uint8_t *probe_gone; /* [max_batch_size] their answers */
+	size_t n_probe;
 	int index;
 } worker;
 
@@ -45,6 +69,8 @@ struct rwd_batcher {
 	size_t finishing;        /* threads inside done() callbacks */
 	uint64_t next_deadline;  /* earliest queued deadline (0 = none); a lower bound */
 	int draining, stopping;
+	uint64_t batch_seq;      /* batches picked so far: the id of the next (job->mark_) */
+	int mu_ok, work_cv_ok, idle_cv_ok; /* what rwd_batcher_new initialised */
 	worker *workers;
 	rwd_batcher_stats st;
 	char name[32];
@@ -59,6 +85,7 @@ rwd_batcher_params rwd_batcher_default_params(void)
 	p.max_delay_us = 0; /* continuous batching; see daemon/config.c */
 	p.max_queue_items = 1024;
 	p.workers = 1;
+	p.arena_limit = RWD_BATCHER_ARENA_LIMIT;
 	return p;
 }
 
@@ -204,10 +231,34 @@ static int batch_complete_locked(const rwd_batcher *b)
 	return k == b->p.max_batch_size;
 }
 
+/*
+ * Account item `k` of the batch being picked: count the batch once per job
+ * (job->batches), decide whether it runs (a job already known gone does
+ * not), and claim the job's gone() probe for this worker if nobody else is
+ * asking. O(1) per item: mark_ says whether this batch has seen the job.
+ */
+static void account_locked(rwd_batcher *b, worker *w, size_t k, rwd_job *job)
+{
+	if (job->mark_ != b->batch_seq) {
+		job->mark_ = b->batch_seq;
+		job->batches++;
+		job->slot_ = 0;
+		if (job->gone && !job->gone_ && !job->probing_) {
+			job->probing_ = 1;
+			w->probe[w->n_probe++] = job;
+			job->slot_ = w->n_probe;
+		}
+	}
+	w->ran[k] = !job->gone_;
+	w->probe_of[k] = job->slot_;
+}
+
 /* Take the next batch out of the queue into w->batch/jobs; returns its size. */
 static size_t pick_locked(rwd_batcher *b, worker *w, size_t *tokens_out)
 {
 	size_t k = 0, tokens = 0;
+	b->batch_seq++;
+	w->n_probe = 0;
 	for (int pr = RWD_PRIO_LEVELS - 1; pr >= 0 && k < b->p.max_batch_size; pr--) {
 		qnode *n;
 		while ((n = b->q[pr].head) && k < b->p.max_batch_size) {
@@ -218,6 +269,7 @@ static size_t pick_locked(rwd_batcher *b, worker *w, size_t *tokens_out)
 			list_remove(&b->q[pr], n);
 			w->batch[k] = &n->job->items[n->idx];
 			w->jobs[k] = n->job;
+			account_locked(b, w, k, n->job);
 			k++;
 			tokens += c;
 			n->next = b->free_nodes;
@@ -241,42 +293,52 @@ static uint64_t oldest_enqueue_locked(const rwd_batcher *b)
 	return t;
 }
 
+/*
+ * After run(): an item run() left without a status was scored, unless run()
+ * failed as a whole. Give every unscored item of a failed batch run()'s
+ * status, and every failed item a message and no present[] dimension, so
+ * nothing failed can be read as a score (nor as a 0).
+ */
+static void settle_failures(rwd_item *const *items, size_t n, int r)
+{
+	for (size_t i = 0; i < n; i++) {
+		rwd_item *it = items[i];
+		if (r && !it->status) {
+			it->status = r;
+			rwd_errorf(&it->err, r, "the batch failed: %s", rwd_strerror(r));
+		}
+		if (!it->status)
+			continue;
+		if (!it->err.msg[0])
+			rwd_errorf(&it->err, it->status, "%s", rwd_strerror(it->status));
+		memset(it->present, 0, sizeof(it->present));
+	}
+}
+
 static void run_batch(rwd_batcher *b, worker *w, size_t k, size_t tokens)
 {
 	uint64_t start = rwd_now_ns();
-	/* Ask once per job whether its client is still there: a recv() peek per
-	 * job is cheap next to a forward pass, and dropped work is pure gain. */
+	/* Ask each job this worker claimed (pick_locked) whether its client is
+	 * still there: a recv() peek per job is cheap next to a forward pass,
+	 * and dropped work is pure gain. Unlocked: probing_ keeps any other
+	 * worker from calling the same job's gone() meanwhile. */
+	for (size_t i = 0; i < w->n_probe; i++)
+		w->probe_gone[i] = w->probe[i]->gone(w->probe[i]) != 0;
 	size_t nrun = 0;
 	for (size_t i = 0; i < k; i++) {
-		rwd_job *job = w->jobs[i];
-		if (job->gone && !atomic_load_explicit(&job->gone_, memory_order_acquire)) {
-			int seen = 0;
-			for (size_t j = 0; j < i; j++)
-				seen |= w->jobs[j] == job;
-			/* one prober at a time; another worker's answer is read below */
-			if (!seen && !atomic_exchange_explicit(&job->probing_, 1, memory_order_acq_rel)) {
-				if (job->gone(job))
-					atomic_store_explicit(&job->gone_, 1, memory_order_release);
-				atomic_store_explicit(&job->probing_, 0, memory_order_release);
-			}
-		}
-		if (!atomic_load_explicit(&job->gone_, memory_order_acquire))
+		if (w->ran[i] && w->probe_of[i] && w->probe_gone[w->probe_of[i] - 1])
+			w->ran[i] = 0;
+		if (w->ran[i])
 			w->run[nrun++] = w->batch[i];
-		uint64_t q = start - job->enqueue_ns;
+		/* enqueue_ns is read-only after submit (see the top of the file) */
+		uint64_t q = start - w->jobs[i]->enqueue_ns;
 		rwd_metric_observe(b->p.metrics.queue_seconds, (double)q / 1e9);
 	}
 	uint64_t t0 = rwd_now_ns(), t1 = t0;
 	if (nrun) {
-		int rr = b->exec.run(b->exec.ctx, w->scratch, w->run, nrun, w->arena);
-		/* a failed run fails every item it left without a status (batcher.h) */
-		for (size_t i = 0; rr && i < nrun; i++) {
-			if (!w->run[i]->status) {
-				w->run[i]->status = rr;
-				memset(w->run[i]->present, 0, sizeof(w->run[i]->present));
-				rwd_errorf(&w->run[i]->err, rr, "the batch could not be scored: %s", rwd_strerror(rr));
-			}
-		}
+		int r = b->exec.run(b->exec.ctx, w->scratch, w->run, nrun, w->arena);
 		t1 = rwd_now_ns();
+		settle_failures(w->run, nrun, r);
 		rwd_metric_observe(b->p.metrics.batch_size, (double)nrun);
 		rwd_metric_observe(b->p.metrics.batch_tokens, (double)tokens);
 		rwd_metric_observe(b->p.metrics.compute_seconds, (double)(t1 - t0) / 1e9);
@@ -285,24 +347,24 @@ static void run_batch(rwd_batcher *b, worker *w, size_t k, size_t tokens)
 
 	rwd_job *done = NULL;
 	pthread_mutex_lock(&b->mu);
+	for (size_t i = 0; i < w->n_probe; i++) {
+		w->probe[i]->probing_ = 0;
+		if (w->probe_gone[i])
+			w->probe[i]->gone_ = 1;
+	}
 	for (size_t i = 0; i < k; i++) {
 		rwd_job *job = w->jobs[i];
 		size_t idx = (size_t)(w->batch[i] - job->items);
 		uint64_t q = start - job->enqueue_ns;
 		if (q > job->queue_ns_max)
 			job->queue_ns_max = q;
-		if (atomic_load_explicit(&job->gone_, memory_order_acquire)) {
+		if (!w->ran[i]) {
 			b->st.cancelled++;
 			finish_item_locked(job, idx, RWD_E_CANCELLED, &done);
 			continue;
 		}
 		if (t1 - t0 > job->compute_ns_max)
 			job->compute_ns_max = t1 - t0;
-		/* count each batch once per job: only at the job's first item in it */
-		int first = 1;
-		for (size_t j = 0; j < i; j++)
-			first &= w->jobs[j] != job;
-		job->batches += (size_t)first;
 		finish_item_locked(job, idx, 0, &done);
 	}
 	b->running -= k;
@@ -373,6 +435,10 @@ static void workers_free(rwd_batcher *b)
 		free(w->batch);
 		free(w->jobs);
 		free(w->run);
+		free(w->ran);
+		free(w->probe_of);
+		free(w->probe);
+		free(w->probe_gone);
 	}
 	free(b->workers);
 	b->workers = NULL;
@@ -380,6 +446,8 @@ static void workers_free(rwd_batcher *b)
 
 static void stop_and_join(rwd_batcher *b)
 {
+	if (!b->mu_ok || !b->work_cv_ok)
+		return; /* no worker was started */
 	pthread_mutex_lock(&b->mu);
 	b->stopping = 1;
 	b->draining = 1;
@@ -388,6 +456,20 @@ static void stop_and_join(rwd_batcher *b)
 	for (int i = 0; b->workers && i < b->p.workers; i++)
 		if (b->workers[i].started)
 			pthread_join(b->workers[i].thread, NULL);
+}
+
+/* Free what rwd_batcher_new made (the workers already joined). */
+static void destroy(rwd_batcher *b)
+{
+	workers_free(b);
+	free(b->pool);
+	if (b->work_cv_ok)
+		pthread_cond_destroy(&b->work_cv);
+	if (b->idle_cv_ok)
+		pthread_cond_destroy(&b->idle_cv);
+	if (b->mu_ok)
+		pthread_mutex_destroy(&b->mu);
+	free(b);
 }
 
 int rwd_batcher_new(const rwd_batcher_params *p, const rwd_batch_exec *exec,
@@ -404,9 +486,22 @@ int rwd_batcher_new(const rwd_batcher_params *p, const rwd_batch_exec *exec,
 	b->exec = *exec;
 	snprintf(b->name, sizeof(b->name), "%s", p->name ? p->name : "batcher");
 	b->p.name = b->name;
-	pthread_mutex_init(&b->mu, NULL);
-	rwd_cond_init_monotonic(&b->work_cv);
-	rwd_cond_init_monotonic(&b->idle_cv);
+	int e = pthread_mutex_init(&b->mu, NULL);
+	if (e) {
+		r = rwd_errorf(err, RWD_E_NOMEM, "cannot create the batcher's mutex: %s", strerror(e));
+		goto fail;
+	}
+	b->mu_ok = 1;
+	if ((e = rwd_cond_init_monotonic(&b->work_cv))) {
+		r = rwd_errorf(err, RWD_E_NOMEM, "cannot create a condition variable: %s", strerror(-e));
+		goto fail;
+	}
+	b->work_cv_ok = 1;
+	if ((e = rwd_cond_init_monotonic(&b->idle_cv))) {
+		r = rwd_errorf(err, RWD_E_NOMEM, "cannot create a condition variable: %s", strerror(-e));
+		goto fail;
+	}
+	b->idle_cv_ok = 1;
 	b->pool = calloc(p->max_queue_items, sizeof(*b->pool));
 	b->workers = calloc((size_t)p->workers, sizeof(*b->workers));
 	if (!b->pool || !b->workers) {
@@ -425,7 +520,12 @@ int rwd_batcher_new(const rwd_batcher_params *p, const rwd_batch_exec *exec,
 		w->batch = calloc(p->max_batch_size, sizeof(*w->batch));
 		w->jobs = calloc(p->max_batch_size, sizeof(*w->jobs));
 		w->run = calloc(p->max_batch_size, sizeof(*w->run));
-		if (!w->arena || !w->batch || !w->jobs || !w->run) {
+		w->ran = calloc(p->max_batch_size, sizeof(*w->ran));
+		w->probe_of = calloc(p->max_batch_size, sizeof(*w->probe_of));
+		w->probe = calloc(p->max_batch_size, sizeof(*w->probe));
+		w->probe_gone = calloc(p->max_batch_size, sizeof(*w->probe_gone));
+		if (!w->arena || !w->batch || !w->jobs || !w->run || !w->ran || !w->probe_of ||
+			!w->probe || !w->probe_gone) {
 			r = rwd_errorf(err, RWD_E_NOMEM, "out of memory for worker %d", i);
 			goto fail;
 		}
@@ -436,7 +536,7 @@ int rwd_batcher_new(const rwd_batcher_params *p, const rwd_batch_exec *exec,
 		}
 	}
 	for (int i = 0; i < p->workers; i++) {
-		int e = pthread_create(&b->workers[i].thread, NULL, worker_main, &b->workers[i]);
+		e = pthread_create(&b->workers[i].thread, NULL, worker_main, &b->workers[i]);
 		if (e) {
 			r = rwd_errorf(err, RWD_E_NOMEM, "cannot start a worker thread: %s", strerror(e));
 			goto fail;
@@ -447,12 +547,7 @@ int rwd_batcher_new(const rwd_batcher_params *p, const rwd_batch_exec *exec,
 	return 0;
 fail:
 	stop_and_join(b);
-	workers_free(b);
-	free(b->pool);
-	pthread_cond_destroy(&b->work_cv);
-	pthread_cond_destroy(&b->idle_cv);
-	pthread_mutex_destroy(&b->mu);
-	free(b);
+	destroy(b);
 	return r;
 }
 
@@ -461,12 +556,6 @@ int rwd_batcher_submit(rwd_batcher *b, rwd_job *job)
 	if (!job->n || job->n > b->p.max_queue_items || !job->done)
 		return RWD_E_INVALID;
 	int prio = job->priority == RWD_PRIO_HIGH ? RWD_PRIO_HIGH : RWD_PRIO_NORMAL;
-	job->remaining_ = job->n;
-	atomic_init(&job->gone_, 0);
-	atomic_init(&job->probing_, 0);
-	job->next_ = NULL;
-	job->queue_ns_max = job->compute_ns_max = 0;
-	job->batches = 0;
 	pthread_mutex_lock(&b->mu);
 	if (b->draining) {
 		pthread_mutex_unlock(&b->mu);
@@ -476,6 +565,15 @@ int rwd_batcher_submit(rwd_batcher *b, rwd_job *job)
 		pthread_mutex_unlock(&b->mu);
 		return RWD_E_FULL;
 	}
+	/* the job is not shared until its nodes are queued; set its private
+	 * fields under the lock all the same, so every access is */
+	job->remaining_ = job->n;
+	job->gone_ = job->probing_ = 0;
+	job->mark_ = 0;
+	job->slot_ = 0;
+	job->next_ = NULL;
+	job->queue_ns_max = job->compute_ns_max = 0;
+	job->batches = 0;
 	job->enqueue_ns = rwd_now_ns();
 	for (size_t i = 0; i < job->n; i++) {
 		qnode *n = b->free_nodes;
@@ -543,10 +641,5 @@ void rwd_batcher_free(rwd_batcher *b)
 		return;
 	rwd_batcher_drain(b, UINT64_MAX);
 	stop_and_join(b);
-	workers_free(b);
-	free(b->pool);
-	pthread_cond_destroy(&b->work_cv);
-	pthread_cond_destroy(&b->idle_cv);
-	pthread_mutex_destroy(&b->mu);
-	free(b);
+	destroy(b);
 }

@@ -19,12 +19,25 @@
  *
  * Each worker owns a scratch (exec.scratch_new) and a batch arena that is
  * reset after every batch, so input preparation memory never outlives its
- * batch. When the last item of a job has a final status, the batcher calls
+ * batch. The arena is capped at arena_limit bytes (default
+ * RWD_BATCHER_ARENA_LIMIT): an item whose preparation would pass the cap
+ * fails alone with RWD_E_LIMIT, so a batch of hostile inputs (a small PNG
+ * that decodes to 4096 x 4096 pixels) cannot grow a worker without bound.
+ *
+ * Failures: an item never finishes with status 0 unless run() scored it.
+ * When run() returns non-zero, every item of the batch that has no status
+ * yet gets that status, a message, and no present[] dimension; an item with
+ * a status but no message gets one. When the last item of a job has a final status, the batcher calls
  * job->done(job) on the thread that finished it (a worker, or the caller of
  * rwd_batcher_drain()/rwd_batcher_free()), exactly once, outside its lock,
  * and never touches the job afterwards.
  *
- * Thread safety: submit/drain/stats may be called from any thread.
+ * Thread safety: submit/drain/stats may be called from any thread. Every
+ * field the batcher shares between threads (its queue, counters, flags, and
+ * the private fields of a submitted rwd_job) is read and written under the
+ * batcher's one mutex; the exceptions are written in batcher.c beside the
+ * struct. A job's gone() callback is called outside the lock, by at most one
+ * thread at a time per job.
  */
 #ifndef RWD_SERVE_BATCHER_H
 #define RWD_SERVE_BATCHER_H
@@ -34,7 +47,6 @@
 #include "models/model.h"
 #include "serve/metrics.h"
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,11 +60,7 @@ typedef struct rwd_batch_exec {
 	/* optional; called once per worker at start. */
 	int (*scratch_new)(void *ctx, void **scratch, rwd_error *err);
 	void (*scratch_free)(void *ctx, void *scratch);
-	/*
-	 * Prepare + score n items; per-item failures in items[i]->status. A
-	 * non-zero return fails the whole batch: every item still without a
-	 * status gets that code (the batcher sets it), never a silent success.
-	 */
+	/* Prepare + score n items; per-item failures in items[i]->status. */
 	int (*run)(void *ctx, void *scratch, rwd_item *const *items, size_t n, rwd_arena *arena);
 } rwd_batch_exec;
 
@@ -74,9 +82,21 @@ typedef struct rwd_batcher_params {
 	size_t max_queue_items;    /* queue capacity in items (>= 1) */
 	int workers;               /* threads (>= 1) */
 	size_t arena_block;        /* batch arena block size (0 = default) */
-	size_t arena_limit;        /* batch arena cap in bytes (0 = none) */
+	size_t arena_limit;        /* batch arena cap in bytes, per worker (0 = none;
+	                              default RWD_BATCHER_ARENA_LIMIT) */
 	rwd_batcher_metrics metrics;
 } rwd_batcher_params;
+
+/*
+ * Default batch arena cap per worker: 512 MiB. It holds a batch's prepared
+ * inputs: decoded RGB images (3 bytes per pixel, at most 48 MiB each at the
+ * default max_image_pixels of 4096 x 4096, two per item for source_image
+ * kinds), token ids and the kinds' small per-item records. A realistic batch
+ * (32 images of 1024 x 1024: 96 MiB) fits several times; five items with
+ * two maximal images each fill it, and the sixth fails with RWD_E_LIMIT.
+ * Worst case per model: workers x arena_limit.
+ */
+#define RWD_BATCHER_ARENA_LIMIT ((size_t)512 << 20)
 
 rwd_batcher_params rwd_batcher_default_params(void);
 
@@ -94,22 +114,18 @@ struct rwd_job {
 	void (*done)(rwd_job *job); /* required */
 	int (*gone)(rwd_job *job); /* optional: non-zero when the requester went away */
 	void *user;
-	/* Filled by the batcher, valid in done(): */
-	uint64_t enqueue_ns;
+	/* Filled by the batcher (under its mutex), valid in done(): */
+	uint64_t enqueue_ns;       /* set once by submit, read-only afterwards */
 	uint64_t queue_ns_max;     /* longest an item of this job waited */
 	uint64_t compute_ns_max;   /* longest batch an item of this job ran in */
 	size_t batches;            /* batches the job's items ran in */
-	/* private */
-	size_t remaining_;           /* under the batcher's lock */
-	/*
-	 * Workers running different batches of one job ask gone() outside the
-	 * lock, so these two are atomics: gone_ is 1 once gone() said so (read
-	 * again under the lock when items finish); probing_ lets one thread at a
-	 * time call gone(), which need not be thread-safe.
-	 */
-	atomic_int gone_;
-	atomic_int probing_;
-	rwd_job *next_;
+	/* private: read and written only under the batcher's mutex */
+	size_t remaining_;         /* items without a final status */
+	int gone_;                 /* gone() reported the requester left */
+	int probing_;              /* a worker is calling gone() right now */
+	uint64_t mark_;            /* the last batch that counted this job */
+	size_t slot_;              /* that batch's probe slot + 1 (0 = none) */
+	rwd_job *next_;            /* the finished-jobs list */
 };
 
 /*

@@ -663,6 +663,216 @@ START_TEST(request_errors_name_the_field)
 }
 END_TEST
 
+/* ---- failures and concurrency: nothing failed reads as a score ---- */
+
+/* A run() that fails the whole batch: writes a score and present[] into
+ * every item (as a half-done forward pass might), then returns `fail_with`;
+ * item 1 of each batch is also given a status without a message. */
+static int fail_with;
+static int failing_run(void *ctx, void *scratch, rwd_item *const *items, size_t n, rwd_arena *arena)
+{
+	for (size_t i = 0; i < n; i++) {
+		items[i]->scores[0] = 0.0f;
+		items[i]->present[0] = 1;
+	}
+	if (n > 1)
+		items[1]->status = RWD_E_FORMAT;
+	return fail_with;
+}
+
+START_TEST(failed_run_fails_every_item)
+{
+	rwd_batcher_params p = rwd_batcher_default_params();
+	p.max_batch_size = 4;
+	rwd_batch_exec e = {0};
+	e.run = failing_run;
+	fail_with = RWD_E_NOMEM;
+	rwd_batcher *b = NULL;
+	rwd_error err;
+	rwd_error_clear(&err);
+	ck_assert_int_eq(rwd_batcher_new(&p, &e, &b, &err), 0);
+	static tjob j;
+	tjob_init(&j, 1, 4, RWD_PRIO_NORMAL, 1);
+	j.job.gone = NULL;
+	ck_assert_int_eq(rwd_batcher_submit(b, &j.job), 0);
+	wait_done(&j);
+	for (int i = 0; i < 4; i++) {
+		rwd_item *it = &j.items[i];
+		ck_assert_msg(it->status != 0, "item %d finished with status 0 after a failed run()", i);
+		ck_assert_int_eq(it->status, i == 1 ? RWD_E_FORMAT : RWD_E_NOMEM);
+		ck_assert_msg(it->err.msg[0] != '\0', "item %d has no message", i);
+		ck_assert_msg(it->present[0] == 0, "item %d of a failed batch has a present score", i);
+	}
+	rwd_batcher_free(b);
+}
+END_TEST
+
+/* rwd_model_run on a batch whose pointer array cannot be allocated (the
+ * arena is over its limit): every item gets a status and a message. Through
+ * the batcher with the model's real exec, as the daemon runs it. */
+static rwd_model *load_head(void);
+START_TEST(model_run_out_of_arena_fails_every_item)
+{
+	rwd_model *m = load_head();
+	enum { N = 100 }; /* > 64: the pointer array comes from the arena */
+	static rwd_item items[N];
+	static rwd_item *ptrs[N];
+	json_t *in = json_pack("{s:[f,f,f,f]}", "embedding", 1.0, 2.0, 3.0, 4.0);
+	for (size_t i = 0; i < N; i++) {
+		memset(&items[i], 0, sizeof(items[i]));
+		items[i].input = in;
+		items[i].index = i;
+		items[i].cost = 1;
+		ptrs[i] = &items[i];
+	}
+	rwd_arena *a = rwd_arena_create(64, 64);
+	ck_assert_ptr_nonnull(rwd_arena_alloc(a, 64)); /* fill it */
+	int r = rwd_model_run(m, NULL, ptrs, N, a);
+	ck_assert_int_ne(r, 0);
+	for (size_t i = 0; i < N; i++) {
+		ck_assert_msg(items[i].status != 0, "item %zu has status 0 after run() returned %d", i, r);
+		ck_assert_msg(items[i].err.msg[0] != '\0', "item %zu has no message", i);
+	}
+	rwd_arena_destroy(a);
+
+	/* the same through a batcher whose arena limit is too small for the batch */
+	rwd_batcher_params p = rwd_batcher_default_params();
+	p.max_batch_size = N;
+	p.max_delay_us = 2000000; /* one batch of all N */
+	p.arena_block = 64;
+	p.arena_limit = 64;
+	rwd_batch_exec e = rwd_batcher_model_exec(m);
+	rwd_batcher *b = NULL;
+	rwd_error err;
+	rwd_error_clear(&err);
+	ck_assert_int_eq(rwd_batcher_new(&p, &e, &b, &err), 0);
+	static rwd_item jitems[N];
+	static tjob j; /* only for done/tag; its items are jitems */
+	tjob_init(&j, 1, 0, RWD_PRIO_NORMAL, 1);
+	for (size_t i = 0; i < N; i++) {
+		memset(&jitems[i], 0, sizeof(jitems[i]));
+		jitems[i].input = in;
+		jitems[i].index = i;
+		jitems[i].cost = 1;
+	}
+	j.job.items = jitems;
+	j.job.n = N;
+	j.job.gone = NULL;
+	ck_assert_int_eq(rwd_batcher_submit(b, &j.job), 0);
+	wait_done(&j);
+	for (size_t i = 0; i < N; i++) {
+		ck_assert_msg(jitems[i].status != 0, "item %zu finished with status 0", i);
+		ck_assert_msg(jitems[i].err.msg[0] != '\0', "item %zu has no message", i);
+		for (int d = 0; d < RWD_MAX_DIMS; d++)
+			ck_assert_int_eq(jitems[i].present[d], 0);
+	}
+	rwd_batcher_free(b);
+	json_decref(in);
+	rwd_model_free(m);
+}
+END_TEST
+
+START_TEST(batch_arena_has_a_limit)
+{
+	rwd_batcher_params p = rwd_batcher_default_params();
+	ck_assert_uint_eq(p.arena_limit, RWD_BATCHER_ARENA_LIMIT);
+	ck_assert_uint_gt(p.arena_limit, 0);
+}
+END_TEST
+
+/* gone() is a socket peek on the requester's connection: two workers must
+ * never call it for one job at the same time. Each item of one job runs in
+ * its own batch on one of 4 workers; the callback counts how many threads
+ * are inside it. */
+static atomic_int gone_inside, gone_max, gone_calls;
+static int slow_gone(rwd_job *job)
+{
+	int now = atomic_fetch_add(&gone_inside, 1) + 1;
+	int m = atomic_load(&gone_max);
+	while (now > m && !atomic_compare_exchange_weak(&gone_max, &m, now))
+		;
+	atomic_fetch_add(&gone_calls, 1);
+	usleep(20000);
+	atomic_fetch_sub(&gone_inside, 1);
+	return 0;
+}
+
+static int slow_run(void *ctx, void *scratch, rwd_item *const *items, size_t n, rwd_arena *arena)
+{
+	usleep(5000);
+	for (size_t i = 0; i < n; i++)
+		items[i]->present[0] = 1;
+	return 0;
+}
+
+START_TEST(gone_is_never_asked_twice_at_once)
+{
+	rwd_batcher_params p = rwd_batcher_default_params();
+	p.max_batch_size = 1;
+	p.workers = 4;
+	rwd_batch_exec e = {0};
+	e.run = slow_run;
+	rwd_batcher *b = NULL;
+	rwd_error err;
+	rwd_error_clear(&err);
+	ck_assert_int_eq(rwd_batcher_new(&p, &e, &b, &err), 0);
+	static tjob j;
+	tjob_init(&j, 1, 16, RWD_PRIO_NORMAL, 1);
+	j.job.gone = slow_gone;
+	ck_assert_int_eq(rwd_batcher_submit(b, &j.job), 0);
+	wait_done(&j);
+	rwd_batcher_free(b);
+	ck_assert_int_gt(atomic_load(&gone_calls), 0);
+	ck_assert_msg(atomic_load(&gone_max) == 1, "gone() ran on %d threads at once",
+		atomic_load(&gone_max));
+	for (int i = 0; i < 16; i++)
+		ck_assert_int_eq(j.items[i].status, 0);
+	ck_assert_uint_eq(j.job.batches, 16);
+}
+END_TEST
+
+/* A job found gone by one worker: its items still queued are cancelled,
+ * and none of them is counted as run. */
+static int gone_after_first(rwd_job *job)
+{
+	return atomic_fetch_add(&gone_calls, 1) >= 1;
+}
+
+START_TEST(gone_seen_by_one_worker_cancels_the_rest)
+{
+	atomic_store(&gone_calls, 0);
+	rwd_batcher_params p = rwd_batcher_default_params();
+	p.max_batch_size = 1;
+	p.workers = 2;
+	rwd_batch_exec e = {0};
+	e.run = slow_run;
+	rwd_batcher *b = NULL;
+	rwd_error err;
+	rwd_error_clear(&err);
+	ck_assert_int_eq(rwd_batcher_new(&p, &e, &b, &err), 0);
+	static tjob j;
+	tjob_init(&j, 1, 12, RWD_PRIO_NORMAL, 1);
+	j.job.gone = gone_after_first;
+	ck_assert_int_eq(rwd_batcher_submit(b, &j.job), 0);
+	wait_done(&j);
+	rwd_batcher_stats st;
+	rwd_batcher_get_stats(b, &st);
+	rwd_batcher_free(b);
+	size_t ok = 0, cancelled = 0;
+	for (int i = 0; i < 12; i++) {
+		if (j.items[i].status == 0)
+			ok++;
+		else if (j.items[i].status == RWD_E_CANCELLED)
+			cancelled++;
+	}
+	ck_assert_uint_eq(ok + cancelled, 12);
+	ck_assert_uint_ge(ok, 1);
+	ck_assert_uint_ge(cancelled, 1);
+	ck_assert_uint_eq(st.items_run, ok);
+	ck_assert_uint_eq(st.cancelled, cancelled);
+}
+END_TEST
+
 static Suite *serve_suite(void)
 {
 	Suite *s = suite_create("serve");
@@ -687,6 +897,14 @@ static Suite *serve_suite(void)
 	TCase *tm = tcase_create("metrics");
 	tcase_add_test(tm, metrics_render_prometheus_text);
 	suite_add_tcase(s, tm);
+	TCase *tf = tcase_create("failures");
+	tcase_set_timeout(tf, 30);
+	tcase_add_test(tf, failed_run_fails_every_item);
+	tcase_add_test(tf, model_run_out_of_arena_fails_every_item);
+	tcase_add_test(tf, batch_arena_has_a_limit);
+	tcase_add_test(tf, gone_is_never_asked_twice_at_once);
+	tcase_add_test(tf, gone_seen_by_one_worker_cancels_the_rest);
+	suite_add_tcase(s, tf);
 	return s;
 }
 
