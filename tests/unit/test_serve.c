@@ -26,7 +26,6 @@ typedef struct fake {
 	size_t sizes[256];
 	size_t n_batches;
 	int scratch_made;
-	int fail;           /* non-zero: run() returns it without touching the items */
 } fake;
 
 typedef struct tjob {
@@ -57,8 +56,6 @@ static int fake_run(void *ctx, void *scratch, rwd_item *const *items, size_t n, 
 	fake *f = ctx;
 	ck_assert_ptr_eq(scratch, f);
 	ck_assert_ptr_nonnull(rwd_arena_alloc(arena, 1000));
-	if (f->fail)
-		return f->fail; /* as rwd_model_run's early NOMEM did: no item marked */
 	pthread_mutex_lock(&f->mu);
 	f->in_run = 1;
 	pthread_cond_broadcast(&f->cv);
@@ -387,27 +384,6 @@ START_TEST(gone_clients_are_dropped)
 	ck_assert_uint_eq(st.cancelled, 3);
 	rwd_batcher_free(b);
 	ck_assert_uint_eq(f.n_order, 2);
-}
-END_TEST
-
-START_TEST(failed_run_fails_every_item)
-{
-	/* a run() that fails as a whole must never leave an item looking scored */
-	fake f;
-	fake_init(&f);
-	f.fail = RWD_E_NOMEM;
-	rwd_batcher_params p = rwd_batcher_default_params();
-	rwd_batcher *b = start(&f, p);
-	static tjob j;
-	tjob_init(&j, 1, 5, RWD_PRIO_NORMAL, 1);
-	ck_assert_int_eq(rwd_batcher_submit(b, &j.job), 0);
-	wait_done(&j);
-	for (int i = 0; i < 5; i++) {
-		ck_assert_int_eq(j.items[i].status, RWD_E_NOMEM);
-		ck_assert_int_eq(j.items[i].present[0], 0);
-		ck_assert_ptr_nonnull(strstr(j.items[i].err.msg, "could not be scored"));
-	}
-	rwd_batcher_free(b);
 }
 END_TEST
 
@@ -886,7 +862,6 @@ static Suite *serve_suite(void)
 	tcase_add_test(tc, idle_worker_expires_at_the_deadline);
 	tcase_add_test(tc, full_queue_is_refused_whole);
 	tcase_add_test(tc, gone_clients_are_dropped);
-	tcase_add_test(tc, failed_run_fails_every_item);
 	tcase_add_test(tc, drain_finishes_everything_then_refuses);
 	tcase_add_test(tc, drain_bound_answers_the_queued);
 	suite_add_tcase(s, tc);
