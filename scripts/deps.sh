@@ -48,9 +48,17 @@ rwd_npm_install() {
 # Configure (once) and build a meson build directory quietly; show errors.
 rwd_build() {
 	local dir="$1"; shift
+	# A build dir set up earlier with other options (no -Werror, no sanitizer
+	# flags) is wiped and set up again, never silently reused.
+	local want="$*"
+	if [ -f "$dir/build.ninja" ] && [ "$(cat "$dir/.rwd-setup-args" 2>/dev/null)" != "$want" ]; then
+		echo "reconfiguring $dir (its setup options changed)"
+		rm -rf "$dir"
+	fi
 	if [ ! -f "$dir/build.ninja" ]; then
 		meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; return 1; }
 		rm -f "$dir.setup.log"
+		printf '%s' "$want" >"$dir/.rwd-setup-args"
 	fi
 	local out
 	out=$(ninja -C "$dir" 2>&1) || { printf '%s\n' "$out"; return 1; }
