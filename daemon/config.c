@@ -16,8 +16,12 @@ void rwd_config_defaults(rwd_config *c)
 	c->listen_port = 8080;
 	c->log_level = RWD_LOG_INFO;
 	c->http_threads = 2;
-	c->connection_limit = 1024;
-	c->per_ip_connection_limit = 256;
+	/* One trainer host opens a connection per sample, every sample of a
+	 * rollout at once (OpenRLHF HEAD, trainer-paths.md §1): 2,000 of them
+	 * against 1024/256 lost 710 samples to resets. Sized for that burst; the
+	 * per-IP limit is for multi-tenant setups (0 = none). */
+	c->connection_limit = 4096;
+	c->per_ip_connection_limit = 4096;
 	c->connection_timeout_s = 30;
 	c->connection_memory_limit = 128 * 1024;
 	c->max_body_bytes = 16u << 20;
@@ -44,7 +48,7 @@ void rwd_config_defaults(rwd_config *c)
 	 * with 500 us in every run; throughput at 16-64 connections differed
 	 * by less than the run-to-run noise. */
 	c->batching.max_delay_us = 0;
-	c->batching.max_queue_items = 1024;
+	c->batching.max_queue_items = 8192; /* a 2,000+ sample burst of one-item requests queues whole */
 	c->batching.workers = 1;
 }
 

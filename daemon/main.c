@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -348,6 +349,31 @@ static void drain(rwd_app *app, rwd_http *http)
 		(double)(rwd_now_ns() - t0) / 1e9, atomic_load(&app->inflight));
 }
 
+/*
+ * Trainers open a connection per sample, thousands at once from one host
+ * (OpenRLHF HEAD), and Debian's default soft limit of 1024 descriptors is
+ * below http.connection_limit plus model files and pipes: raise the soft
+ * limit to the hard one and say when it still falls short.
+ */
+static void raise_nofile(const rwd_config *cfg)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	rlim_t was = rl.rlim_cur;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			rl.rlim_cur = was;
+	}
+	rwd_log(RWD_LOG_INFO, "open-file limit %llu (was %llu)", (unsigned long long)rl.rlim_cur,
+		(unsigned long long)was);
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)cfg->connection_limit + 64)
+		rwd_log(RWD_LOG_WARN, "open-file limit %llu is below http.connection_limit %u + 64: "
+			"connections past it are refused (raise LimitNOFILE / ulimit -n)",
+			(unsigned long long)rl.rlim_cur, (unsigned)cfg->connection_limit);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "score") == 0) {
@@ -457,6 +483,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	catch_signals();
 	signal(SIGPIPE, SIG_IGN);
+	raise_nofile(&cfg);
 
 	app.cfg = &cfg;
 	app.start_ns = rwd_now_ns();

@@ -1555,7 +1555,10 @@ static int rules_load(const char *path, const json_t *opts, const rwd_batch_limi
 	st->length_max = 1024;
 	st->length_scale = 1024;
 	st->rep_ngram = 3;
-	st->max_response = st->max_prompt = st->max_label = st->max_reference = 65536;
+	/* long chain-of-thought rollouts (16k+ tokens, and /get_reward's query is
+	 * prompt + response): 1 MiB; labels and references stay small */
+	st->max_response = st->max_prompt = 1u << 20;
+	st->max_label = st->max_reference = 65536;
 	st->max_references = 16;
 	st->max_tool = 16384;
 	long long match_limit = 10000000, order = 4, ngram = 3, lmin = 0, lmax = 1024;

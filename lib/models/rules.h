@@ -113,7 +113,8 @@
  *   length_decay         "linear" (default) | "exponential"
  *   repetition_ngram     1..16 (default 3)
  *   max_response_bytes, max_prompt_bytes, max_label_bytes,
- *   max_reference_bytes  1..16 MiB each (default 64 KiB)
+ *   max_reference_bytes  1..16 MiB each (default 1 MiB for response and prompt:
+ *                        long chain-of-thought; 64 KiB for label and reference)
  *   max_references       1..256 (default 16)
  *   max_tool_call_bytes  1..1 MiB (default 16 KiB)
  *   strip_prompt         boolean (default true)
