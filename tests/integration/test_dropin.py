@@ -141,7 +141,7 @@ def test_openrlhf(d, rng):
     C.check(r.status == 400 and err_field(r) == "query", "missing query: %s" % r.raw[:200])
     r = openrlhf_post(d, "/get_reward?model=rm", q[:2], p[:2], [lab[0], {"x": 1}])
     C.check(r.status == 400 and err_field(r) == "labels[1]", "bad label: %s" % r.raw[:200])
-    big = q[0] + "x" * (70 << 10)
+    big = q[0] + "x" * ((1 << 20) + (6 << 10))   # past the rules kind's 1 MiB response default
     r = openrlhf_post(d, "/get_reward?model=rm", [q[0], q[1], big], p[:3], lab[:3])
     C.check(r.status == 413 and err_field(r) == "query[2]", "oversize query: %s" % r.raw[:200])
     r = openrlhf_post(d, "/get_reward?model=rm", ["x"] * 300, None, None)
