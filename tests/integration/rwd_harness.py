@@ -5,6 +5,7 @@ http.client, and validates every response against proto/openapi.yaml (JSON
 Schema 2020-12 via python3-jsonschema). Reference scores come from PyTorch
 run here (never typed in). Run with Debian's /usr/bin/python3.
 """
+import re
 import atexit
 import http.client
 import json
@@ -284,3 +285,70 @@ class Checker:
         print("%s: %d checks, %d failed, %d responses validated against proto/openapi.yaml" % (
             self.name, self.n, len(self.failed), CONTRACT.checked))
         sys.exit(1 if self.failed else 0)
+
+
+def byte_map():
+    """GPT-2's byte -> printable character map (byte-level BPE)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs)}
+
+
+def add_tokenizer(folder, corpus, vocab_size):
+    """A small byte-level BPE tokenizer.json (Qwen2's pipeline: NFC, the Qwen split
+    regex, ByteLevel) trained here on corpus, with ChatML specials at the top ids
+    (<|endoftext|> = the tiny config's pad id)."""
+    bm = byte_map()
+    vocab = {bm[b]: i for i, b in enumerate(sorted(bm))}
+    words = {}
+    for w in re.findall(r" ?\w+| ?[^\w\s]+|\s+", corpus):
+        key = tuple(bm[b] for b in w.encode())
+        words[key] = words.get(key, 0) + 1
+    merges = []
+    while len(vocab) < vocab_size - 3:
+        pairs = {}
+        for w, c in words.items():
+            for x, y in zip(w, w[1:]):
+                pairs[(x, y)] = pairs.get((x, y), 0) + c
+        if not pairs:
+            break
+        best = max(sorted(pairs), key=lambda k: pairs[k])
+        merges.append(best[0] + " " + best[1])
+        vocab[best[0] + best[1]] = len(vocab)
+        nw = {}
+        for w, c in words.items():
+            out, i = [], 0
+            while i < len(w):
+                if i + 1 < len(w) and (w[i], w[i + 1]) == best:
+                    out.append(w[i] + w[i + 1])
+                    i += 2
+                else:
+                    out.append(w[i])
+                    i += 1
+            nw[tuple(out)] = nw.get(tuple(out), 0) + c
+        words = nw
+    added = lambda i, t: {"id": i, "content": t, "single_word": False, "lstrip": False,  # noqa: E731
+                          "rstrip": False, "normalized": False, "special": True}
+    rx = ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
+          "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")
+    bl = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
+    tok = {"version": "1.0", "truncation": None, "padding": None,
+           "added_tokens": [added(vocab_size - 3, "<|im_start|>"), added(vocab_size - 2, "<|im_end|>"),
+                            added(vocab_size - 1, "<|endoftext|>")],
+           "normalizer": {"type": "NFC"},
+           "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+               {"type": "Split", "pattern": {"Regex": rx}, "behavior": "Isolated", "invert": False}, bl]},
+           "post_processor": bl, "decoder": bl,
+           "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": "",
+                     "end_of_word_suffix": "", "fuse_unk": False, "byte_fallback": False,
+                     "ignore_merges": False, "vocab": vocab, "merges": merges}}
+    path = os.path.join(folder, "tokenizer.json")
+    with open(path, "w") as f:
+        json.dump(tok, f)
+    return path
