@@ -268,6 +268,15 @@ int rwd_compat_get_reward(const json_t *root, const char *kind, const rwd_compat
 	    (r = companion(root, "labels", n, &labels, err)))
 		return r;
 	int rules = strcmp(kind, "rules") == 0;
+	/*
+	 * OpenRLHF's serve_rm (cli/serve_rm.py tokenize_fn @3c3be623) tokenizes
+	 * with truncation=True, max_length=max_len: a HF tokenizer's default
+	 * side, "right", keeps the first tokens. A query over the model's
+	 * max_tokens gets the same here unless the model's "truncate" option
+	 * says otherwise (a 422 would be retried 5 times and leave the reward
+	 * None in OpenRLHF HEAD).
+	 */
+	int seqcls = strcmp(kind, "seqcls") == 0;
 	for (size_t i = 0; i < n; i++) {
 		json_t *t = json_array_get(q, i);
 		char f[48];
@@ -280,6 +289,8 @@ int rwd_compat_get_reward(const json_t *root, const char *kind, const rwd_compat
 			if (!json_is_null(p))
 				json_object_set(it, "prompt", p);
 		}
+		if (it && seqcls)
+			json_object_set_new(it, "truncation_side", json_string("right"));
 		if (it && rules && labels) {
 			/* OpenRLHF sends "" when the dataset has no --label_key: no label */
 			json_t *l = json_array_get(labels, i);

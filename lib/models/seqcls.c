@@ -50,7 +50,7 @@ typedef struct seqcls {
 	float eps;
 	int has_pad;
 	int64_t pad_id;
-	int truncate;
+	int truncate; /* enum trunc, or -1: unset (the endpoint's default applies) */
 	int bf16;                   /* options.precision == "bf16" */
 	rwd_bf16 *bf;               /* precision "bf16": q/k/v/o/gate/up/down on oneDNN; NULL = fp32 */
 	float *inv_freq;            /* [hd/2] */
@@ -399,15 +399,31 @@ static void seqcls_free(void *state)
 	free(m);
 }
 
+/* What an item over its token cap gets: refused (422), or cut to its last or first tokens. */
+enum trunc { TRUNC_NONE, TRUNC_LEFT, TRUNC_RIGHT };
+
+/* "left" | "right" | "none" into *out; anything else -1. */
+static int trunc_name(const char *s)
+{
+	return !s ? -1 : !strcmp(s, "left") ? TRUNC_LEFT : !strcmp(s, "right") ? TRUNC_RIGHT
+		: !strcmp(s, "none") ? TRUNC_NONE : -1;
+}
+
 static int parse_options(seqcls *m, const json_t *opts, rwd_error *err)
 {
+	m->truncate = -1;
 	if (!opts || json_is_null(opts))
 		return 0;
 	if (!json_is_object(opts))
 		return rwd_errorf(err, RWD_E_INVALID, "seqcls options must be an object");
-	int r = rwd_json_bool(opts, "truncate", 0, &m->truncate, err);
-	if (r)
-		return r;
+	json_t *t = json_object_get(opts, "truncate");
+	if (json_is_boolean(t))
+		m->truncate = json_is_true(t) ? TRUNC_LEFT : TRUNC_NONE;
+	else if (t && !json_is_null(t) && (m->truncate = trunc_name(json_string_value(t))) < 0) {
+		rwd_error_where(err, NULL, "truncate");
+		return rwd_errorf(err, RWD_E_INVALID,
+			"seqcls option \"truncate\" must be true, false, \"left\", \"right\" or \"none\"");
+	}
 	json_t *p = json_object_get(opts, "precision");
 	if (!p || json_is_null(p))
 		return 0;
@@ -588,14 +604,30 @@ static void seqcls_describe(const void *state, rwd_model_info *info)
  * An item's tokenisation options (vLLM's request fields, which the drop-in
  * endpoints copy to each item): "add_special_tokens" (bool; *add -1 when
  * absent) and "truncate_prompt_tokens" (-1: max_tokens, or 1..max_tokens:
- * keep the last k tokens; *limit 0 when absent).
+ * keep the last k tokens; *limit 0 when absent). *side is what an item over
+ * its cap gets (enum trunc), in this order: truncate_prompt_tokens (left);
+ * the model's "truncate" option when configured; the item's
+ * "truncation_side" ("left" | "right" | "none", the endpoint's default that
+ * lib/compat writes, e.g. /get_reward's "right" as OpenRLHF's serve_rm);
+ * else none (422).
  */
-static int item_opts(const seqcls *m, const json_t *item, int *add, size_t *limit, rwd_error *err)
+static int item_opts(const seqcls *m, const json_t *item, int *add, size_t *limit, int *side, rwd_error *err)
 {
 	json_t *a = json_object_get(item, "add_special_tokens");
 	json_t *t = json_object_get(item, "truncate_prompt_tokens");
+	json_t *ts = json_object_get(item, "truncation_side");
 	*add = -1;
 	*limit = 0;
+	*side = m->truncate >= 0 ? m->truncate : TRUNC_NONE;
+	if (ts && !json_is_null(ts)) {
+		int v = trunc_name(json_string_value(ts));
+		if (v < 0) {
+			rwd_error_where(err, NULL, "truncation_side");
+			return rwd_errorf(err, RWD_E_INVALID, "\"truncation_side\" must be \"left\", \"right\" or \"none\"");
+		}
+		if (m->truncate < 0)
+			*side = v;
+	}
 	if (a && !json_is_null(a)) {
 		if (!json_is_boolean(a)) {
 			rwd_error_where(err, NULL, "add_special_tokens");
@@ -611,11 +643,12 @@ static int item_opts(const seqcls *m, const json_t *item, int *add, size_t *limi
 				"\"truncate_prompt_tokens\" must be -1 (max_tokens) or 1 to max_tokens %zu", m->max_tokens);
 		}
 		*limit = k == -1 ? m->max_tokens : (size_t)k;
+		*side = TRUNC_LEFT;
 	}
 	return 0;
 }
 
-static int check_ids(const seqcls *m, const json_t *ids, size_t limit, size_t *n_out, rwd_error *err)
+static int check_ids(const seqcls *m, const json_t *ids, size_t limit, int side, size_t *n_out, rwd_error *err)
 {
 	if (!json_is_array(ids)) {
 		rwd_error_where(err, NULL, "input_ids");
@@ -626,7 +659,7 @@ static int check_ids(const seqcls *m, const json_t *ids, size_t limit, size_t *n
 		rwd_error_where(err, NULL, "input_ids");
 		return rwd_errorf(err, RWD_E_INVALID, "\"input_ids\" is empty");
 	}
-	if (n > m->max_tokens && !m->truncate && !limit) {
+	if (n > m->max_tokens && side == TRUNC_NONE) {
 		rwd_error_where(err, NULL, "input_ids");
 		return rwd_errorf(err, RWD_E_UNPROCESSABLE,
 			"%zu tokens, more than max_tokens %zu (the model is not configured to truncate)",
@@ -729,15 +762,15 @@ static int seqcls_check(const void *state, const json_t *item, size_t *cost, rwd
 {
 	const seqcls *m = state;
 	enum form f;
-	int add;
+	int add, side;
 	size_t limit;
 	int r = item_form(m, item, &f, err);
 	if (!r)
-		r = item_opts(m, item, &add, &limit, err);
+		r = item_opts(m, item, &add, &limit, &side, err);
 	if (r)
 		return r;
 	if (f == FORM_IDS)
-		return check_ids(m, json_object_get(item, "input_ids"), limit, cost, err);
+		return check_ids(m, json_object_get(item, "input_ids"), limit, side, cost, err);
 	/*
 	 * Tokenising is the worker's job (prepare), so the cost of text is an
 	 * estimate: ~4 bytes per BPE token plus template overhead, at most
@@ -816,12 +849,12 @@ static int seqcls_prepare(const void *state, void *scratch, rwd_item *item, rwd_
 	enum form f;
 	size_t n_full, limit;
 	int32_t *buf;
-	int r, add;
-	if ((r = item_form(m, item->input, &f, err)) || (r = item_opts(m, item->input, &add, &limit, err)))
+	int r, add, side;
+	if ((r = item_form(m, item->input, &f, err)) || (r = item_opts(m, item->input, &add, &limit, &side, err)))
 		return r;
 	if (f == FORM_IDS) {
 		json_t *ids = json_object_get(item->input, "input_ids");
-		if ((r = check_ids(m, ids, limit, &n_full, err)))
+		if ((r = check_ids(m, ids, limit, side, &n_full, err)))
 			return r;
 		n_full = json_array_size(ids);
 		buf = rwd_arena_alloc(arena, n_full * sizeof(*buf));
@@ -840,7 +873,7 @@ static int seqcls_prepare(const void *state, void *scratch, rwd_item *item, rwd_
 			rwd_error_where(err, NULL, field);
 			return rwd_errorf(err, RWD_E_INVALID, "the text has no tokens");
 		}
-		if (n_full > m->max_tokens && !m->truncate && !limit) {
+		if (n_full > m->max_tokens && side == TRUNC_NONE) {
 			rwd_error_where(err, NULL, field);
 			return rwd_errorf(err, RWD_E_UNPROCESSABLE,
 				"%zu tokens, more than max_tokens %zu (the model is not configured to truncate)",
@@ -854,9 +887,15 @@ static int seqcls_prepare(const void *state, void *scratch, rwd_item *item, rwd_
 					(int)buf[i], m->vocab);
 			}
 	}
-	/* left-truncation keeps the last max_tokens (or truncate_prompt_tokens) ids */
+	/*
+	 * Left truncation keeps the last max_tokens (or truncate_prompt_tokens)
+	 * ids; right keeps the first max_tokens, as a HF tokenizer with
+	 * truncation=True, max_length does by default (serve_rm).
+	 */
 	size_t cap = limit ? limit : m->max_tokens;
-	size_t first = n_full > cap ? n_full - cap : 0;
+	size_t first = n_full > cap && side == TRUNC_LEFT ? n_full - cap : 0;
+	if (n_full - first > cap)
+		n_full = first + cap;
 	size_t n = n_full - first;
 	buf += first;
 	sc_prep *p = rwd_arena_alloc(arena, sizeof(*p));

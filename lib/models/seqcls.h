@@ -62,11 +62,16 @@
  *     tokens (-1: max_tokens), whatever the "truncate" option says.
  *
  * Kind options (all optional):
- *   "truncate": false (default) — an item over max_tokens fails with
- *     RWD_E_UNPROCESSABLE (HTTP 422) naming its token count;
- *     true — it is left-truncated to its LAST max_tokens tokens (the end of
- *     a conversation carries the response and the pooled token, which the
- *     reward is about); positions restart at 0 in the kept window.
+ *   "truncate": what an item over max_tokens gets, on every endpoint:
+ *     false or "none" — it fails with RWD_E_UNPROCESSABLE (HTTP 422) naming
+ *     its token count; true or "left" — it keeps its LAST max_tokens tokens
+ *     (the end of a conversation carries the response and the pooled token,
+ *     which the reward is about); "right" — its FIRST max_tokens tokens (a HF
+ *     tokenizer's truncation=True default, as OpenRLHF's serve_rm).
+ *     Positions restart at 0 in the kept window. Unset (the default): the
+ *     item's "truncation_side" ("left" | "right" | "none"), which lib/compat
+ *     writes as the endpoint's default (/get_reward: "right"), else 422.
+ *     An item's "truncate_prompt_tokens" wins over all of these.
  *   "precision": "fp32" (default: OpenBLAS sgemm, the exact path) or "bf16"
  *     — every projection (q, k, v, o, gate with SiLU fused, up, down) runs
  *     on nn/bf16 (oneDNN, BF16 inputs, FP32 accumulation, weights rounded

@@ -317,6 +317,33 @@ START_TEST(too_long_is_422_or_truncated)
 	for (int d = 0; d < 2; d++) /* the last 6 ids are kept */
 		ck_assert_float_eq_tol(s[0][d], s[1][d], 1e-5f * (1.0f + fabsf(s[1][d])));
 	rwd_model_free(m);
+	/* "right" keeps the first 6 ids (a HF tokenizer's default truncation side) */
+	static const char *const items_r[] = {
+		"{\"input_ids\": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}",
+		"{\"input_ids\": [1, 2, 3, 4, 5, 6]}",
+	};
+	ck_assert_int_eq(load("{\"truncate\": \"right\"}", 6, 64, &m, &err), 0);
+	run(m, items_r, 2, s, st);
+	ck_assert_int_eq(st[0], 0);
+	for (int d = 0; d < 2; d++)
+		ck_assert_float_eq_tol(s[0][d], s[1][d], 1e-5f * (1.0f + fabsf(s[1][d])));
+	rwd_model_free(m);
+	/* an item's endpoint default ("truncation_side") applies when the model sets none */
+	static const char *const items_s[] = {
+		"{\"input_ids\": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], \"truncation_side\": \"right\"}",
+		"{\"input_ids\": [1, 2, 3, 4, 5, 6]}",
+	};
+	ck_assert_int_eq(load(NULL, 6, 64, &m, &err), 0);
+	run(m, items_s, 2, s, st);
+	ck_assert_int_eq(st[0], 0);
+	for (int d = 0; d < 2; d++)
+		ck_assert_float_eq_tol(s[0][d], s[1][d], 1e-5f * (1.0f + fabsf(s[1][d])));
+	rwd_model_free(m);
+	/* ...but not over the model's own "truncate": false */
+	ck_assert_int_eq(load("{\"truncate\": false}", 6, 64, &m, &err), 0);
+	run(m, items_s, 2, s, st);
+	ck_assert_int_eq(st[0], RWD_E_UNPROCESSABLE);
+	rwd_model_free(m);
 	ck_assert_int_eq(load("{\"truncate\": 1}", 6, 64, &m, &err), RWD_E_INVALID);
 	ck_assert_str_eq(err.object, "truncate");
 	remove_dir();
