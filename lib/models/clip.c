@@ -4,6 +4,7 @@
 #include "core/base64.h"
 #include "core/json.h"
 #include "image/resize.h"
+#include "image/torch_resize.h"
 #include "models/mlp.h"
 #include "nn/bf16.h"
 #include "nn/nn.h"
@@ -79,7 +80,9 @@ struct rwd_clip {
 	size_t max_image_bytes, max_string, max_text_bytes;
 	rwd_tokenizer *tok;
 	/* dimensions */
-	int clipscore;
+	int clipscore; /* 0 PickScore's scale * cos, 1 CLIPScore, 2 the cosine (HPSv2) */
+	int align_set; /* text_alignment came from the served options */
+	int openclip_aa; /* -1: CLIPImageProcessor; 0/1: OpenCLIP ResizeMaxSize, antialias */
 	float clipscore_w;
 	struct head heads[CL_MAX_HEADS_OPT];
 	size_t n_heads;
@@ -327,6 +330,36 @@ static int parse_preprocessor(rwd_clip *m, const char *dir, rwd_error *err)
 	rwd_image_prep_params *p = &m->prep;
 	size_t resample;
 	double factor;
+	/*
+	 * "rewardd_transform": "open_clip_resize_max_size" (written by
+	 * tools/convert_checkpoint.py hpsv2): OpenCLIP's ResizeMaxSize on float
+	 * tensors (image/torch_resize.h) at "size", with "antialias" (default
+	 * true: torchvision >= 0.17) and image_mean/image_std; nothing else of
+	 * CLIPImageProcessor applies.
+	 */
+	m->openclip_aa = -1;
+	json_t *tf = json_object_get(pc, "rewardd_transform");
+	if (tf) {
+		size_t sz;
+		int aa;
+		rwd_error_where(err, NULL, "rewardd_transform");
+		if (!json_is_string(tf) || strcmp(json_string_value(tf), "open_clip_resize_max_size")) {
+			r = rwd_errorf(err, RWD_E_UNSUPPORTED, "rewardd_transform must be \"open_clip_resize_max_size\"");
+			goto out;
+		}
+		if ((r = js_size(pc, "size", m->S, 1, 4096, &sz, err)) ||
+		    (r = rwd_json_bool(pc, "antialias", 1, &aa, err)) ||
+		    (r = parse_triple(pc, "image_mean", p->image_mean, 0, err)) ||
+		    (r = parse_triple(pc, "image_std", p->image_std, 1, err)))
+			goto out;
+		if (sz != m->S) {
+			rwd_error_where(err, NULL, "size");
+			r = rwd_errorf(err, RWD_E_INVALID, "size %zu is not the vision tower's image_size %zu", sz, m->S);
+			goto out;
+		}
+		m->openclip_aa = aa;
+		goto out;
+	}
 	if ((r = rwd_json_bool(pc, "do_resize", 1, &p->do_resize, err)) ||
 	    (r = rwd_json_bool(pc, "do_center_crop", 1, &p->do_center_crop, err)) ||
 	    (r = rwd_json_bool(pc, "do_rescale", 1, &p->do_rescale, err)) ||
@@ -586,10 +619,11 @@ static int parse_options(rwd_clip *m, const json_t *opts, const json_t **heads,
 		rwd_error_where(err, NULL, key);
 		if (strcmp(key, "text_alignment") == 0) {
 			const char *s = json_string_value(v);
-			if (!s || (strcmp(s, "pickscore") && strcmp(s, "clipscore")))
+			if (!s || (strcmp(s, "pickscore") && strcmp(s, "clipscore") && strcmp(s, "cosine")))
 				return rwd_errorf(err, RWD_E_INVALID,
-					"text_alignment must be \"pickscore\" or \"clipscore\"");
-			m->clipscore = strcmp(s, "clipscore") == 0;
+					"text_alignment must be \"pickscore\", \"clipscore\" or \"cosine\"");
+			m->clipscore = strcmp(s, "clipscore") == 0 ? 1 : strcmp(s, "cosine") == 0 ? 2 : 0;
+			m->align_set = 1;
 		} else if (strcmp(key, "clipscore_weight") == 0) {
 			double w;
 			if ((r = rwd_json_number(opts, key, 0, 2.5, -1e6, 1e6, &w, err)))
@@ -746,6 +780,17 @@ int rwd_clip_load(const char *path, const json_t *opts, const rwd_batch_limits *
 	}
 	if (!(cfg = load_json(cfg_path, 1, err, &r)))
 		goto fail;
+	/* a converted folder's own scoring rule (HPSv2: "cosine"), unless the options set one */
+	json_t *ta = json_object_get(cfg, "rewardd_text_alignment");
+	if (ta && !m->align_set) {
+		const char *t = json_string_value(ta);
+		if (!t || (strcmp(t, "pickscore") && strcmp(t, "clipscore") && strcmp(t, "cosine"))) {
+			rwd_error_where(err, cfg_path, "rewardd_text_alignment");
+			r = rwd_errorf(err, RWD_E_INVALID, "must be \"pickscore\", \"clipscore\" or \"cosine\"");
+			goto fail;
+		}
+		m->clipscore = strcmp(t, "clipscore") == 0 ? 1 : strcmp(t, "cosine") == 0 ? 2 : 0;
+	}
 	size_t vproj, tproj, top_proj;
 	if ((r = parse_tower(cfg, 1, &m->vt, &vproj, &m->S, &m->P, NULL, err)) ||
 	    (r = parse_tower(cfg, 0, &m->tt, &tproj, &m->vocab, &m->ctx, &m->eos_id, err)) ||
@@ -1138,6 +1183,9 @@ int rwd_clip_encode_texts(const rwd_clip *m, void *scratch, const int32_t *const
 
 int rwd_clip_preprocess(const rwd_clip *m, const rwd_image *img, float *out)
 {
+	if (m->openclip_aa >= 0)
+		return rwd_image_openclip_max_size(img->pixels, img->w, img->h, img->stride, (int)m->S,
+			m->openclip_aa, m->prep.image_mean, m->prep.image_std, out);
 	return rwd_image_prep_run(&m->prep, img->pixels, img->w, img->h, img->stride, out);
 }
 
@@ -1468,7 +1516,7 @@ static int kind_forward(const void *state, void *scratch, rwd_item *const *items
 				if (!p->ids[T_ALIGN])
 					continue;
 				v = cosine(s->txt_emb + p->txt_slot[T_ALIGN] * D, img, D);
-				v = m->clipscore ? m->clipscore_w * (v > 0 ? v : 0) : m->scale * v;
+				v = m->clipscore == 1 ? m->clipscore_w * (v > 0 ? v : 0) : m->clipscore == 2 ? v : m->scale * v;
 				break;
 			case D_IMGSIM:
 				if (!p->pix[1])
