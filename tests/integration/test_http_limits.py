@@ -36,6 +36,9 @@ OVER = 110 << 20
 
 def check_413(status, raw, what):
     ok = status == 413
+    if not ok:
+        C.check(False, "%s: the JSON 413 is read (got %r %r)" % (what, status, raw[:200]))
+        return
     try:
         doc = H.CONTRACT.validate("POST", "/v1/rewards", status, "application/json", raw)
         ok = ok and doc["error"]["code"] == "too_large"
