@@ -63,7 +63,7 @@ def one_round(rnd_no, work, oracle, pool, want):
     stop = threading.Event()
     signalled = threading.Event()
     lock = threading.Lock()
-    st = {"ok": 0, "draining": 0, "refused": 0, "lost": [], "bad": []}
+    st = {"ok": 0, "draining": 0, "refused": 0, "refused_s": [], "lost": [], "bad": []}
 
     def lost(why):
         with lock:
@@ -79,6 +79,7 @@ def one_round(rnd_no, work, oracle, pool, want):
             i = r_.randrange(len(pool))
             body = json.dumps({"items": [{"id": i, "embedding": pool[i]}]}).encode()
             req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+            t_try = time.time()
             try:
                 with OPENER.open(req, timeout=20) as resp:
                     status, hdrs, raw = resp.status, resp.headers, resp.read()
@@ -88,6 +89,8 @@ def one_round(rnd_no, work, oracle, pool, want):
                 if is_refused(e):
                     with lock:
                         st["refused"] += 1
+                        # >= 1 s: the SYN was dropped by the daemon's filter and retried
+                        st["refused_s"].append(time.time() - t_try)
                     return  # the listener is closed: the drain is over
                 lost("client %d: %r" % (ci, e))
                 continue
@@ -200,6 +203,9 @@ def one_round(rnd_no, work, oracle, pool, want):
     print("round %d: before SIGTERM %d answered; ok %d, draining %d, refused %d, LOST %d, bad %d; "
           "exit %d after %.2f s" % (rnd_no, before, st["ok"], st["draining"], st["refused"],
                                      len(st["lost"]), len(st["bad"]), rc, took))
+    slow = [t for t in st["refused_s"] if t >= 0.9]
+    print("  refused connects: %d, %d of them after >= 0.9 s (a SYN dropped while the listener "
+          "closed, then retried)" % (len(st["refused_s"]), len(slow)))
     for line in logs.splitlines():
         if "listener" in line or "drained" in line or "drain" in line:
             print("  daemon:", line)
