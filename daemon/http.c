@@ -525,8 +525,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	int status = r->status_sent && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? r->status_sent :
 		r->status_sent ? r->status_sent : 499;
 	rwd_api_completed(&r->call, status);
-	/* answered (or the client is gone): an idle keep-alive connection owes nothing */
-	owe(r->h, r->hc, 0);
+	/* answered: a kept-alive connection may carry a next request, which the
+	 * drain gives the same grace as a fresh connection (its answer: 503
+	 * draining + close) rather than closing it under a request in flight */
+	owe(r->h, r->hc, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 1 : 0);
 	if (rwd_log_get_level() >= RWD_LOG_DEBUG)
 		rwd_log(RWD_LOG_DEBUG, "%s %s %d %.3f ms", r->call.method, r->call.url, status,
 			(double)(rwd_now_ns() - r->call.start_ns) / 1e6);

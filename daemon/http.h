@@ -40,10 +40,11 @@ unsigned rwd_http_connections(const rwd_http *h);
 /*
  * The end of a drain (app->draining is set, every taken request answered or
  * about to be): close the listener losslessly (see http.c close_listener),
- * then wait until every connection that has a request in progress, or has
- * not sent one yet, is answered, at most until `until_ns` (rwd_now_ns
- * clock). Idle keep-alive connections are closed by rwd_http_stop. Main
- * thread. Accepts NULL.
+ * then wait until every connection that has a request in progress is
+ * answered, at most until `until_ns` (rwd_now_ns clock); an upload while
+ * its bytes keep coming; a connection with no request (new, or kept alive)
+ * for 1 s. What is still open is closed by rwd_http_stop. Main thread.
+ * Accepts NULL.
  */
 void rwd_http_drain(rwd_http *h, uint64_t until_ns);
 

@@ -3,8 +3,9 @@ HTTP answer. Usage: test_drain.py REWARDD_EXE
 
 Each round starts the daemon, runs 32 clients that open a new connection per
 request with urllib (as OpenRLHF HEAD does with a new aiohttp session per
-sample), plus clients whose body is still uploading and clients that connect
-and send their request only after the signal, then sends SIGTERM mid-load.
+sample), 8 http.client clients that keep one connection alive, clients whose
+body is still uploading and clients that connect and send their request only
+after the signal, then sends SIGTERM mid-load.
 
 Every outcome is classified, and nothing is excused:
 - 200 with the right scores (checked against a PyTorch oracle run here);
@@ -36,6 +37,7 @@ ROUNDS = int(os.environ.get("RWD_DRAIN_ROUNDS", "4"))
 CLIENTS = 32
 UPLOADERS = 4     # bodies still uploading at the signal
 LATE = 4          # connected before the signal, request sent after it
+KEEPALIVE = 8     # http.client clients reusing one connection
 D_IN = 32
 C = H.Checker("test_drain")
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -111,6 +113,45 @@ def one_round(rnd_no, work, oracle, pool, want):
             else:
                 bad("status %d %r" % (status, raw[:200]))
 
+    def keepalive(ki):
+        # one connection for many requests; a new one after Connection: close
+        r_ = random.Random(rnd_no * 1000 + 500 + ki)
+        conn = None
+        while not stop.is_set():
+            i = r_.randrange(len(pool))
+            body = json.dumps({"items": [{"id": i, "embedding": pool[i]}]}).encode()
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=20)
+                conn.request("POST", "/v1/rewards", body=body, headers={"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                raw = resp.read()
+            except Exception as e:  # noqa: BLE001
+                if conn:
+                    conn.close()
+                conn = None
+                if is_refused(e):
+                    with lock:
+                        st["refused"] += 1
+                    return
+                lost("keep-alive %d: %r" % (ki, e))
+                continue
+            hdrs = {k: v for k, v in resp.getheaders()}
+            if resp.status == 200:
+                with lock:
+                    st["ok"] += 1
+            elif resp.status == 503:
+                c = check_draining(503, hdrs, raw, "keep-alive %d" % ki)
+                if c is not True:
+                    bad(c)
+                with lock:
+                    st["draining"] += 1
+            else:
+                bad("keep-alive %d: status %d %r" % (ki, resp.status, raw[:200]))
+            if (hdrs.get("Connection") or "").lower() == "close":
+                conn.close()
+                conn = None
+
     def send_and_read(sock, where, pieces):
         """Send pieces (with pauses), then read the whole answer."""
         try:
@@ -176,6 +217,7 @@ def one_round(rnd_no, work, oracle, pool, want):
         send_and_read(s, "late %d" % li, [(head + body, 0)])
 
     threads = [threading.Thread(target=client, args=(c,)) for c in range(CLIENTS)]
+    threads += [threading.Thread(target=keepalive, args=(k,)) for k in range(KEEPALIVE)]
     for t in threads:
         t.start()
     time.sleep(1.0)
