@@ -9,6 +9,8 @@ Usage: test_http_limits.py REWARDD_EXE
   any byte of the body is sent (and no `100 Continue`).
 - The linger bound holds: with http.linger_max_bytes small, a client that
   keeps sending is cut off (it gets no 413; the bound is what is tested).
+- http.per_ip_connection_limit: the same, counted per client address
+  (127.0.0.2 is served while 127.0.0.1 is at its limit).
 - http.connection_limit: a connection past it is answered 503 `overloaded`
   with Retry-After and Connection: close.
 - MHD's own hard limit (connection_limit + connection_limit/8 + 64): a
@@ -180,6 +182,35 @@ def connection_limits(exe):
         C.check(d.stop() == 0, "exit 0")
 
 
+def per_ip(exe):
+    d = H.Daemon(exe, {"http": {"connection_limit": 100, "per_ip_connection_limit": 4, "threads": 1},
+                       "models": {"rules": {"kind": "rules"}}})
+    try:
+        idle = [socket.create_connection(("127.0.0.1", d.port)) for _ in range(4)]
+        time.sleep(0.3)
+        c = d.conn(timeout=5)
+        c.request("GET", "/healthz")
+        r = c.getresponse()
+        doc = json.loads(r.read())
+        c.close()
+        C.check(r.status == 503 and doc["error"]["code"] == "overloaded" and
+                "per_ip" in doc["error"]["message"] and r.getheader("Retry-After") == "1",
+                "past the per-IP limit: 503 overloaded + Retry-After (got %d %r)" % (r.status, doc))
+        # another client address on the loopback is not counted with 127.0.0.1
+        c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=5, source_address=("127.0.0.2", 0))
+        c.request("GET", "/healthz")
+        r = c.getresponse()
+        r.read()
+        c.close()
+        C.check(r.status == 200, "another address is served (got %d)" % r.status)
+        for x in idle:
+            x.close()
+        time.sleep(0.3)
+        C.check(d.request("GET", "/healthz").status == 200, "127.0.0.1 served again below its limit")
+    finally:
+        C.check(d.stop() == 0, "exit 0")
+
+
 def main():
     d = H.Daemon(EXE, {"http": {"max_body_bytes": LIMIT}, "models": {"rules": {"kind": "rules"}}})
     try:
@@ -188,6 +219,7 @@ def main():
         C.check(d.stop() == 0, "exit 0")
     linger_bound(EXE)
     connection_limits(EXE)
+    per_ip(EXE)
     C.done()
 
 
