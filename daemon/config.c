@@ -25,6 +25,9 @@ void rwd_config_defaults(rwd_config *c)
 	c->connection_timeout_s = 30;
 	c->connection_memory_limit = 128 * 1024;
 	c->max_body_bytes = 16u << 20;
+	/* nginx's lingering_time is 30 s; bytes are read and dropped, never kept */
+	c->linger_max_bytes = 1ull << 30;
+	c->linger_timeout_s = 30;
 	/* every limit's default lives here (lib/ defaults are only fallbacks) */
 	c->requests.max_items = 256;
 	c->requests.max_depth = 32;
@@ -376,7 +379,8 @@ static int apply(rwd_config *c, const json_t *root, rwd_error *err)
 		return bad;
 	if (o) {
 		static const char *const keys[] = {"threads", "connection_limit", "per_ip_connection_limit",
-			"connection_timeout_s", "connection_memory_limit_bytes", "max_body_bytes", NULL};
+			"connection_timeout_s", "connection_memory_limit_bytes", "max_body_bytes",
+			"linger_max_bytes", "linger_timeout_s", NULL};
 		if ((r = check_keys(o, "http", keys, err)))
 			return r;
 		GET_UINT(o, "http", "threads", 1, 64, c->http_threads);
@@ -385,6 +389,8 @@ static int apply(rwd_config *c, const json_t *root, rwd_error *err)
 		GET_UINT(o, "http", "connection_timeout_s", 1, 3600, c->connection_timeout_s);
 		GET_UINT(o, "http", "connection_memory_limit_bytes", 8192, 16u << 20, c->connection_memory_limit);
 		GET_UINT(o, "http", "max_body_bytes", 1024, 1u << 30, c->max_body_bytes);
+		GET_UINT(o, "http", "linger_max_bytes", 0, 1ull << 40, c->linger_max_bytes);
+		GET_UINT(o, "http", "linger_timeout_s", 1, 3600, c->linger_timeout_s);
 	}
 	o = get_obj(root, "", "requests", &bad, err);
 	if (bad)

@@ -55,6 +55,8 @@ typedef struct rwd_config {
 	unsigned connection_timeout_s;
 	size_t connection_memory_limit;
 	size_t max_body_bytes;
+	size_t linger_max_bytes;    /* a refused body read and discarded before the answer */
+	unsigned linger_timeout_s;
 	/* requests */
 	rwd_request_limits requests;
 	/* auth */

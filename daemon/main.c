@@ -344,7 +344,7 @@ static void drain(rwd_app *app, rwd_http *http)
 		struct timespec ts = {0, 2000000};
 		nanosleep(&ts, NULL);
 	}
-	rwd_http_quiesce(http);
+	rwd_http_drain(http, until + 2000000000ull);
 	rwd_log(RWD_LOG_INFO, "drained in %.3f s (%ld requests unanswered), stopping",
 		(double)(rwd_now_ns() - t0) / 1e9, atomic_load(&app->inflight));
 }

@@ -386,15 +386,19 @@ def run_empty():
         C.check(d.request("GET", "/healthz").status == 200, "healthz 200 with no model")
         C.check(d.request("GET", "/metrics").status == 401, "metrics need the key when configured")
         # per-IP connection limit: a 4th concurrent connection from 127.0.0.1 is
-        # refused; idle ones are closed after connection_timeout_s, freeing slots
+        # answered 503 overloaded + Retry-After and closed (not reset); idle ones
+        # are closed after connection_timeout_s, freeing slots
         idle = [socket.create_connection(("127.0.0.1", d.port)) for _ in range(3)]
         time.sleep(0.2)
-        try:
-            d.request("GET", "/healthz")
-            refused = False
-        except (ConnectionError, OSError):
-            refused = True
-        C.check(refused, "per-IP connection limit refuses the 4th connection")
+        c4 = d.conn(timeout=5)
+        c4.request("GET", "/healthz")
+        r4 = c4.getresponse()
+        b4 = json.loads(r4.read())
+        c4.close()
+        C.check(r4.status == 503 and b4["error"]["code"] == "overloaded" and
+                r4.getheader("Retry-After") == "1" and r4.getheader("Connection") == "close",
+                "per-IP connection limit: the 4th connection gets 503 overloaded + Retry-After "
+                "(got %d %r %r)" % (r4.status, b4, r4.getheaders()))
         time.sleep(3.0)
         closed = 0
         for s_ in idle:
