@@ -61,6 +61,9 @@ def post(port, path, body, json_size):
     r = c.getresponse()
     raw, hl = r.read(), r.getheader("Inference-Header-Content-Length")
     c.close()
+    # the JSON part (all of it, or the Inference-Header-Content-Length prefix) against the contract
+    route = "/v2/models/{name}/infer" if path.endswith("/infer") else path
+    H.CONTRACT.validate("POST", route, r.status, "application/json", raw[:int(hl)] if hl is not None else raw)
     return r.status, raw, hl
 
 
@@ -125,11 +128,13 @@ def main():
         c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
         c.request("GET", "/v2")
         r = c.getresponse()
-        meta = json.loads(r.read())
+        raw = r.read()
+        meta = H.CONTRACT.validate("GET", "/v2", r.status, r.getheader("Content-Type"), raw)
         C.check(r.status == 200 and "binary_tensor_data" in meta["extensions"], "GET /v2: %s" % meta)
         c.request("GET", "/v2/models/rm/config")
         r = c.getresponse()
-        cfg = json.loads(r.read())
+        raw = r.read()
+        cfg = H.CONTRACT.validate("GET", "/v2/models/{name}/config", r.status, r.getheader("Content-Type"), raw)
         C.check(r.status == 200 and cfg["name"] == "rm" and cfg["input"][0]["data_type"] == "TYPE_STRING",
                 "GET config: %s" % cfg)
         c.close()

@@ -36,6 +36,8 @@ def call(port, method, path, body=None):
     r = c.getresponse()
     raw = r.read()
     c.close()
+    # the reply against proto/openapi.yaml, as H.Daemon.request does
+    H.CONTRACT.validate(method, H.route_of(path), r.status, (r.getheader("Content-Type") or "").split(";")[0], raw)
     return r.status, (json.loads(raw) if raw else None)
 
 
