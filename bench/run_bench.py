@@ -24,6 +24,8 @@ import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import results_md  # noqa: E402  (imported at start: it reads the load average then)
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
@@ -223,6 +225,11 @@ def write_section(text):
     """Replace this script's section of bench/RESULTS.md, keeping the other
     benchmarks' sections (the file is shared)."""
     path = os.path.join(HERE, "RESULTS.md")
+    # the shared load guard: refuses to publish figures from busy cores
+    if results_md._START[0] > results_md.MAX_LOAD or results_md._load()[0] > results_md.MAX_LOAD:
+        sys.stderr.write("not writing %s: load average above %.2f at start or now (RWD_BENCH_MAX_LOAD)\n"
+                         % (path, results_md.MAX_LOAD))
+        sys.exit(3)
     old = open(path).read() if os.path.exists(path) else ""
     new = BEGIN + "\n" + text + "\n" + END + "\n"
     if BEGIN in old and END in old:
