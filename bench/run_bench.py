@@ -59,13 +59,19 @@ def to_ms(v, unit):
     return float(v) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
 
-def run_wrk(port, conns, secs, body=None):
+def run_wrk(port, conns, secs, body=None, timeout_s=None):
+    """wrk's figures; timeout_s raises wrk's 2 s per-request timeout (slow peers)."""
     threads = min(conns, 2)
-    cmd = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % secs, "--latency",
-           "-s", os.path.join(HERE, "post_rewards.lua"), "http://127.0.0.1:%d/v1/rewards" % port]
+    cmd = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % secs, "--latency"]
+    if timeout_s:
+        cmd.append("--timeout=%ds" % timeout_s)
+    cmd += ["-s", os.path.join(HERE, "post_rewards.lua"), "http://127.0.0.1:%d/v1/rewards" % port]
     out = subprocess.run(cmd, capture_output=True, text=True,
                          env=dict(os.environ, REWARDD_BENCH_BODY=body or BODY)).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    tmo = re.search(r"Socket errors:.*timeout (\d+)", out)
+    if tmo and int(tmo.group(1)):
+        print("wrk: %s requests timed out" % tmo.group(1))
     lat = {}
     for pct in ("50", "99"):
         m = re.search(r"\s%s%%\s+([\d.]+)(us|ms|s)\b" % pct, out)

@@ -12,13 +12,7 @@
  *       OPTIONS: the kind options as JSON (or "null"); ITEMS: JSON array of
  *       items, run as ONE batch through rwd_model_run; OUT: JSON array of
  *       {"status": code, "error": msg, "scores": {dim: value}} per item.
- *   clip_harness bench MODEL THREADS BATCH ITERS   (bench/bench_clip_vision.py)
- *       image tower throughput on random pixels: prints one JSON line.
- *   clip_harness sgemm THREADS M N K ITERS
- *       GFLOP/s of rwd_nn_linear on [M, K] x [N, K]^T: prints one JSON line.
- *   clip_harness fma
- *       FMA peak (GFLOP/s): one core with AVX2 and with AVX-512 (0 when the CPU
- *       lacks it), and every core at once: one JSON line.
+ * (Throughput, GEMM rates and the FMA peak live in bench/bench_harness.c.)
  * Exit 0, or 1 with a message on stderr.
  */
 #include "core/arena.h"
@@ -28,8 +22,6 @@
 #include "nn/nn.h"
 #include "text/tokenizer.h"
 
-#include <immintrin.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,160 +247,6 @@ static int cmd_score(char **argv)
 	return 0;
 }
 
-static int cmd_bench(char **argv)
-{
-	char desc[256];
-	int threads = rwd_nn_threading_init(atoi(argv[1]), desc, sizeof(desc));
-	size_t batch = (size_t)atol(argv[2]), iters = (size_t)atol(argv[3]);
-	rwd_error err;
-	rwd_error_clear(&err);
-	rwd_batch_limits lim = rwd_model_default_params().limits;
-	lim.max_batch_size = batch;
-	rwd_clip *m = NULL;
-	void *scratch = NULL;
-	if (rwd_clip_load(argv[0], NULL, &lim, &m, &err))
-		die("load", &err);
-	if (rwd_clip_scratch_new(m, &scratch, &err))
-		die("scratch", &err);
-	const size_t S = (size_t)rwd_clip_image_size(m), D = rwd_clip_projection_dim(m);
-	float *px = malloc(batch * 3 * S * S * sizeof(float));
-	float *out = malloc(batch * D * sizeof(float));
-	const float **pp = malloc(batch * sizeof(*pp));
-	unsigned seed = 1;
-	for (size_t i = 0; i < batch * 3 * S * S; i++) {
-		seed = seed * 1103515245u + 12345u;
-		px[i] = (float)((seed >> 8) & 0xffff) / 32768.0f - 1.0f;
-	}
-	for (size_t i = 0; i < batch; i++)
-		pp[i] = px + i * 3 * S * S;
-	rwd_clip_encode_images(m, scratch, pp, batch, out); /* warm-up */
-	uint64_t t0 = rwd_now_ns();
-	for (size_t it = 0; it < iters; it++)
-		rwd_clip_encode_images(m, scratch, pp, batch, out);
-	double sec = (double)(rwd_now_ns() - t0) / 1e9 / (double)iters;
-	printf("{\"batch\": %zu, \"threads\": %d, \"seconds_per_batch\": %.6f, \"images_per_s\": %.3f, \"blas\": \"%s\"}\n",
-		batch, threads, sec, (double)batch / sec, desc);
-	free(pp);
-	free(out);
-	free(px);
-	rwd_clip_scratch_free(scratch);
-	rwd_clip_free(m);
-	return 0;
-}
-
-static int cmd_sgemm(char **argv)
-{
-	char desc[256];
-	int threads = rwd_nn_threading_init(atoi(argv[0]), desc, sizeof(desc));
-	size_t M = (size_t)atol(argv[1]), N = (size_t)atol(argv[2]), K = (size_t)atol(argv[3]);
-	size_t iters = (size_t)atol(argv[4]);
-	float *x = calloc(M * K, sizeof(float)), *w = calloc(N * K, sizeof(float));
-	float *y = calloc(M * N, sizeof(float));
-	for (size_t i = 0; i < M * K; i++)
-		x[i] = (float)(i % 7) * 0.1f;
-	for (size_t i = 0; i < N * K; i++)
-		w[i] = (float)(i % 5) * 0.1f;
-	rwd_nn_linear(x, M, K, 0, w, NULL, N, y, 0);
-	uint64_t t0 = rwd_now_ns();
-	for (size_t it = 0; it < iters; it++)
-		rwd_nn_linear(x, M, K, 0, w, NULL, N, y, 0);
-	double sec = (double)(rwd_now_ns() - t0) / 1e9 / (double)iters;
-	printf("{\"m\": %zu, \"n\": %zu, \"k\": %zu, \"threads\": %d, \"gflops\": %.2f}\n", M, N,
-		K, threads, 2.0 * (double)M * (double)N * (double)K / sec / 1e9);
-	free(x);
-	free(w);
-	free(y);
-	return 0;
-}
-
-/* 10 independent 8-lane FMA chains: enough to cover latency x ports on
- * Haswell..Zen; the result is one core's sustained FMA throughput. */
-/*
- * FMA peak: 12 independent accumulator chains held in named variables, so
- * they live in registers (an array of accumulators was compiled to a load,
- * FMA and store per chain per step: store-forwarding latency, not the FMA
- * ports, set the rate, and the result read ~half the real peak). 12 chains
- * cover 4-cycle FMA latency x 2 FMA pipes with room to spare. The
- * empty asm makes each accumulator opaque so no step is folded.
- */
-#define FMA_BODY(T, SET1, FMADD, ADD, STORE, LANES)                                      \
-	const T b = SET1(0.999999f), c = SET1(1e-7f);                                     \
-	T a0 = SET1(0.0f), a1 = SET1(1.0f), a2 = SET1(2.0f), a3 = SET1(3.0f);             \
-	T a4 = SET1(4.0f), a5 = SET1(5.0f), a6 = SET1(6.0f), a7 = SET1(7.0f);             \
-	T a8 = SET1(8.0f), a9 = SET1(9.0f), a10 = SET1(10.0f), a11 = SET1(11.0f);         \
-	uint64_t t0 = rwd_now_ns();                                                        \
-	for (size_t it = 0; it < iters; it++) {                                            \
-		a0 = FMADD(a0, b, c); a1 = FMADD(a1, b, c); a2 = FMADD(a2, b, c);          \
-		a3 = FMADD(a3, b, c); a4 = FMADD(a4, b, c); a5 = FMADD(a5, b, c);          \
-		a6 = FMADD(a6, b, c); a7 = FMADD(a7, b, c); a8 = FMADD(a8, b, c);          \
-		a9 = FMADD(a9, b, c); a10 = FMADD(a10, b, c); a11 = FMADD(a11, b, c);      \
-		__asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4),    \
-			"+x"(a5), "+x"(a6), "+x"(a7), "+x"(a8), "+x"(a9), "+x"(a10), "+x"(a11)); \
-	}                                                                                  \
-	double sec = (double)(rwd_now_ns() - t0) / 1e9;                                    \
-	T sum = ADD(ADD(ADD(a0, a1), ADD(a2, a3)), ADD(ADD(a4, a5), ADD(a6, a7)));         \
-	sum = ADD(sum, ADD(ADD(a8, a9), ADD(a10, a11)));                                   \
-	float sink[16];                                                                    \
-	STORE(sink, sum);                                                                  \
-	if (sink[0] == 12345.0f)                                                           \
-		puts("");                                                                  \
-	return (double)iters * 12 * (LANES) * 2 / sec / 1e9;
-
-__attribute__((target("avx2,fma"))) static double fma_gflops_avx2(size_t iters)
-{
-	FMA_BODY(__m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, _mm256_storeu_ps, 8)
-}
-
-__attribute__((target("avx512f"))) static double fma_gflops_avx512(size_t iters)
-{
-	FMA_BODY(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_storeu_ps, 16)
-}
-
-struct fma_job { int avx512; size_t iters; double gflops; };
-
-static void *fma_thread(void *arg)
-{
-	struct fma_job *j = arg;
-	j->gflops = j->avx512 ? fma_gflops_avx512(j->iters) : fma_gflops_avx2(j->iters);
-	return NULL;
-}
-
-/* The same loop on `n` threads at once: the all-cores peak (sum of their rates). */
-static double fma_all(int avx512, int n, size_t iters)
-{
-	pthread_t th[256];
-	struct fma_job jobs[256];
-	double sum = 0;
-	if (n > 256)
-		n = 256;
-	for (int i = 0; i < n; i++) {
-		jobs[i] = (struct fma_job){avx512, iters, 0};
-		if (pthread_create(&th[i], NULL, fma_thread, &jobs[i]))
-			die("pthread_create", NULL);
-	}
-	for (int i = 0; i < n; i++) {
-		pthread_join(th[i], NULL);
-		sum += jobs[i].gflops;
-	}
-	return sum;
-}
-
-static int cmd_fma(void)
-{
-	const size_t iters = 20u * 1000u * 1000u;
-	__builtin_cpu_init();
-	const int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-	const int avx512 = __builtin_cpu_supports("avx512f");
-	const int cores = rwd_cpu_count();
-	double g2 = avx2 ? fma_gflops_avx2(iters) : 0, g5 = avx512 ? fma_gflops_avx512(iters) : 0;
-	double all = avx512 ? fma_all(1, cores, iters) : avx2 ? fma_all(0, cores, iters) : 0;
-	/* fma_gflops_per_core: the widest vector FMA this CPU has (the one sgemm uses) */
-	printf("{\"fma_gflops_per_core\": %.2f, \"avx2_gflops_per_core\": %.2f, "
-		"\"avx512_gflops_per_core\": %.2f, \"all_cores_gflops\": %.2f, \"cores\": %d}\n",
-		g5 > g2 ? g5 : g2, g2, g5, all, cores);
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	if ((argc == 8 || argc == 9) && strcmp(argv[1], "embed") == 0)
@@ -417,12 +255,6 @@ int main(int argc, char **argv)
 		return cmd_tokenize(argv + 2);
 	if (argc == 6 && strcmp(argv[1], "score") == 0)
 		return cmd_score(argv + 2);
-	if (argc == 6 && strcmp(argv[1], "bench") == 0)
-		return cmd_bench(argv + 2);
-	if (argc == 2 && strcmp(argv[1], "fma") == 0)
-		return cmd_fma();
-	if (argc == 7 && strcmp(argv[1], "sgemm") == 0)
-		return cmd_sgemm(argv + 2);
 	fprintf(stderr, "usage: see tests/parity/clip_harness.c\n");
 	return 2;
 }
