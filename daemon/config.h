@@ -59,6 +59,9 @@ typedef struct rwd_config {
 	unsigned linger_timeout_s;
 	/* requests */
 	rwd_request_limits requests;
+	/* limits: the memory budget (daemon/mem.h) and the per-request arena's cap */
+	size_t memory_budget_bytes;
+	size_t request_arena_bytes;
 	/* auth */
 	char *api_keys_file;
 	char *api_keys_env;

@@ -21,6 +21,7 @@
 #include "core/thread.h"
 #include "http.h"
 #include "log.h"
+#include "mem.h"
 #include "nn/nn.h"
 #include "score.h"
 
@@ -376,6 +377,8 @@ static void raise_nofile(const rwd_config *cfg)
 
 int main(int argc, char **argv)
 {
+	/* before any jansson allocation: its hooks charge the memory budget */
+	rwd_mem_install();
 	if (argc > 1 && strcmp(argv[1], "score") == 0) {
 #ifdef RWD_HAVE_SCORE
 		return rwd_score_main(argc - 1, argv + 1);
@@ -465,6 +468,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	rwd_log_set_level(cfg.log_level);
+	rwd_mem_set_limit(cfg.memory_budget_bytes);
 	if (check) {
 		rc = check_config(&cfg);
 		goto out;
