@@ -1,0 +1,168 @@
+"""Memory stays bounded under hostile load, and goes back after it.
+Usage: test_memory_budget.py REWARDD_EXE
+
+The default configuration (config/default.json) with a smaller memory budget
+(limits.memory_budget_bytes = 256 MiB, so 200 bodies cannot all fit): 200
+connections each send a 14 MiB body slowly (a valid scoring request padded
+with JSON whitespace, under http.max_body_bytes = 16 MiB). The daemon's RSS
+is read from /proc/PID/status (VmRSS, VmHWM) while they send and after they
+close. Before the budget (commit debf34e) this load pushed RSS to 2.6 GiB and
+RSS stayed there.
+
+- VmHWM stays within budget + the RSS of the idle, loaded daemon (the models)
+  + every connection's libmicrohttpd buffer (connection_memory_limit_bytes)
+  + 48 MiB of slack (thread stacks, allocator rounding);
+- requests the budget cannot hold get 503 `overloaded` with Retry-After (the
+  JSON error shape; they read it after sending their whole body, as urllib
+  does), and the ones it admits are scored (200);
+- more than one request is admitted and more than one refused;
+- after the clients close, RSS falls back to within 64 MiB of the idle RSS
+  (malloc_trim after the burst, large buffers mapped and unmapped);
+- a request after the burst is served.
+The figures are printed.
+"""
+import json
+import os
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rwd_harness as H  # noqa: E402
+
+EXE = sys.argv[1]
+ROOT = os.environ.get("RWD_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
+C = H.Checker("test_memory_budget")
+MIB = 1 << 20
+BUDGET = 256 * MIB
+N_CONN = 200
+BODY = 14 * MIB
+CHUNK = 256 * 1024
+PAUSE = 0.02  # per chunk: ~1.2 s of sending per body at the least
+
+
+def status_kb(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return -1
+
+
+def body():
+    head = json.dumps({"model": "rules", "items": [{"id": "x", "response": "The answer is 4."}]}).encode()
+    return head + b" " * (BODY - len(head))
+
+
+def client(port, payload, out, i, start):
+    start.wait()
+    s = socket.create_connection(("127.0.0.1", port), timeout=120)
+    try:
+        s.sendall(b"POST /v1/rewards HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(payload))
+        view = memoryview(payload)
+        for off in range(0, len(payload), CHUNK):
+            s.sendall(view[off:off + CHUNK])
+            time.sleep(PAUSE)
+        raw = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            raw += b
+        out[i] = raw
+    except OSError as e:
+        out[i] = e
+    finally:
+        s.close()
+
+
+def parse(raw):
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    hdrs = dict((k.strip().lower(), v.strip()) for k, v in (ln.split(":", 1) for ln in lines[1:]))
+    return status, hdrs, rest
+
+
+def main():
+    with open(os.path.join(ROOT, "config", "default.json")) as f:
+        cfg = json.load(f)
+    cfg["limits"] = {"memory_budget_bytes": BUDGET}
+    d = H.Daemon(EXE, cfg)
+    try:
+        pid = d.proc.pid
+        r = d.request("POST", "/v1/rewards", {"model": "rules", "items": [{"id": "w", "response": "warm"}]})
+        C.check(r.status == 200, "a small request before the burst (got %d)" % r.status)
+        idle = status_kb(pid, "VmRSS")
+        payload = body()
+        out = [None] * N_CONN
+        start = threading.Event()
+        ts = [threading.Thread(target=client, args=(d.port, payload, out, i, start)) for i in range(N_CONN)]
+        for t in ts:
+            t.start()
+        t0 = time.time()
+        start.set()
+        peak_sampled = 0
+        while any(t.is_alive() for t in ts):
+            peak_sampled = max(peak_sampled, status_kb(pid, "VmRSS"))
+            time.sleep(0.05)
+        for t in ts:
+            t.join()
+        took = time.time() - t0
+        hwm = status_kb(pid, "VmHWM")
+        conn_buf = 128 * 1024  # http.connection_memory_limit_bytes (the default)
+        bound_kb = (BUDGET + N_CONN * conn_buf + 48 * MIB) // 1024 + idle
+        ok = refused = other = 0
+        bad = []
+        for raw in out:
+            if isinstance(raw, Exception) or not raw:
+                other += 1
+                bad.append(repr(raw)[:120])
+                continue
+            status, hdrs, rest = parse(raw)
+            if status == 200:
+                ok += 1
+            elif status == 503:
+                try:
+                    doc = H.CONTRACT.validate("POST", "/v1/rewards", status, hdrs.get("content-type", ""), rest)
+                    good = doc["error"]["code"] == "overloaded" and hdrs.get("retry-after", "").isdigit()
+                except Exception as e:  # noqa: BLE001
+                    good = False
+                    bad.append(repr(e)[:120])
+                if good:
+                    refused += 1
+                else:
+                    other += 1
+                    bad.append(raw[:200])
+            else:
+                other += 1
+                bad.append(raw[:200])
+        # after the clients close: memory back
+        time.sleep(1.0)
+        after = status_kb(pid, "VmRSS")
+        print("memory budget %d MiB, %d connections x %d MiB bodies in %.1f s: %d scored, %d refused 503, "
+              "%d other; RSS idle %.1f MiB, sampled peak %.1f MiB, VmHWM %.1f MiB (bound %.1f MiB), "
+              "after close %.1f MiB" % (BUDGET // MIB, N_CONN, BODY // MIB, took, ok, refused, other,
+                                       idle / 1024, peak_sampled / 1024, hwm / 1024, bound_kb / 1024,
+                                       after / 1024))
+        C.check(hwm <= bound_kb, "VmHWM %.1f MiB within budget + idle + connection buffers + slack (%.1f MiB)"
+                % (hwm / 1024, bound_kb / 1024))
+        C.check(ok > 1 and refused > 1, "some bodies admitted (%d), some refused (%d)" % (ok, refused))
+        C.check(other == 0, "every connection got 200 or 503 overloaded + Retry-After (%d others: %r)"
+                % (other, bad[:3]))
+        C.check(after <= idle + 64 * 1024, "RSS after the burst %.1f MiB within 64 MiB of idle %.1f MiB"
+                % (after / 1024, idle / 1024))
+        r = d.request("POST", "/v1/rewards", {"model": "rules", "items": [{"id": "a", "response": "after"}]})
+        C.check(r.status == 200, "served after the burst (got %d)" % r.status)
+    finally:
+        rc = d.stop()
+        C.check(rc == 0, "exit 0 after SIGTERM (got %s)" % rc)
+        if C.failed:
+            print(d.logs()[-3000:])
+    C.done()
+
+
+if __name__ == "__main__":
+    main()
