@@ -83,6 +83,8 @@ void rwd_config_free(rwd_config *c)
 	free(c->admin_key_file);
 	free(c->admin_key_env);
 	free(c->admin_model_root);
+	free(c->tls_cert_file);
+	free(c->tls_key_file);
 	for (size_t i = 0; i < c->n_models; i++)
 		model_config_free(&c->models[i]);
 	free(c->models);
@@ -358,7 +360,7 @@ static int parse_models(rwd_config *c, const json_t *models, rwd_error *err)
 static int apply(rwd_config *c, const json_t *root, rwd_error *err)
 {
 	static const char *const top[] = {"listen", "log_level", "http", "requests", "auth",
-		"shutdown", "compute", "batching", "models", "admin", "limits", NULL};
+		"shutdown", "compute", "batching", "models", "admin", "limits", "tls", NULL};
 	int r = check_keys(root, "", top, err);
 	if (r)
 		return r;
@@ -422,6 +424,26 @@ static int apply(rwd_config *c, const json_t *root, rwd_error *err)
 			return r;
 		GET_UINT(o, "limits", "memory_budget_bytes", 1u << 20, 1ull << 44, c->memory_budget_bytes);
 		GET_UINT(o, "limits", "request_arena_bytes", 64u << 10, 1ull << 40, c->request_arena_bytes);
+	}
+	o = get_obj(root, "", "tls", &bad, err);
+	if (bad)
+		return bad;
+	if (o) {
+		static const char *const keys[] = {"cert_file", "key_file", NULL};
+		if ((r = check_keys(o, "tls", keys, err)))
+			return r;
+		static const char *const tk[] = {"cert_file", "key_file"};
+		char **dst[] = {&c->tls_cert_file, &c->tls_key_file};
+		for (int i = 0; i < 2; i++) {
+			char *f = NULL;
+			if ((r = get_str(o, "tls", tk[i], 1, &f, err)))
+				return r;
+			if (!json_object_get(o, tk[i]))
+				continue;
+			free(*dst[i]);
+			*dst[i] = f ? resolve_path(c->file, f) : NULL;
+			free(f);
+		}
 	}
 	o = get_obj(root, "", "auth", &bad, err);
 	if (bad)
@@ -550,6 +572,22 @@ int rwd_config_set_listen(rwd_config *c, const char *hostport, rwd_error *err)
 	return 0;
 }
 
+int rwd_config_set_tls(rwd_config *c, const char *cert_file, const char *key_file, rwd_error *err)
+{
+	const char *in[] = {cert_file, key_file};
+	char **dst[] = {&c->tls_cert_file, &c->tls_key_file};
+	for (int i = 0; i < 2; i++) {
+		if (!in[i])
+			continue;
+		char *f = strdup(in[i]);
+		if (!f)
+			return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+		free(*dst[i]);
+		*dst[i] = f;
+	}
+	return 0;
+}
+
 int rwd_config_add_model_arg(rwd_config *c, const char *arg, rwd_error *err)
 {
 	const char *eq = strchr(arg, '=');
@@ -575,6 +613,9 @@ int rwd_config_validate(const rwd_config *c, rwd_error *err)
 	if (c->requests.default_timeout_ms > c->requests.max_timeout_ms)
 		return field_err(err, "requests", "default_timeout_ms", RWD_E_INVALID,
 			"must not exceed requests.max_timeout_ms");
+	if (!c->tls_cert_file != !c->tls_key_file)
+		return field_err(err, "tls", c->tls_cert_file ? "key_file" : "cert_file", RWD_E_INVALID,
+			"HTTPS needs both tls.cert_file and tls.key_file (--tls-cert and --tls-key)");
 	if (c->max_body_bytes > c->memory_budget_bytes)
 		return field_err(err, "http", "max_body_bytes", RWD_E_INVALID,
 			"must not exceed limits.memory_budget_bytes, or a body that fits could never be read");
@@ -662,5 +703,7 @@ json_t *rwd_config_to_json(const rwd_config *c)
 	json_object_set_new(j, "limits", json_pack("{sI sI}",
 		"memory_budget_bytes", (json_int_t)c->memory_budget_bytes,
 		"request_arena_bytes", (json_int_t)c->request_arena_bytes));
+	json_object_set_new(j, "tls", json_pack("{s:s? s:s?}", "cert_file", c->tls_cert_file,
+		"key_file", c->tls_key_file));
 	return j;
 }

@@ -5,6 +5,7 @@
 #include "core/thread.h"
 #include "log.h"
 #include "mem.h"
+#include "tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -637,6 +638,9 @@ int rwd_http_start(rwd_app *app, rwd_http **out, rwd_error *err)
 	/* ITC: MHD_quiesce_daemon and MHD_add_connection need it with internal threads */
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
 		MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	/* HTTPS: the certificate comes from daemon/tls.c at each handshake (SIGHUP swaps it) */
+	if (c->tls_cert_file)
+		flags |= MHD_USE_TLS;
 	socklen_t sl = sizeof(ss);
 	if (app->listen_fd >= 0) {
 		/* socket activation: MHD serves the passed listener (its address decides the family) */
@@ -667,12 +671,19 @@ int rwd_http_start(rwd_app *app, rwd_http **out, rwd_error *err)
 		{MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h},
 		{MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h},
 		/* a pool only when asked for more than one thread (MHD warns on 0/1) */
+		/* a pool only when asked for more than one thread (MHD warns on 0/1) */
 		{c->http_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
 			(intptr_t)c->http_threads, NULL},
 		{MHD_OPTION_END, 0, NULL},
 	};
-	h->d = MHD_start_daemon(flags, c->listen_port, NULL, NULL, on_request, h,
-		MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	if (c->tls_cert_file)
+		h->d = MHD_start_daemon(flags, c->listen_port, NULL, NULL, on_request, h,
+			MHD_OPTION_ARRAY, opts,
+			MHD_OPTION_HTTPS_CERT_CALLBACK, (gnutls_certificate_retrieve_function2 *)rwd_tls_cert_callback,
+			MHD_OPTION_END);
+	else
+		h->d = MHD_start_daemon(flags, c->listen_port, NULL, NULL, on_request, h,
+			MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	if (!h->d) {
 		pthread_mutex_destroy(&h->ip_mu);
 		free(h->ips);
