@@ -24,6 +24,7 @@ The figures are printed.
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -40,6 +41,16 @@ N_CONN = 200
 BODY = 14 * MIB
 CHUNK = 256 * 1024
 PAUSE = 0.02  # per chunk: ~1.2 s of sending per body at the least
+
+
+def sanitized(exe):
+    """An ASan build: its allocator keeps a quarantine of freed memory and
+    ignores malloc_trim, so RSS says nothing about our bounds there."""
+    try:
+        out = subprocess.run(["ldd", exe], capture_output=True, text=True, timeout=30).stdout
+    except OSError:
+        return False
+    return "libasan" in out
 
 
 def status_kb(pid, field):
@@ -147,13 +158,19 @@ def main():
               "after close %.1f MiB" % (BUDGET // MIB, N_CONN, BODY // MIB, took, ok, refused, other,
                                        idle / 1024, peak_sampled / 1024, hwm / 1024, bound_kb / 1024,
                                        after / 1024))
-        C.check(hwm <= bound_kb, "VmHWM %.1f MiB within budget + idle + connection buffers + slack (%.1f MiB)"
-                % (hwm / 1024, bound_kb / 1024))
+        asan = sanitized(EXE)
+        if asan:
+            print("AddressSanitizer build: the RSS bounds are not checked (its allocator keeps a "
+                  "quarantine and ignores malloc_trim); the 503s and the scoring are")
+        else:
+            C.check(hwm <= bound_kb, "VmHWM %.1f MiB within budget + idle + connection buffers + slack "
+                    "(%.1f MiB)" % (hwm / 1024, bound_kb / 1024))
         C.check(ok > 1 and refused > 1, "some bodies admitted (%d), some refused (%d)" % (ok, refused))
         C.check(other == 0, "every connection got 200 or 503 overloaded + Retry-After (%d others: %r)"
                 % (other, bad[:3]))
-        C.check(after <= idle + 64 * 1024, "RSS after the burst %.1f MiB within 64 MiB of idle %.1f MiB"
-                % (after / 1024, idle / 1024))
+        if not asan:
+            C.check(after <= idle + 64 * 1024, "RSS after the burst %.1f MiB within 64 MiB of idle %.1f MiB"
+                    % (after / 1024, idle / 1024))
         r = d.request("POST", "/v1/rewards", {"model": "rules", "items": [{"id": "a", "response": "after"}]})
         C.check(r.status == 200, "served after the burst (got %d)" % r.status)
     finally:
