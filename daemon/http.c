@@ -557,6 +557,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			free(r->reply.text);
 			memset(&r->reply, 0, sizeof(r->reply));
 			reply_budget(r);
+		} else if (ar == RWD_API_REPLY && rwd_arena_over_limit(r->call.arena)) {
+			/* this request alone needs more than its arena may hold: too large */
+			char msg[160];
+			snprintf(msg, sizeof(msg), "the request needs more than limits.request_arena_bytes "
+				"(%zu bytes) once parsed; send fewer or smaller items", cfg->request_arena_bytes);
+			json_decref(r->reply.json);
+			free(r->reply.text);
+			memset(&r->reply, 0, sizeof(r->reply));
+			rwd_api_error(&r->reply, 413, "too_large", msg, NULL, 0, 0);
 		}
 		if (ar == RWD_API_REPLY)
 			return send_reply(r);

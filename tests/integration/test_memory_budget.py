@@ -19,7 +19,10 @@ RSS stayed there.
 - after the clients close, RSS falls back to within 64 MiB of the idle RSS
   (malloc_trim after the burst, large buffers mapped and unmapped);
 - a request after the burst is served.
-The figures are printed.
+The figures are printed. Then, with a 2 MiB budget held by an upload in
+progress: a chunked body is refused (503) as it grows past the rest, and
+`Expect: 100-continue` is refused before any upload; a request that parses to
+more than limits.request_arena_bytes is 413.
 """
 import json
 import os
@@ -97,7 +100,104 @@ def parse(raw):
     return status, hdrs, rest
 
 
+def recv_all(s):
+    raw = b""
+    while True:
+        try:
+            b = s.recv(65536)
+        except OSError:
+            break
+        if not b:
+            break
+        raw += b
+    return raw
+
+
+def small_budget():
+    """A 2 MiB budget held by one 1.5 MiB upload in progress: a chunked body
+    is refused as it grows past the rest, `Expect: 100-continue` is refused
+    before any byte is sent; once the upload ends, both fit. And
+    limits.request_arena_bytes: a request that parses to more is 413."""
+    cfg = {"http": {"max_body_bytes": 2 * MIB}, "limits": {"memory_budget_bytes": 2 * MIB,
+                                                          "request_arena_bytes": 64 * 1024},
+           "models": {"rules": {"kind": "rules"}}}
+    d = H.Daemon(EXE, cfg)
+    try:
+        head = json.dumps({"items": [{"id": "h", "response": "held"}]}).encode()
+        held = head + b" " * (3 * MIB // 2 - len(head))
+        h = socket.create_connection(("127.0.0.1", d.port), timeout=30)
+        h.sendall(b"POST /v1/rewards HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(held) + held[:1000])
+        time.sleep(0.3)
+        # chunked: 1 MiB in 64 KiB chunks, past the 0.5 MiB left
+        c = socket.create_connection(("127.0.0.1", d.port), timeout=30)
+        c.sendall(b"POST /v1/rewards HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+        body = head + b" " * (MIB - len(head))
+        try:
+            for off in range(0, len(body), 65536):
+                part = body[off:off + 65536]
+                c.sendall(b"%x\r\n" % len(part) + part + b"\r\n")
+            c.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass
+        status, hdrs, rest = parse(recv_all(c))
+        c.close()
+        C.check(status == 503 and b"overloaded" in rest and hdrs.get("retry-after", "").isdigit(),
+                "a chunked body growing past the budget: 503 overloaded + Retry-After (got %d %r)"
+                % (status, rest[:120]))
+        # 100-continue: refused before the upload
+        e = socket.create_connection(("127.0.0.1", d.port), timeout=30)
+        e.sendall(b"POST /v1/rewards HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n" % MIB)
+        status, hdrs, rest = parse(recv_all(e))
+        e.close()
+        C.check(status == 503 and b"overloaded" in rest and hdrs.get("retry-after", "").isdigit(),
+                "Expect: 100-continue past the budget: 503 + Retry-After before any upload (got %d)" % status)
+        # the held upload completes and is scored; then the budget is free again
+        h.sendall(held[1000:])
+        status, _, rest = parse(recv_all_until_reply(h))
+        h.close()
+        C.check(status == 200, "the upload that held the budget is scored (got %d %r)" % (status, rest[:120]))
+        r = d.request("POST", "/v1/rewards", head + b" " * (MIB - len(head)),
+                      headers={"Content-Type": "application/json"})
+        C.check(r.status == 200, "after it, a 1 MiB body fits the budget (got %d)" % r.status)
+        # the arena's cap: 256 items parse to more than 64 KiB
+        items = [{"id": "i%d" % i, "response": "x" * 200} for i in range(256)]
+        r = d.request("POST", "/v1/rewards", {"items": items})
+        C.check(r.status == 413 and r.json["error"]["code"] == "too_large" and
+                "request_arena_bytes" in r.json["error"]["message"],
+                "a request past limits.request_arena_bytes: 413 naming it (got %d %r)" % (r.status, r.json))
+        r = d.request("POST", "/v1/rewards", {"items": items[:3]})
+        C.check(r.status == 200, "a small request under the same cap: 200 (got %d)" % r.status)
+    finally:
+        C.check(d.stop() == 0, "small-budget daemon exits 0")
+
+
+def recv_all_until_reply(s):
+    """Read one reply on a kept-alive connection (headers + Content-Length)."""
+    raw = b""
+    while b"\r\n\r\n" not in raw:
+        b = s.recv(65536)
+        if not b:
+            return raw
+        raw += b
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    n = 0
+    for ln in head.split(b"\r\n")[1:]:
+        k, _, v = ln.partition(b":")
+        if k.strip().lower() == b"content-length":
+            n = int(v.strip())
+    while len(rest) < n:
+        b = s.recv(65536)
+        if not b:
+            break
+        rest += b
+    return head + b"\r\n\r\n" + rest
+
+
 def main():
+    small_budget()
     with open(os.path.join(ROOT, "config", "default.json")) as f:
         cfg = json.load(f)
     cfg["limits"] = {"memory_budget_bytes": BUDGET}
