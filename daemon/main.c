@@ -596,6 +596,8 @@ int main(int argc, char **argv)
 		rwd_log(RWD_LOG_WARN, "no model configured: /readyz answers 503 (add one with --model NAME=PATH)");
 	else
 		rwd_log(RWD_LOG_INFO, "ready: %zu models", app.n_models);
+	rwd_log(RWD_LOG_INFO, "memory budget (limits.memory_budget_bytes): %zu MiB, %zu KiB in use at start",
+		rwd_budget_limit(rwd_mem_budget()) >> 20, rwd_budget_used(rwd_mem_budget()) >> 10);
 	rwd_metric_set(app.ready, app.n_models > 0);
 
 	if (rwd_admin_start(&app, &err)) {
