@@ -35,6 +35,12 @@ void rwd_config_defaults(rwd_config *c)
 	c->requests.max_id_bytes = 256;
 	c->requests.default_timeout_ms = 30000;
 	c->requests.max_timeout_ms = 300000;
+	/* what buffered bodies, request arenas and parsed JSON may hold at once;
+	 * past it a request is answered 503 + Retry-After before its body is read */
+	c->memory_budget_bytes = 1ull << 30;
+	/* one request's parsed inputs (a 16 MiB body of short items parses to a
+	 * few times its size); images are decoded in the batch arena instead */
+	c->request_arena_bytes = 64u << 20;
 	c->model_max_tokens = 4096;
 	c->model_max_image_pixels = 4096ull * 4096ull;
 	c->api_keys_env = strdup("REWARDD_API_KEYS");
@@ -77,6 +83,8 @@ void rwd_config_free(rwd_config *c)
 	free(c->admin_key_file);
 	free(c->admin_key_env);
 	free(c->admin_model_root);
+	free(c->tls_cert_file);
+	free(c->tls_key_file);
 	for (size_t i = 0; i < c->n_models; i++)
 		model_config_free(&c->models[i]);
 	free(c->models);
@@ -352,7 +360,7 @@ static int parse_models(rwd_config *c, const json_t *models, rwd_error *err)
 static int apply(rwd_config *c, const json_t *root, rwd_error *err)
 {
 	static const char *const top[] = {"listen", "log_level", "http", "requests", "auth",
-		"shutdown", "compute", "batching", "models", "admin", NULL};
+		"shutdown", "compute", "batching", "models", "admin", "limits", "tls", NULL};
 	int r = check_keys(root, "", top, err);
 	if (r)
 		return r;
@@ -406,6 +414,36 @@ static int apply(rwd_config *c, const json_t *root, rwd_error *err)
 		GET_UINT(o, "requests", "max_id_bytes", 1, 65536, c->requests.max_id_bytes);
 		GET_UINT(o, "requests", "default_timeout_ms", 1, 86400000, c->requests.default_timeout_ms);
 		GET_UINT(o, "requests", "max_timeout_ms", 1, 86400000, c->requests.max_timeout_ms);
+	}
+	o = get_obj(root, "", "limits", &bad, err);
+	if (bad)
+		return bad;
+	if (o) {
+		static const char *const keys[] = {"memory_budget_bytes", "request_arena_bytes", NULL};
+		if ((r = check_keys(o, "limits", keys, err)))
+			return r;
+		GET_UINT(o, "limits", "memory_budget_bytes", 1u << 20, 1ull << 44, c->memory_budget_bytes);
+		GET_UINT(o, "limits", "request_arena_bytes", 64u << 10, 1ull << 40, c->request_arena_bytes);
+	}
+	o = get_obj(root, "", "tls", &bad, err);
+	if (bad)
+		return bad;
+	if (o) {
+		static const char *const keys[] = {"cert_file", "key_file", NULL};
+		if ((r = check_keys(o, "tls", keys, err)))
+			return r;
+		static const char *const tk[] = {"cert_file", "key_file"};
+		char **dst[] = {&c->tls_cert_file, &c->tls_key_file};
+		for (int i = 0; i < 2; i++) {
+			char *f = NULL;
+			if ((r = get_str(o, "tls", tk[i], 1, &f, err)))
+				return r;
+			if (!json_object_get(o, tk[i]))
+				continue;
+			free(*dst[i]);
+			*dst[i] = f ? resolve_path(c->file, f) : NULL;
+			free(f);
+		}
 	}
 	o = get_obj(root, "", "auth", &bad, err);
 	if (bad)
@@ -534,6 +572,22 @@ int rwd_config_set_listen(rwd_config *c, const char *hostport, rwd_error *err)
 	return 0;
 }
 
+int rwd_config_set_tls(rwd_config *c, const char *cert_file, const char *key_file, rwd_error *err)
+{
+	const char *in[] = {cert_file, key_file};
+	char **dst[] = {&c->tls_cert_file, &c->tls_key_file};
+	for (int i = 0; i < 2; i++) {
+		if (!in[i])
+			continue;
+		char *f = strdup(in[i]);
+		if (!f)
+			return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+		free(*dst[i]);
+		*dst[i] = f;
+	}
+	return 0;
+}
+
 int rwd_config_add_model_arg(rwd_config *c, const char *arg, rwd_error *err)
 {
 	const char *eq = strchr(arg, '=');
@@ -559,6 +613,12 @@ int rwd_config_validate(const rwd_config *c, rwd_error *err)
 	if (c->requests.default_timeout_ms > c->requests.max_timeout_ms)
 		return field_err(err, "requests", "default_timeout_ms", RWD_E_INVALID,
 			"must not exceed requests.max_timeout_ms");
+	if (!c->tls_cert_file != !c->tls_key_file)
+		return field_err(err, "tls", c->tls_cert_file ? "key_file" : "cert_file", RWD_E_INVALID,
+			"HTTPS needs both tls.cert_file and tls.key_file (--tls-cert and --tls-key)");
+	if (c->max_body_bytes > c->memory_budget_bytes)
+		return field_err(err, "http", "max_body_bytes", RWD_E_INVALID,
+			"must not exceed limits.memory_budget_bytes, or a body that fits could never be read");
 	if (c->per_ip_connection_limit > c->connection_limit)
 		return field_err(err, "http", "per_ip_connection_limit", RWD_E_INVALID,
 			"must not exceed http.connection_limit");
@@ -621,7 +681,7 @@ json_t *rwd_config_to_json(const rwd_config *c)
 				rwd_ensemble_combine_name(m->ensemble.combine), "k", m->ensemble.k));
 		}
 	}
-	return json_pack("{ss ss s{sI sI sI sI sI sI} s{sI sI sI sI sI sI} s{s:s? s:s? sb} s{sI} s{si} s:o s:o}",
+	json_t *j = json_pack("{ss ss s{sI sI sI sI sI sI} s{sI sI sI sI sI sI} s{s:s? s:s? sb} s{sI} s{si} s:o s:o}",
 		"listen", listen, "log_level", lv[c->log_level],
 		"http", "threads", (json_int_t)c->http_threads, "connection_limit", (json_int_t)c->connection_limit,
 		"per_ip_connection_limit", (json_int_t)c->per_ip_connection_limit,
@@ -640,4 +700,10 @@ json_t *rwd_config_to_json(const rwd_config *c)
 		"compute", "blas_threads", c->blas_threads,
 		"batching", batching_json(&c->batching),
 		"models", models);
+	json_object_set_new(j, "limits", json_pack("{sI sI}",
+		"memory_budget_bytes", (json_int_t)c->memory_budget_bytes,
+		"request_arena_bytes", (json_int_t)c->request_arena_bytes));
+	json_object_set_new(j, "tls", json_pack("{s:s? s:s?}", "cert_file", c->tls_cert_file,
+		"key_file", c->tls_key_file));
+	return j;
 }

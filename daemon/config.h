@@ -59,6 +59,12 @@ typedef struct rwd_config {
 	unsigned linger_timeout_s;
 	/* requests */
 	rwd_request_limits requests;
+	/* limits: the memory budget (daemon/mem.h) and the per-request arena's cap */
+	size_t memory_budget_bytes;
+	size_t request_arena_bytes;
+	/* tls (daemon/tls.h): both set = HTTPS; re-read on SIGHUP */
+	char *tls_cert_file;
+	char *tls_key_file;
 	/* auth */
 	char *api_keys_file;
 	char *api_keys_env;
@@ -89,6 +95,9 @@ int rwd_config_set_listen(rwd_config *c, const char *hostport, rwd_error *err);
 
 /* --model NAME=PATH: add (or replace) a model whose kind comes from the path. */
 int rwd_config_add_model_arg(rwd_config *c, const char *arg, rwd_error *err);
+
+/* --tls-cert FILE / --tls-key FILE (paths as given). */
+int rwd_config_set_tls(rwd_config *c, const char *cert_file, const char *key_file, rwd_error *err);
 
 /* Cross-field checks after everything is applied. */
 int rwd_config_validate(const rwd_config *c, rwd_error *err);

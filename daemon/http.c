@@ -4,6 +4,8 @@
 #include "api.h"
 #include "core/thread.h"
 #include "log.h"
+#include "mem.h"
+#include "tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -68,6 +70,9 @@ typedef struct http_req {
 	http_conn *hc;
 	char *body;
 	size_t len, cap;
+	size_t charged;      /* bytes of the body charged to the memory budget */
+	long long cl;        /* the Content-Length, or -1 (chunked) */
+	int over_budget;     /* a jansson allocation was refused while parsing */
 	size_t discarded;
 	uint64_t discard_t0;
 	int state;
@@ -304,7 +309,7 @@ static http_req *req_new(rwd_http *h, struct MHD_Connection *conn, const char *u
 	http_req *r = calloc(1, sizeof(*r));
 	if (!r)
 		return NULL;
-	r->call.arena = rwd_arena_create(0, 0);
+	r->call.arena = rwd_arena_create(0, h->app->cfg->request_arena_bytes);
 	if (!r->call.arena) {
 		free(r);
 		return NULL;
@@ -334,6 +339,9 @@ static http_req *req_new(rwd_http *h, struct MHD_Connection *conn, const char *u
 		free(r);
 		return NULL;
 	}
+	/* charged from here on; its first block (the strings above) is forced,
+	 * so a full budget can still be answered 503 */
+	rwd_arena_set_budget(r->call.arena, rwd_mem_budget());
 	return r;
 }
 
@@ -370,6 +378,9 @@ static void drop_body(http_req *r)
 	free(r->body);
 	r->body = NULL;
 	r->len = r->cap = 0;
+	if (r->charged)
+		rwd_budget_release(rwd_mem_budget(), r->charged);
+	r->charged = 0;
 }
 
 /*
@@ -404,6 +415,46 @@ static void reply_overloaded(http_req *r, int why)
 	r->reply.retry_after_s = 1;
 }
 
+/* limits.memory_budget_bytes is full: nothing of this request is kept */
+static void reply_budget(http_req *r)
+{
+	rwd_api_error(&r->reply, 503, "overloaded", "the server's memory budget for requests "
+		"(limits.memory_budget_bytes) is in use; retry later", NULL, 0, 0);
+	r->reply.retry_after_s = 1;
+}
+
+/* Make room for n more body bytes, charging the budget first. 0, or -1: the
+ * budget is full (nothing changed), or -2: out of memory. */
+static int body_reserve(http_req *r, size_t n, size_t max)
+{
+	if (r->len + n <= r->cap)
+		return 0;
+	size_t cap;
+	if (r->cl > 0) {
+		/* the declared length, charged at the headers: one buffer, no copies */
+		cap = (size_t)r->cl;
+	} else {
+		cap = r->cap ? r->cap : 4096;
+		while (cap < r->len + n)
+			cap *= 2;
+	}
+	if (cap > max)
+		cap = max;
+	if (cap < r->len + n)
+		cap = r->len + n;
+	if (cap > r->charged) {
+		if (rwd_budget_charge(rwd_mem_budget(), cap - r->charged) != 0)
+			return -1;
+		r->charged = cap;
+	}
+	char *nb = realloc(r->body, cap);
+	if (!nb)
+		return -2;
+	r->body = nb;
+	r->cap = cap;
+	return 0;
+}
+
 static void reply_draining(http_req *r)
 {
 	rwd_api_error(&r->reply, 503, "draining", "the server is shutting down", NULL, 0, 0);
@@ -436,6 +487,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		}
 		if (rwd_api_headers(&r->call, cl, &r->reply) == RWD_API_REPLY)
 			return refuse(r, 1, cl);
+		/* the declared body is charged before any byte of it is read */
+		r->cl = cl;
+		if (cl > 0 && (unsigned long long)cl <= max) {
+			if (rwd_budget_charge(rwd_mem_budget(), (size_t)cl) != 0) {
+				reply_budget(r);
+				return refuse(r, 1, cl);
+			}
+			r->charged = (size_t)cl;
+		}
 		r->state = H_READING;
 		return MHD_YES;
 	}
@@ -470,18 +530,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			rwd_api_too_large(&r->call, &r->reply);
 			return refuse(r, 0, -1);
 		}
-		if (r->len + n > r->cap) {
-			size_t cap = r->cap ? r->cap : 4096;
-			while (cap < r->len + n)
-				cap *= 2;
-			if (cap > max)
-				cap = max;
-			char *nb = realloc(r->body, cap);
-			if (!nb)
-				return MHD_NO;
-			r->body = nb;
-			r->cap = cap;
+		int br = body_reserve(r, n, max);
+		if (br == -1) {
+			/* a chunked body grew past what the budget holds */
+			r->discarded = r->len + n;
+			reply_budget(r);
+			return refuse(r, 0, -1);
 		}
+		if (br)
+			return MHD_NO;
 		memcpy(r->body + r->len, upload_data, n);
 		r->len += n;
 		return MHD_YES;
@@ -490,7 +547,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		owe(h, r->hc, 3);
 		r->call.body = r->body ? r->body : "";
 		r->call.body_len = r->len;
-		if (rwd_api_body(&r->call, &r->reply) == RWD_API_REPLY)
+		/* the parse's jansson allocations are charged, and refused past the budget */
+		rwd_mem_parse_begin(&r->over_budget);
+		int ar = rwd_api_body(&r->call, &r->reply);
+		rwd_mem_parse_end();
+		if (ar == RWD_API_REPLY && (r->over_budget || rwd_arena_over_budget(r->call.arena))) {
+			/* failed for want of memory, not for its content: retry later */
+			json_decref(r->reply.json);
+			free(r->reply.text);
+			memset(&r->reply, 0, sizeof(r->reply));
+			reply_budget(r);
+		} else if (ar == RWD_API_REPLY && rwd_arena_over_limit(r->call.arena)) {
+			/* this request alone needs more than its arena may hold: too large */
+			char msg[160];
+			snprintf(msg, sizeof(msg), "the request needs more than limits.request_arena_bytes "
+				"(%zu bytes) once parsed; send fewer or smaller items", cfg->request_arena_bytes);
+			json_decref(r->reply.json);
+			free(r->reply.text);
+			memset(&r->reply, 0, sizeof(r->reply));
+			rwd_api_error(&r->reply, 413, "too_large", msg, NULL, 0, 0);
+		}
+		if (ar == RWD_API_REPLY)
 			return send_reply(r);
 		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
 			MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -534,9 +611,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			(double)(rwd_now_ns() - r->call.start_ns) / 1e6);
 	json_decref(r->reply.json);
 	free(r->reply.text);
-	free(r->body);
+	drop_body(r);
 	rwd_arena_destroy(r->call.arena);
 	free(r);
+	/* the end of a burst: give the memory back */
+	rwd_mem_maybe_trim();
 }
 
 int rwd_http_start(rwd_app *app, rwd_http **out, rwd_error *err)
@@ -568,6 +647,9 @@ int rwd_http_start(rwd_app *app, rwd_http **out, rwd_error *err)
 	/* ITC: MHD_quiesce_daemon and MHD_add_connection need it with internal threads */
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
 		MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	/* HTTPS: the certificate comes from daemon/tls.c at each handshake (SIGHUP swaps it) */
+	if (c->tls_cert_file)
+		flags |= MHD_USE_TLS;
 	socklen_t sl = sizeof(ss);
 	if (app->listen_fd >= 0) {
 		/* socket activation: MHD serves the passed listener (its address decides the family) */
@@ -598,12 +680,19 @@ int rwd_http_start(rwd_app *app, rwd_http **out, rwd_error *err)
 		{MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h},
 		{MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h},
 		/* a pool only when asked for more than one thread (MHD warns on 0/1) */
+		/* a pool only when asked for more than one thread (MHD warns on 0/1) */
 		{c->http_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
 			(intptr_t)c->http_threads, NULL},
 		{MHD_OPTION_END, 0, NULL},
 	};
-	h->d = MHD_start_daemon(flags, c->listen_port, NULL, NULL, on_request, h,
-		MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	if (c->tls_cert_file)
+		h->d = MHD_start_daemon(flags, c->listen_port, NULL, NULL, on_request, h,
+			MHD_OPTION_ARRAY, opts,
+			MHD_OPTION_HTTPS_CERT_CALLBACK, (gnutls_certificate_retrieve_function2 *)rwd_tls_cert_callback,
+			MHD_OPTION_END);
+	else
+		h->d = MHD_start_daemon(flags, c->listen_port, NULL, NULL, on_request, h,
+			MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	if (!h->d) {
 		pthread_mutex_destroy(&h->ip_mu);
 		free(h->ips);

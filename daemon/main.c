@@ -21,6 +21,8 @@
 #include "core/thread.h"
 #include "http.h"
 #include "log.h"
+#include "mem.h"
+#include "tls.h"
 #include "nn/nn.h"
 #include "score.h"
 
@@ -39,12 +41,15 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: rewardd [--config FILE] [--listen HOST:PORT] [--model NAME=PATH]...\n"
+		"               [--tls-cert FILE --tls-key FILE]\n"
 		"               [--check-config] [--version] [--help]\n"
 		"       rewardd score ...   (offline scorer; `rewardd score --help`)\n"
 		"\n"
 		"  --config FILE      JSON configuration (see config/example.json)\n"
 		"  --listen HOST:PORT address to serve on (default 127.0.0.1:8080; port 0: any free port)\n"
 		"  --model NAME=PATH  serve the model at PATH (folder or .safetensors) as NAME; repeatable\n"
+		"  --tls-cert FILE    serve HTTPS with this PEM certificate chain (tls.cert_file)\n"
+		"  --tls-key FILE     and this PEM private key (tls.key_file); both re-read on SIGHUP\n"
 		"  --check-config     validate the configuration, load every model, print the\n"
 		"                     effective configuration as JSON and exit (0 = valid)\n"
 		"  --version          print the version\n"
@@ -376,6 +381,8 @@ static void raise_nofile(const rwd_config *cfg)
 
 int main(int argc, char **argv)
 {
+	/* before any jansson allocation: its hooks charge the memory budget */
+	rwd_mem_install();
 	if (argc > 1 && strcmp(argv[1], "score") == 0) {
 #ifdef RWD_HAVE_SCORE
 		return rwd_score_main(argc - 1, argv + 1);
@@ -390,11 +397,13 @@ int main(int argc, char **argv)
 		{"listen", required_argument, NULL, 'l'},
 		{"model", required_argument, NULL, 'm'},
 		{"check-config", no_argument, NULL, 'C'},
+		{"tls-cert", required_argument, NULL, 'T'},
+		{"tls-key", required_argument, NULL, 'K'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *config_file = NULL, *listen = NULL;
+	const char *config_file = NULL, *listen = NULL, *tls_cert = NULL, *tls_key = NULL;
 	const char **model_args = calloc((size_t)argc, sizeof(*model_args));
 	size_t n_model_args = 0;
 	int check = 0, opt;
@@ -413,6 +422,12 @@ int main(int argc, char **argv)
 			break;
 		case 'C':
 			check = 1;
+			break;
+		case 'T':
+			tls_cert = optarg;
+			break;
+		case 'K':
+			tls_key = optarg;
 			break;
 		case 'V':
 			printf("rewardd %s\n", RWD_VERSION);
@@ -453,6 +468,10 @@ int main(int argc, char **argv)
 		die_error("invalid flag", &err);
 		goto out;
 	}
+	if (rwd_config_set_tls(&cfg, tls_cert, tls_key, &err)) {
+		die_error("invalid flag", &err);
+		goto out;
+	}
 	for (size_t i = 0; i < n_model_args; i++) {
 		if (rwd_config_add_model_arg(&cfg, model_args[i], &err)) {
 			rwd_error_where(&err, NULL, "--model");
@@ -465,6 +484,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	rwd_log_set_level(cfg.log_level);
+	rwd_mem_set_limit(cfg.memory_budget_bytes);
 	if (check) {
 		rc = check_config(&cfg);
 		goto out;
@@ -541,6 +561,15 @@ int main(int argc, char **argv)
 	}
 	if (app.listen_fd >= 0)
 		rwd_log(RWD_LOG_INFO, "socket-activated: serving on %s (listen in the config is not used)", sd_addr);
+	if (cfg.tls_cert_file) {
+		if (rwd_tls_load(cfg.tls_cert_file, cfg.tls_key_file, &err)) {
+			die_error("cannot start TLS", &err);
+			goto out;
+		}
+		char fp[65];
+		rwd_tls_fingerprint(fp);
+		rwd_log(RWD_LOG_INFO, "tls: serving HTTPS with %s (SHA-256 fingerprint %s)", cfg.tls_cert_file, fp);
+	}
 	if (rwd_http_start(&app, &http, &err)) {
 		die_error("cannot start", &err);
 		goto out;
@@ -567,6 +596,8 @@ int main(int argc, char **argv)
 		rwd_log(RWD_LOG_WARN, "no model configured: /readyz answers 503 (add one with --model NAME=PATH)");
 	else
 		rwd_log(RWD_LOG_INFO, "ready: %zu models", app.n_models);
+	rwd_log(RWD_LOG_INFO, "memory budget (limits.memory_budget_bytes): %zu MiB, %zu KiB in use at start",
+		rwd_budget_limit(rwd_mem_budget()) >> 20, rwd_budget_used(rwd_mem_budget()) >> 10);
 	rwd_metric_set(app.ready, app.n_models > 0);
 
 	if (rwd_admin_start(&app, &err)) {
@@ -586,8 +617,20 @@ int main(int argc, char **argv)
 		rwd_log(RWD_LOG_INFO, "systemd watchdog: WATCHDOG=1 every %.1f s while the batchers are alive",
 			(double)wd_usec / 2e6);
 	int sig;
-	while ((sig = wait_signal(&set)) == SIGHUP)
+	while ((sig = wait_signal(&set)) == SIGHUP) {
+		if (cfg.tls_cert_file) {
+			/* new handshakes take the new certificate; no connection is dropped */
+			int changed = 0;
+			char fp[65];
+			if (rwd_tls_reload(&changed, &err))
+				die_error("SIGHUP: the TLS certificate was not reloaded (the current one stays)", &err);
+			rwd_tls_fingerprint(fp);
+			rwd_log(RWD_LOG_INFO, "SIGHUP: tls: %s (SHA-256 fingerprint %s)",
+				changed ? "certificate reloaded" : "certificate unchanged", fp);
+			rwd_error_clear(&err);
+		}
 		rwd_admin_reload(&app);
+	}
 	rwd_admin_stop(&app);
 	rwd_log(RWD_LOG_INFO, "%s: draining (bound %u ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
 		cfg.drain_timeout_ms);
@@ -596,6 +639,7 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	rwd_http_stop(http);
+	rwd_tls_free();
 	for (size_t i = 0; app.models && i < app.n_models; i++) {
 		rwd_batcher_free(app.models[i].batcher);
 	}

@@ -5,13 +5,13 @@
 # Packages to build and run rewardd.
 RWD_BUILD_PKGS="meson ninja-build pkg-config gcc libopenblas-dev libdnnl-dev libjansson-dev
  libmicrohttpd-dev libpng-dev libjpeg62-turbo-dev libpcre2-dev libutf8proc-dev zlib1g-dev libsqlite3-dev
- check curl ca-certificates libpolyclipping-dev"
+ check curl ca-certificates libpolyclipping-dev libgnutls28-dev"
 # Oracles and peers used by the tests only (PyTorch, Pillow, scikit-image, NLTK,
 # Node for the HF tokenizers binding, clang for fuzz targets, nginx, systemd,
 # Chromium for the dashboard test through playwright-core).
 RWD_TEST_PKGS="python3 python3-torch python3-numpy python3-pil python3-skimage
  python3-nltk python3-onnx python3-opencv python3-pyclipper python3-levenshtein fonts-dejavu-core python3-yaml python3-jsonschema python3-jinja2 python3-aiohttp python3-cloudpickle nodejs npm clang libclang-rt-14-dev wrk
- nginx-light systemd chromium"
+ nginx-light systemd chromium openssl"
 
 rwd_apt_install() {
 	local missing=()

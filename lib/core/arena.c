@@ -29,6 +29,9 @@ struct rwd_arena {
 	size_t limit;
 	size_t total;           /* bytes handed out, padding included */
 	int over_limit;
+	int over_budget;
+	rwd_budget *budget;     /* or NULL */
+	size_t held;            /* bytes of blocks allocated (charged to budget) */
 };
 
 #define HDR_SIZE ((sizeof(struct block) + RWD_ARENA_ALIGN - 1) & ~(size_t)(RWD_ARENA_ALIGN - 1))
@@ -38,18 +41,41 @@ static unsigned char *block_data(struct block *b)
 	return (unsigned char *)b + HDR_SIZE;
 }
 
-static struct block *block_new(size_t size)
+/* The bytes a block of `size` usable bytes takes (what the budget is charged). */
+static size_t block_bytes(size_t size)
 {
-	if (size > SIZE_MAX - HDR_SIZE)
+	return (HDR_SIZE + size + RWD_ARENA_ALIGN - 1) & ~(size_t)(RWD_ARENA_ALIGN - 1);
+}
+
+static struct block *block_new(rwd_arena *a, size_t size)
+{
+	if (size > SIZE_MAX - HDR_SIZE - RWD_ARENA_ALIGN)
 		return NULL;
-	struct block *b = aligned_alloc(RWD_ARENA_ALIGN,
-		(HDR_SIZE + size + RWD_ARENA_ALIGN - 1) & ~(size_t)(RWD_ARENA_ALIGN - 1));
-	if (!b)
+	size_t bytes = block_bytes(size);
+	if (a->budget && rwd_budget_charge(a->budget, bytes) != 0) {
+		a->over_budget = 1;
 		return NULL;
+	}
+	struct block *b = aligned_alloc(RWD_ARENA_ALIGN, bytes);
+	if (!b) {
+		if (a->budget)
+			rwd_budget_release(a->budget, bytes);
+		return NULL;
+	}
+	a->held += bytes;
 	b->next = NULL;
 	b->size = size;
 	b->used = 0;
 	return b;
+}
+
+static void block_free(rwd_arena *a, struct block *b)
+{
+	size_t bytes = block_bytes(b->size);
+	a->held -= bytes;
+	if (a->budget)
+		rwd_budget_release(a->budget, bytes);
+	free(b);
 }
 
 rwd_arena *rwd_arena_create(size_t block_size, size_t limit)
@@ -80,7 +106,7 @@ void rwd_arena_destroy(rwd_arena *a)
 	struct block *b = a->head;
 	while (b) {
 		struct block *next = b->next;
-		free(b);
+		block_free(a, b);
 		b = next;
 	}
 	free(a);
@@ -91,21 +117,28 @@ void rwd_arena_reset(rwd_arena *a)
 	if (!a)
 		return;
 	run_cleanups(a);
-	/* Keep the oldest block: it has the configured size, the newer ones may be huge. */
+	/* Keep the smallest block: one of the configured size, where the others
+	 * may be huge (a large allocation's own block sits behind the current one,
+	 * so the list's order does not tell). */
 	struct block *b = a->head, *keep = NULL;
+	for (; b; b = b->next)
+		if (!keep || b->size < keep->size)
+			keep = b;
+	b = a->head;
 	while (b) {
 		struct block *next = b->next;
-		if (!next)
-			keep = b;
-		else
-			free(b);
+		if (b != keep)
+			block_free(a, b);
 		b = next;
 	}
+	if (keep)
+		keep->next = NULL;
 	a->head = keep;
 	if (keep)
 		keep->used = 0;
 	a->total = 0;
 	a->over_limit = 0;
+	a->over_budget = 0;
 }
 
 void *rwd_arena_alloc(rwd_arena *a, size_t n)
@@ -124,7 +157,7 @@ void *rwd_arena_alloc(rwd_arena *a, size_t n)
 		/* Large requests get a block of their own so the spare room of the
 		 * current block is not wasted. */
 		size_t size = need > a->block_size ? need : a->block_size;
-		struct block *nb = block_new(size);
+		struct block *nb = block_new(a, size);
 		if (!nb)
 			return NULL;
 		if (b && need > a->block_size) {
@@ -209,6 +242,25 @@ size_t rwd_arena_used(const rwd_arena *a)
 int rwd_arena_over_limit(const rwd_arena *a)
 {
 	return a->over_limit;
+}
+
+void rwd_arena_set_budget(rwd_arena *a, rwd_budget *b)
+{
+	if (a->budget)
+		rwd_budget_release(a->budget, a->held);
+	a->budget = b;
+	if (b)
+		rwd_budget_force(b, a->held);
+}
+
+int rwd_arena_over_budget(const rwd_arena *a)
+{
+	return a->over_budget;
+}
+
+size_t rwd_arena_held(const rwd_arena *a)
+{
+	return a->held;
 }
 
 int rwd_carve_floats(const size_t *sizes, size_t n, void **ptrs, float **block, rwd_error *err)

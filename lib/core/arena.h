@@ -16,6 +16,7 @@
 #ifndef RWD_CORE_ARENA_H
 #define RWD_CORE_ARENA_H
 
+#include "core/budget.h"
 #include "core/error.h"
 
 #include <stddef.h>
@@ -70,6 +71,23 @@ size_t rwd_arena_used(const rwd_arena *a);
 
 /* Non-zero if the last failed allocation failed because of the limit. */
 int rwd_arena_over_limit(const rwd_arena *a);
+
+/*
+ * Charge the arena's blocks to a shared budget (core/budget.h) from now on:
+ * the blocks it holds already are charged at once (forced), every new block
+ * is charged before it is allocated, and the blocks' bytes are released
+ * when they are freed (reset, destroy). A block the budget refuses makes the
+ * allocation fail with rwd_arena_over_budget() set (not over_limit: the
+ * request is not too large, the server is busy). `b` must outlive the arena;
+ * NULL stops charging (what was charged is released).
+ */
+void rwd_arena_set_budget(rwd_arena *a, rwd_budget *b);
+
+/* Non-zero if the last failed allocation failed because the budget was full. */
+int rwd_arena_over_budget(const rwd_arena *a);
+
+/* Bytes of blocks the arena holds (what it charges to its budget). */
+size_t rwd_arena_held(const rwd_arena *a);
 
 /*
  * Reserve one block for a model's per-worker scratch: n float buffers of
