@@ -4,6 +4,33 @@ never in the serving path).
 
     /usr/bin/python3 tools/convert_checkpoint.py ocr SRC_DIR OUT_DIR
     /usr/bin/python3 tools/convert_checkpoint.py hpsv2 CHECKPOINT.pt BPE_VOCAB.txt.gz OUT_DIR [--no-antialias]
+    /usr/bin/python3 tools/convert_checkpoint.py imagereward ImageReward.pt med_config.json OUT_DIR
+                     [--vocab VOCAB.txt] [--vision-heads N]
+
+imagereward: THUDM's ImageReward.pt (the ImageReward module's state dict,
+THUDM/ImageReward@c1392c6 ImageReward/utils.py load(): torch.load, then
+load_state_dict(strict=False); a {"state_dict"} / {"model"} wrapper and
+"module." prefixes are accepted too) and its med_config.json, read with
+torch.load(weights_only=True). OUT_DIR receives the imagereward kind's folder
+(lib/models/imagereward.h):
+  model.safetensors  the tensors the score reads, under the checkpoint's own
+                     names (blip.visual_encoder.*, blip.text_encoder.* less
+                     the position_ids buffer, mlp.layers.*), as float32;
+                     blip.vision_proj / blip.text_proj (ITC projections the
+                     score never uses) are left out;
+  config.json        {"rewardd_kind": "imagereward", "architectures":
+                     ["ImageReward"], "vision_config": from the tensor shapes
+                     (patch = the conv kernel, image = patch * sqrt(tokens -
+                     1), heads = width / 64 as create_vit's 'large' 16 and
+                     'base' 12, --vision-heads otherwise; layer_norm_eps 1e-6,
+                     vit.py's), "text_config": med_config.json with
+                     encoder_width = the vision width (BLIP_Pretrain overrides
+                     the file's 768 so), "max_length": 35, "score_mean":
+                     0.16717362830052426, "score_std": 1.0333394966054072
+                     (ImageReward.py), CLIP's image_mean / image_std
+                     (_transform's Normalize)};
+  vocab.txt          BertTokenizer bert-base-uncased's vocabulary (the .pt
+                     has none); default tests/data/bert-base-uncased/vocab.txt.
 
 hpsv2: an HPSv2 / HPSv2.1 checkpoint (HPS_v2_compressed.pt, HPS_v2.1_compressed.pt:
 {"state_dict": OpenCLIP ViT-H-14 state dict}, or the bare state dict, "module."
@@ -250,6 +277,63 @@ def cmd_hpsv2(ckpt, vocab, out, antialias=True):
         out, nv, vwidth, patch, patch * grid, nt, twidth, embed))
 
 
+IR_MEAN, IR_STD = 0.16717362830052426, 1.0333394966054072
+
+
+def cmd_imagereward(ckpt, med, out, vocab=None, vision_heads=None):
+    import torch
+    obj = torch.load(ckpt, map_location="cpu", weights_only=True)
+    if isinstance(obj, dict) and not any(torch.is_tensor(v) for v in obj.values()):
+        obj = obj.get("state_dict", obj.get("model", obj))
+    if not isinstance(obj, dict):
+        raise SystemExit("%s: not a state dict" % ckpt)
+    sd = {(k[7:] if k.startswith("module.") else k): v for k, v in obj.items() if torch.is_tensor(v)}
+    v, t = "blip.visual_encoder.", "blip.text_encoder."
+    need = [v + "patch_embed.proj.weight", v + "pos_embed", v + "cls_token", v + "norm.weight",
+            t + "embeddings.word_embeddings.weight", t + "embeddings.position_embeddings.weight", "mlp.layers.0.weight"]
+    miss = [k for k in need if k not in sd]
+    if miss:
+        raise SystemExit("%s: not an ImageReward state dict, missing %s" % (ckpt, ", ".join(miss)))
+    with open(med) as f:
+        tc = json.load(f)
+    keep = {k: val.float().contiguous() for k, val in sd.items()
+            if (k.startswith(v) or (k.startswith(t) and not k.endswith("position_ids")) or k.startswith("mlp.layers."))}
+    pw = sd[v + "patch_embed.proj.weight"]
+    width, patch = pw.shape[0], pw.shape[-1]
+    tokens = sd[v + "pos_embed"].shape[1]
+    grid = int(round((tokens - 1) ** 0.5))
+    if grid * grid != tokens - 1:
+        raise SystemExit("%spos_embed: %d patches is not a square grid" % (v, tokens - 1))
+    nv = 0
+    while (v + "blocks.%d.norm1.weight" % nv) in sd:
+        nv += 1
+    heads = vision_heads or width // 64
+    if heads < 1 or width % heads:
+        raise SystemExit("vision width %d: give --vision-heads" % width)
+    vc = {"image_size": patch * grid, "patch_size": patch, "hidden_size": width, "num_hidden_layers": nv,
+          "num_attention_heads": heads, "intermediate_size": sd[v + "blocks.0.mlp.fc1.weight"].shape[0] if nv else 4 * width,
+          "layer_norm_eps": 1e-6}
+    tc = dict(tc)
+    tc["encoder_width"] = width
+    os.makedirs(out, exist_ok=True)
+    safetensors_io.save(keep, os.path.join(out, "model.safetensors"),
+                        metadata={"format": "pt", "source": os.path.basename(ckpt)})
+    cfg = {"architectures": ["ImageReward"], "rewardd_kind": "imagereward", "vision_config": vc, "text_config": tc,
+           "max_length": 35, "score_mean": IR_MEAN, "score_std": IR_STD,
+           "image_mean": OPENAI_MEAN, "image_std": OPENAI_STD,
+           "rewardd_source": "ImageReward (%s + %s)" % (os.path.basename(ckpt), os.path.basename(med))}
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+        f.write("\n")
+    vocab = vocab or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data",
+                                  "bert-base-uncased", "vocab.txt")
+    shutil.copyfile(vocab, os.path.join(out, "vocab.txt"))
+    print("%s: vision %d x %d (patch %d, %d px, %d heads), text %d x %d, head %s" % (
+        out, nv, width, patch, patch * grid, heads, tc.get("num_hidden_layers", 12), tc.get("hidden_size", 768),
+        " -> ".join(str(keep[k].shape[0]) for k in sorted((k for k in keep if k.startswith("mlp.layers.") and
+                                                            k.endswith(".weight")), key=lambda k: int(k.split(".")[2])))))
+
+
 def main(argv):
     if len(argv) == 4 and argv[1] == "ocr":
         cmd_ocr(argv[2], argv[3])
@@ -257,8 +341,22 @@ def main(argv):
     if len(argv) in (5, 6) and argv[1] == "hpsv2" and (len(argv) == 5 or argv[5] == "--no-antialias"):
         cmd_hpsv2(argv[2], argv[3], argv[4], antialias=len(argv) == 5)
         return 0
+    if len(argv) >= 5 and argv[1] == "imagereward":
+        rest, vocab, heads = argv[5:], None, None
+        while rest:
+            if rest[0] == "--vocab" and len(rest) > 1:
+                vocab, rest = rest[1], rest[2:]
+            elif rest[0] == "--vision-heads" and len(rest) > 1:
+                heads, rest = int(rest[1]), rest[2:]
+            else:
+                break
+        if not rest:
+            cmd_imagereward(argv[2], argv[3], argv[4], vocab=vocab, vision_heads=heads)
+            return 0
     sys.stderr.write("usage: convert_checkpoint.py ocr SRC_DIR OUT_DIR\n"
-                     "       convert_checkpoint.py hpsv2 CHECKPOINT.pt BPE_VOCAB.txt.gz OUT_DIR [--no-antialias]\n")
+                     "       convert_checkpoint.py hpsv2 CHECKPOINT.pt BPE_VOCAB.txt.gz OUT_DIR [--no-antialias]\n"
+                     "       convert_checkpoint.py imagereward ImageReward.pt med_config.json OUT_DIR"
+                     " [--vocab VOCAB.txt] [--vision-heads N]\n")
     return 2
 
 

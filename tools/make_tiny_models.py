@@ -3,7 +3,7 @@
 
     /usr/bin/python3 tools/make_tiny_models.py KIND SIZE OUTDIR [--dtype f32|bf16|f16] [--seed N] [...]
 
-KIND is one of the generators below (clip, qwen2, qwen3, llama, mlp); SIZE
+KIND is one of the generators below (clip, qwen2, qwen3, llama, mlp, imagereward); SIZE
 names a preset of that generator (e.g. tiny, base). Each generator lives in
 its own module (tools/tiny_<family>.py) with a `make(kind, size, outdir,
 args)` function and a `KINDS` tuple; this file only dispatches. The parity
@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-FAMILIES = ("tiny_clip", "tiny_seqcls", "tiny_mlp")
+FAMILIES = ("tiny_clip", "tiny_seqcls", "tiny_mlp", "tiny_imagereward")
 
 
 def _generators():

@@ -18,6 +18,7 @@ extern const rwd_model_ops rwd__image_metrics_ops;
 extern const rwd_model_ops rwd__rules_ops;
 extern const rwd_model_ops rwd__seqcls_ops;
 extern const rwd_model_ops rwd__sql_ops; /* models/sql.c */
+extern const rwd_model_ops rwd__imagereward_ops; /* models/imagereward.c */
 
 static const rwd_model_ops *const kinds[] = {
 	&rwd__mlp_ops,
@@ -26,6 +27,7 @@ static const rwd_model_ops *const kinds[] = {
 	&rwd__rules_ops,
 	&rwd__seqcls_ops,
 	&rwd__sql_ops,
+	&rwd__imagereward_ops,
 	NULL,
 };
 
@@ -73,6 +75,8 @@ static const char *kind_from_architecture(const char *arch)
 	static const char suffix[] = "ForSequenceClassification";
 	if (strcmp(arch, "CLIPModel") == 0)
 		return "clip";
+	if (strcmp(arch, "ImageReward") == 0)
+		return "imagereward";
 	if (n > sizeof(suffix) - 1 && strcmp(arch + n - (sizeof(suffix) - 1), suffix) == 0)
 		return "seqcls";
 	return NULL;

@@ -32,29 +32,7 @@ try {
 const vfile = path.join(root, 'tests', 'data', 'bert-base-uncased', 'vocab.txt');
 if (!fs.existsSync(vfile)) skip(vfile + ' is absent');
 
-const lines = fs.readFileSync(vfile, 'utf8').split('\n');
-if (lines[lines.length - 1] === '') lines.pop();
-const vocab = {};
-lines.forEach((t, i) => { vocab[t] = i; });
-const special = (id, content) => ({ id, content, single_word: false, lstrip: false, rstrip: false,
-  normalized: false, special: true });
-const tokJson = {
-  version: '1.0', truncation: null, padding: null,
-  added_tokens: [special(0, '[PAD]'), special(100, '[UNK]'), special(101, '[CLS]'), special(102, '[SEP]'),
-    special(103, '[MASK]'), special(30522, '[DEC]'), special(30523, '[ENC]')],
-  normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true },
-  pre_tokenizer: { type: 'BertPreTokenizer' },
-  post_processor: { type: 'TemplateProcessing',
-    single: [{ SpecialToken: { id: '[CLS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } },
-      { SpecialToken: { id: '[SEP]', type_id: 0 } }],
-    pair: [{ SpecialToken: { id: '[CLS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } },
-      { SpecialToken: { id: '[SEP]', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } },
-      { SpecialToken: { id: '[SEP]', type_id: 1 } }],
-    special_tokens: { '[CLS]': { id: '[CLS]', ids: [101], tokens: ['[CLS]'] },
-      '[SEP]': { id: '[SEP]', ids: [102], tokens: ['[SEP]'] } } },
-  decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
-  model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
-};
+const tokJson = require('./bert_tokenize.js').tokenizerJson(vfile);
 
 function runHarness(args, strings) {
   const input = strings.map((s) => JSON.stringify(s)).join('\n') + '\n';
