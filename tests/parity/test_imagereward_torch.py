@@ -3,7 +3,7 @@
 PyTorch reference written from ImageReward's model definition
 (tests/parity/imagereward_ref.py).
 
-    /usr/bin/python3 test_imagereward_torch.py HARNESS SOURCE_ROOT
+    /usr/bin/python3 test_imagereward_torch.py HARNESS SOURCE_ROOT [REWARDD_EXE]
 
 The checkpoint: random weights in ImageReward.pt's exact state-dict layout
 (tools/make_tiny_models.py imagereward tiny: the real 224 px / patch 16 image
@@ -25,6 +25,10 @@ the oracle's (max |diff| printed), each score within 1e-5 relative of the
 float64 reference, the same scores within 1e-6 relative in batches of 1 and
 of all (not bit for bit: OpenBLAS picks its sgemm kernels by the row count),
 and items without a prompt or with broken image bytes fail without a score.
+With REWARDD_EXE the same folder is also served by the daemon
+(--model ir=FOLDER, the generic path) and POST /v1/rewards must return the
+same scores within 1e-5 relative of the reference, and an item without a
+prompt no score.
 Exit 0 pass, 1 fail, 77 skip.
 """
 import base64
@@ -38,7 +42,9 @@ import sys
 import tempfile
 
 HARNESS, SRC = sys.argv[1], sys.argv[2]
+EXE = sys.argv[3] if len(sys.argv) > 3 else None
 sys.path.insert(0, os.path.join(SRC, "tools"))
+sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -111,6 +117,31 @@ def encode(im, fmt):
 PROMPTS = ["a photo of a cat", "A painting of a FOX in the snow, by Monet; trending on artstation!",
            "", "café naïve 東京 🤖 x[DEC]y [ENC]",
            "an extremely long prompt " * 12, "unaffable", "1girl, masterpiece, best quality, ultra-detailed"]
+
+
+def serve(model, items, want, names):
+    import rwd_harness as H
+    d = H.Daemon(EXE, {"models": {}}, args=["--model", "ir=" + model])
+    try:
+        r = d.request("POST", "/v1/rewards", body={"model": "ir", "items": items})
+        check(r.status == 200, "daemon answered %d %s" % (r.status, r.raw[:300]))
+        worst = 0.0
+        if r.status == 200:
+            for i, res in enumerate(r.json["results"]):
+                got = res.get("scores", {}).get("imagereward")
+                rel = abs(got - want[i].item()) / max(abs(want[i].item()), 1e-3) if got is not None else float("inf")
+                worst = max(worst, rel)
+                check(rel <= 1e-5, "daemon %s: %s vs reference %.9g" % (names[i], got, want[i].item()))
+        r2 = d.request("POST", "/v1/rewards", body={"model": "ir", "items": [{"image": items[0]["image"]}]})
+        no_score = r2.status >= 400 or not r2.json["results"][0].get("scores")
+        check(no_score, "an item without a prompt gets no score: %d %s" % (r2.status, r2.raw[:300]))
+        m = d.request("GET", "/v1/models/ir")
+        check(m.status == 200 and m.json.get("kind") == "imagereward", "GET /v1/models/ir: %d %s" % (
+            m.status, m.raw[:200]))
+        print("daemon: POST /v1/rewards on %d items, max relative error %.3g; no prompt -> %d" % (
+            len(items), worst, r2.status))
+    finally:
+        d.stop()
 
 
 def main():
@@ -197,6 +228,8 @@ def main():
               "max relative error %.3g; batch of 1 vs batch of %d: max relative difference %.3g" % (
                   len(items), len(ims), want.min().item(), want.max().item(), spread, worst, len(items), worst_b))
         check(spread > 0.05, "the scores vary with the input (spread %g)" % spread)
+        if EXE:
+            serve(model, items, want, names)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("test_imagereward_torch: %s" % ("FAIL (%d)" % len(failed) if failed else "PASS"))
