@@ -18,6 +18,7 @@ extern const rwd_model_ops rwd__image_metrics_ops;
 extern const rwd_model_ops rwd__rules_ops;
 extern const rwd_model_ops rwd__seqcls_ops;
 extern const rwd_model_ops rwd__sql_ops; /* models/sql.c */
+extern const rwd_model_ops rwd__ocr_ops; /* models/ocr.c */
 
 static const rwd_model_ops *const kinds[] = {
 	&rwd__mlp_ops,
@@ -26,6 +27,7 @@ static const rwd_model_ops *const kinds[] = {
 	&rwd__rules_ops,
 	&rwd__seqcls_ops,
 	&rwd__sql_ops,
+	&rwd__ocr_ops,
 	NULL,
 };
 
