@@ -1181,9 +1181,7 @@ static int kind_check(const void *state, const json_t *item, size_t *cost, rwd_e
 		rwd_error_where(err, NULL, "prompt");
 		return rwd_errorf(err, RWD_E_INVALID, "\"prompt\" must be a string holding the target text in double quotes");
 	}
-	double rew;
-	int dist;
-	return rwd_ocr_reward("", json_string_value(pr), &rew, &dist, err); /* validates the target */
+	return 0; /* the quoted target is checked in prepare(): a per-item error, as a bad image is */
 }
 
 static int kind_prepare(const void *state, void *scratch, rwd_item *item, rwd_arena *arena, rwd_error *err)
@@ -1193,9 +1191,14 @@ static int kind_prepare(const void *state, void *scratch, rwd_item *item, rwd_ar
 	ocr_prep *p = rwd_arena_calloc(arena, 1, sizeof(*p));
 	if (!p)
 		return rwd_errorf(err, rwd_arena_over_limit(arena) ? RWD_E_LIMIT : RWD_E_NOMEM, "out of memory for the item");
+	double rew;
+	int dist;
+	int r = rwd_ocr_reward("", json_string_value(json_object_get(item->input, "prompt")), &rew, &dist, err);
+	if (r)
+		return r;
 	json_t *v = json_object_get(item->input, "image");
 	rwd_error_where(err, NULL, "image");
-	int r = rwd_image_decode_base64(json_string_value(v), json_string_length(v), s->max_image_bytes, &s->decode,
+	r = rwd_image_decode_base64(json_string_value(v), json_string_length(v), s->max_image_bytes, &s->decode,
 		arena, &p->img, err);
 	if (r)
 		return r;
