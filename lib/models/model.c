@@ -19,6 +19,7 @@ extern const rwd_model_ops rwd__rules_ops;
 extern const rwd_model_ops rwd__seqcls_ops;
 extern const rwd_model_ops rwd__sql_ops; /* models/sql.c */
 extern const rwd_model_ops rwd__imagereward_ops; /* models/imagereward.c */
+extern const rwd_model_ops rwd__ocr_ops; /* models/ocr.c */
 
 static const rwd_model_ops *const kinds[] = {
 	&rwd__mlp_ops,
@@ -28,6 +29,7 @@ static const rwd_model_ops *const kinds[] = {
 	&rwd__seqcls_ops,
 	&rwd__sql_ops,
 	&rwd__imagereward_ops,
+	&rwd__ocr_ops,
 	NULL,
 };
 
