@@ -170,7 +170,8 @@ int rwd_model_load(const rwd_model_params *params, rwd_model **out, rwd_error *e
 	m->info.name = m->name;
 	m->info.kind = ops->kind;
 	m->info.path = m->path;
-	m->info.inputs = ops->inputs;
+	if (!m->info.inputs)
+		m->info.inputs = ops->inputs; /* describe() may name a loaded model's own inputs */
 	m->info.load_seconds = (double)(rwd_now_ns() - t0) / 1e9;
 	*out = m;
 	return 0;
@@ -267,6 +268,8 @@ int rwd_model_run(const rwd_model *m, void *scratch, rwd_item *const *items, siz
 	if (r) {
 		for (size_t i = 0; i < k; i++) {
 			memset(ok[i]->present, 0, sizeof(ok[i]->present));
+			json_decref(ok[i]->extra); /* a failed item carries no outputs */
+			ok[i]->extra = NULL;
 			if (!ok[i]->status) {
 				ok[i]->status = r;
 				rwd_errorf(&ok[i]->err, r, "the batch's forward pass failed: %s", rwd_strerror(r));
@@ -274,4 +277,12 @@ int rwd_model_run(const rwd_model *m, void *scratch, rwd_item *const *items, siz
 		}
 	}
 	return r;
+}
+
+void rwd_item_release(rwd_item *items, size_t n)
+{
+	for (size_t i = 0; items && i < n; i++) {
+		json_decref(items[i].extra);
+		items[i].extra = NULL;
+	}
 }
