@@ -75,6 +75,10 @@ static const char *kind_from_architecture(const char *arch)
 		return "clip";
 	if (n > sizeof(suffix) - 1 && strcmp(arch + n - (sizeof(suffix) - 1), suffix) == 0)
 		return "seqcls";
+	/* process reward models (Qwen2.5-Math-PRM) and token classifiers: seqcls's step heads */
+	if (strcmp(arch, "Qwen2ForProcessRewardModel") == 0 || strcmp(arch, "Qwen2ForTokenClassification") == 0 ||
+	    strcmp(arch, "Qwen3ForTokenClassification") == 0 || strcmp(arch, "LlamaForTokenClassification") == 0)
+		return "seqcls";
 	return NULL;
 }
 
@@ -115,7 +119,8 @@ static int detect_kind(const char *path, char *out, size_t size, rwd_error *err)
 	if (!kind) {
 		rwd_error_where(err, cfg, "architectures");
 		r = rwd_errorf(err, RWD_E_UNSUPPORTED,
-			"no supported architecture (expected CLIPModel, *ForSequenceClassification or \"rewardd_kind\")");
+			"no supported architecture (expected CLIPModel, *ForSequenceClassification, "
+			"Qwen2ForProcessRewardModel, *ForTokenClassification or \"rewardd_kind\")");
 	} else {
 		snprintf(out, size, "%s", kind);
 	}

@@ -939,11 +939,8 @@ static int item_form(const seqcls *m, const json_t *item, enum form *f, rwd_erro
 		rwd_error_where(err, NULL, "system");
 		return rwd_errorf(err, RWD_E_INVALID, "\"system\" goes with \"prompt\" + \"steps\" only");
 	}
-	if (steps) {
-		int r = check_steps(m, item, err);
-		if (r)
-			return r;
-	}
+	if (steps && m->head == HEAD_SEQ)
+		return check_steps(m, item, err); /* refused, naming "steps" */
 	if (ids) {
 		*f = FORM_IDS;
 		return 0;
@@ -970,7 +967,7 @@ static int item_form(const seqcls *m, const json_t *item, enum form *f, rwd_erro
 	}
 	if (steps) {
 		*f = FORM_STEPS;
-		return 0;
+		return check_steps(m, item, err);
 	}
 	if (msgs) {
 		*f = FORM_MESSAGES;
