@@ -79,6 +79,9 @@ typedef struct rwd_model_info {
 	const char *dims[RWD_MAX_DIMS];
 	const char *const *inputs;     /* accepted item fields, NULL-terminated */
 	size_t weight_bytes;
+	/* A JSON item this model scores, for warm-ups when generic candidates do
+	 * not fit (a PRM needs its separator); NULL = none. */
+	const char *warm_item;
 	int token_cost;                /* 1 if cost is in tokens (max_batch_tokens applies) */
 	double load_seconds;
 } rwd_model_info;

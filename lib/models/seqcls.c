@@ -70,6 +70,7 @@ typedef struct seqcls {
 	struct lin h0, h2;          /* PRM: score.0 [H, H] + bias, score.2 [2, H] + bias */
 	const float *score_b;       /* TOKEN: score.bias [n_out] or NULL */
 	char *system_prompt;        /* PRM/TOKEN `steps` items: the system turn, NULL = none */
+	char warm[48];              /* PRM/TOKEN: {"input_ids": [step_id]}, the warm-up item */
 	size_t vocab, H, inter, nH, nKV, hd, L, n_labels;
 	size_t qd, kvd;             /* nH*hd, nKV*hd */
 	float eps;
@@ -658,6 +659,7 @@ static int load_head(seqcls *m, const json_t *cfg, const json_t *opts, rwd_error
 	if (sep && !m->step_text)
 		m->step_text = sep; /* a configured separator joins steps as given */
 
+	snprintf(m->warm, sizeof(m->warm), "{\"input_ids\": [%d]}", (int)m->step_id);
 	json_t *sp = json_is_object(opts) ? json_object_get(opts, "system_prompt") : NULL;
 	const char *sys = m->head == HEAD_PRM
 		? "Please reason step by step, and put your final answer within \\boxed{}." : NULL;
@@ -784,6 +786,7 @@ static void seqcls_describe(const void *state, rwd_model_info *info)
 	info->weight_bytes = m->weight_bytes;
 	info->token_cost = 1;
 	info->inputs = m->head == HEAD_SEQ ? seqcls_inputs : prm_inputs;
+	info->warm_item = m->head == HEAD_SEQ ? NULL : m->warm;
 }
 
 /* ---- items ---- */
