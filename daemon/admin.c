@@ -243,7 +243,10 @@ static const char warm_png[] =
 /* One synthetic item the model accepts: the first candidate its check() takes. */
 static json_t *warm_item(const rwd_model *m, size_t *cost, rwd_error *err)
 {
+	const char *own = rwd_model_get_info(m)->warm_item;
 	json_t *cands[] = {
+		/* the model's own (a process reward model needs its step separator) */
+		own ? json_loads(own, 0, NULL) : NULL,
 		/* a text model whose max_tokens is below any rendered chat: keep its last max_tokens */
 		json_pack("{ss si}", "text", "Hello, how are you?", "truncate_prompt_tokens", -1),
 		json_pack("{ss ss ss}", "prompt", "What is 2 + 2?", "response", "The answer is 4.", "label", "4"),

@@ -45,6 +45,11 @@ def main():
     ap.add_argument("--labels", default=None,
                     help="comma-separated id2label names for classifier heads")
     ap.add_argument("--layers", type=int, default=None, help="override the layer count")
+    ap.add_argument("--head", default="seq", choices=("seq", "prm", "token1", "token2"),
+                    help="qwen2/qwen3/llama: sequence classifier (default), Qwen2ForProcessRewardModel "
+                         "(qwen2 only), or *ForTokenClassification with 1 or 2 labels")
+    ap.add_argument("--step-tag-id", type=int, default=None,
+                    help="prm/token heads: write step_tag_id into config.json")
     ap.add_argument("--act", default=None, help="clip: hidden_act, quick_gelu (default) or gelu")
     ap.add_argument("--legacy-config", action="store_true",
                     help="clip: old config layout (*_config_dict overrides, eos_token_id 2)")

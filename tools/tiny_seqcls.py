@@ -50,6 +50,13 @@ SIZES = {
         "qwen3": (151936, 1024, 3072, 16, 8, 128, 2),
         "llama": (151936, 1024, 3072, 16, 8, 64, 2),
     },
+    # tiny, with Qwen's real vocabulary size: real token ids such as
+    # Qwen2.5-Math-PRM's step separator 151651 exist, at 39 MB of embeddings
+    "tinyvocab": {
+        "qwen2": (151936, 64, 160, 4, 2, 16, 2),
+        "qwen3": (151936, 64, 160, 4, 2, 32, 2),
+        "llama": (151936, 64, 160, 4, 2, 16, 2),
+    },
 }
 
 CHATML_TEMPLATE = (
@@ -100,11 +107,20 @@ def special_ids(kind, vocab):
     return vocab - 3, vocab - 2, vocab - 1
 
 
+def head_of(args):
+    return getattr(args, "head", "seq") or "seq"
+
+
 def make_config(kind, size, args):
     vocab, hidden, inter, heads, kv, hd, layers = SIZES[size][kind]
     if args.layers is not None:
         layers = args.layers
+    head = head_of(args)
     labels = args.labels.split(",") if args.labels else ["LABEL_0"]
+    if head in ("prm", "token2"):
+        labels = ["LABEL_0", "LABEL_1"]
+    elif head == "token1":
+        labels = ["LABEL_0"]
     bos, eos, pad = special_ids(kind, vocab)
     cfg = {
         "architectures": [ARCH[kind]],
@@ -129,6 +145,14 @@ def make_config(kind, size, args):
         "use_cache": True,
         "vocab_size": vocab,
     }
+    if head == "prm":
+        if kind != "qwen2":
+            raise SystemExit("--head prm: Qwen2ForProcessRewardModel is a qwen2 model")
+        cfg["architectures"] = ["Qwen2ForProcessRewardModel"]
+    elif head.startswith("token"):
+        cfg["architectures"] = [ARCH[kind].replace("SequenceClassification", "TokenClassification")]
+    if head != "seq" and getattr(args, "step_tag_id", None) is not None:
+        cfg["step_tag_id"] = args.step_tag_id
     if kind == "qwen3":
         cfg.update({
             "attention_bias": False,
@@ -170,7 +194,7 @@ def make_config(kind, size, args):
     return dict(sorted(cfg.items())), hd
 
 
-def make_weights(kind, cfg, hd, gen):
+def make_weights(kind, cfg, hd, gen, head="seq"):
     H = cfg["hidden_size"]
     I = cfg["intermediate_size"]
     nH = cfg["num_attention_heads"]
@@ -208,7 +232,16 @@ def make_weights(kind, cfg, hd, gen):
         w[p + "mlp.up_proj.weight"] = lin(I, H)
         w[p + "mlp.down_proj.weight"] = lin(H, I)
     w["model.norm.weight"] = norm(H)
-    w["score.weight"] = lin(nl, H)
+    if head == "prm":
+        # Qwen2ForProcessRewardModel: score = Sequential(Linear(H, H), ReLU(), Linear(H, 2))
+        w["score.0.weight"] = lin(H, H)
+        w["score.0.bias"] = bias(H)
+        w["score.2.weight"] = lin(2, H)
+        w["score.2.bias"] = bias(2)
+    else:
+        w["score.weight"] = lin(nl, H)
+        if head.startswith("token"):
+            w["score.bias"] = bias(nl)  # nn.Linear's default bias=True
     return w
 
 
@@ -236,7 +269,7 @@ def make(kind, size, outdir, args):
         raise SystemExit(f"{kind}: unknown size {size!r} (have {', '.join(SIZES)})")
     cfg, hd = make_config(kind, size, args)
     gen = torch.Generator().manual_seed(args.seed)
-    weights = make_weights(kind, cfg, hd, gen)
+    weights = make_weights(kind, cfg, hd, gen, head_of(args))
     dt = DTYPES[args.dtype]
     weights = {k: v.to(dt).contiguous() for k, v in weights.items()}
     safetensors_io.save(weights, os.path.join(outdir, "model.safetensors"),

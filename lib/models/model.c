@@ -81,6 +81,10 @@ static const char *kind_from_architecture(const char *arch)
 		return "imagereward";
 	if (n > sizeof(suffix) - 1 && strcmp(arch + n - (sizeof(suffix) - 1), suffix) == 0)
 		return "seqcls";
+	/* process reward models (Qwen2.5-Math-PRM) and token classifiers: seqcls's step heads */
+	if (strcmp(arch, "Qwen2ForProcessRewardModel") == 0 || strcmp(arch, "Qwen2ForTokenClassification") == 0 ||
+	    strcmp(arch, "Qwen3ForTokenClassification") == 0 || strcmp(arch, "LlamaForTokenClassification") == 0)
+		return "seqcls";
 	return NULL;
 }
 
@@ -121,7 +125,8 @@ static int detect_kind(const char *path, char *out, size_t size, rwd_error *err)
 	if (!kind) {
 		rwd_error_where(err, cfg, "architectures");
 		r = rwd_errorf(err, RWD_E_UNSUPPORTED,
-			"no supported architecture (expected CLIPModel, *ForSequenceClassification or \"rewardd_kind\")");
+			"no supported architecture (expected CLIPModel, *ForSequenceClassification, "
+			"Qwen2ForProcessRewardModel, *ForTokenClassification or \"rewardd_kind\")");
 	} else {
 		snprintf(out, size, "%s", kind);
 	}
@@ -176,7 +181,8 @@ int rwd_model_load(const rwd_model_params *params, rwd_model **out, rwd_error *e
 	m->info.name = m->name;
 	m->info.kind = ops->kind;
 	m->info.path = m->path;
-	m->info.inputs = ops->inputs;
+	if (!m->info.inputs)
+		m->info.inputs = ops->inputs; /* describe() may name a loaded model's own inputs */
 	m->info.load_seconds = (double)(rwd_now_ns() - t0) / 1e9;
 	*out = m;
 	return 0;
@@ -273,6 +279,8 @@ int rwd_model_run(const rwd_model *m, void *scratch, rwd_item *const *items, siz
 	if (r) {
 		for (size_t i = 0; i < k; i++) {
 			memset(ok[i]->present, 0, sizeof(ok[i]->present));
+			json_decref(ok[i]->extra); /* a failed item carries no outputs */
+			ok[i]->extra = NULL;
 			if (!ok[i]->status) {
 				ok[i]->status = r;
 				rwd_errorf(&ok[i]->err, r, "the batch's forward pass failed: %s", rwd_strerror(r));
@@ -280,4 +288,12 @@ int rwd_model_run(const rwd_model *m, void *scratch, rwd_item *const *items, siz
 		}
 	}
 	return r;
+}
+
+void rwd_item_release(rwd_item *items, size_t n)
+{
+	for (size_t i = 0; items && i < n; i++) {
+		json_decref(items[i].extra);
+		items[i].extra = NULL;
+	}
 }

@@ -57,7 +57,18 @@ typedef struct rwd_item {
 	uint8_t present[RWD_MAX_DIMS]; /* 1 where scores[i] was produced */
 	int status;            /* 0, or the RWD_E_* code that failed this item */
 	rwd_error err;         /* details when status != 0 */
+	/*
+	 * Per-item outputs beside the dimensions, set by forward() of kinds that
+	 * have them (seqcls process reward models: {"step_rewards": [...],
+	 * "step_probs": [[...], ...]}); NULL otherwise. Owned by the item: the
+	 * owner of an item array releases it with rwd_item_release(). A
+	 * renderer copies its keys into the item's result.
+	 */
+	json_t *extra;
 } rwd_item;
+
+/* Release what forward() attached to items[0..n) (extra); accepts NULL. Idempotent. */
+void rwd_item_release(rwd_item *items, size_t n);
 
 /* What a loaded model reports about itself (borrowed from the model). */
 typedef struct rwd_model_info {
@@ -68,6 +79,9 @@ typedef struct rwd_model_info {
 	const char *dims[RWD_MAX_DIMS];
 	const char *const *inputs;     /* accepted item fields, NULL-terminated */
 	size_t weight_bytes;
+	/* A JSON item this model scores, for warm-ups when generic candidates do
+	 * not fit (a PRM needs its separator); NULL = none. */
+	const char *warm_item;
 	int token_cost;                /* 1 if cost is in tokens (max_batch_tokens applies) */
 	double load_seconds;
 } rwd_model_info;

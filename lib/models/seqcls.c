@@ -28,6 +28,24 @@
 
 enum arch { ARCH_QWEN2, ARCH_QWEN3, ARCH_LLAMA };
 
+/*
+ * What reads the final hidden states: a sequence classifier's `score` at the
+ * pooled token (HEAD_SEQ); a process reward model's score.0 -> ReLU ->
+ * score.2 to 2 classes at every step separator (HEAD_PRM,
+ * Qwen2ForProcessRewardModel); a token classifier's `score` (+ bias) at
+ * every step separator (HEAD_TOKEN, *ForTokenClassification, 1 or 2 labels).
+ */
+enum head { HEAD_SEQ, HEAD_PRM, HEAD_TOKEN };
+
+/* Qwen2.5-Math-PRM's step separator, "<extra_0>" (its model card; vLLM's default step_tag_id). */
+#define SC_PRM_STEP_ID 151651
+/* The PRM dimensions, over an item's step rewards. */
+static const char *const prm_dims[] = {"prm_min", "prm_mean", "prm_last", "prm_product"};
+#define SC_PRM_DIMS 4
+/* Steps per item (a `steps` array) and bytes of a system prompt. */
+#define SC_MAX_STEPS 4096
+#define SC_MAX_SYSTEM (64 << 10)
+
 /* A linear layer: weight [out, in] and optional bias [out], borrowed from the weights. */
 struct lin {
 	const float *w;
@@ -45,6 +63,14 @@ struct layer {
 typedef struct seqcls {
 	rwd_weights *weights;
 	enum arch arch;
+	enum head head;
+	size_t n_out;               /* head outputs per row: n_labels (SEQ), 2 (PRM), 1 or 2 (TOKEN) */
+	int32_t step_id;            /* PRM/TOKEN: the separator token id */
+	const char *step_text;      /* its text (borrowed from tok), NULL without a tokenizer */
+	struct lin h0, h2;          /* PRM: score.0 [H, H] + bias, score.2 [2, H] + bias */
+	const float *score_b;       /* TOKEN: score.bias [n_out] or NULL */
+	char *system_prompt;        /* PRM/TOKEN `steps` items: the system turn, NULL = none */
+	char warm[48];              /* PRM/TOKEN: {"input_ids": [step_id]}, the warm-up item */
 	size_t vocab, H, inter, nH, nKV, hd, L, n_labels;
 	size_t qd, kvd;             /* nH*hd, nKV*hd */
 	float eps;
@@ -77,19 +103,29 @@ typedef struct sc_scratch {
 	float *tmp;                 /* [SC_MLP_CHUNK, H] */
 	float *s;                   /* [SC_QBLOCK, max_tokens] attention probabilities */
 	int32_t *pos;               /* [max_rows] position of each packed token */
-	int32_t *posq;              /* [max_items] position of each pooled token */
+	int32_t *posq;              /* [max_rows] position of each row the head reads */
 	size_t *start, *len;        /* [max_items] each item's slice of the packed rows */
+	size_t *qoff;               /* [max_items] each item's first row among the head's rows */
+	float *logit;               /* [max_rows, 2] PRM/TOKEN head outputs */
 	void *block;                /* the single allocation the above point into */
 	rwd_bf16_scratch *bs;       /* precision "bf16": this worker's oneDNN scratch */
 } sc_scratch;
 
-/* What prepare() leaves in item->prep: the ids to run (trailing pad dropped). */
+/*
+ * What prepare() leaves in item->prep: the ids to run (trailing pad, or what
+ * follows the last step separator, dropped) and the positions the head reads:
+ * the pooled token (SEQ), or every separator in ascending order (PRM/TOKEN).
+ */
 typedef struct sc_prep {
 	const int32_t *ids;
 	size_t n;
+	const int32_t *sel;
+	size_t n_sel;
 } sc_prep;
 
 static const char *const seqcls_inputs[] = {"input_ids", "text", "messages", "prompt", "response", NULL};
+static const char *const prm_inputs[] = {"input_ids", "text", "messages", "prompt", "response", "steps",
+	"system", NULL};
 
 /* ---- config.json ---- */
 
@@ -119,12 +155,37 @@ static int cfg_size(const json_t *cfg, const char *key, int required, size_t def
 	return 0;
 }
 
+/*
+ * The head from `architectures` (a process-reward or token-classification
+ * entry; anything else is a sequence classifier, as before).
+ */
+static enum head parse_head(const json_t *cfg)
+{
+	static const struct { const char *arch; enum head h; } t[] = {
+		{"Qwen2ForProcessRewardModel", HEAD_PRM},
+		{"Qwen2ForTokenClassification", HEAD_TOKEN},
+		{"Qwen3ForTokenClassification", HEAD_TOKEN},
+		{"LlamaForTokenClassification", HEAD_TOKEN},
+	};
+	size_t j;
+	json_t *a;
+	json_array_foreach(json_object_get(cfg, "architectures"), j, a)
+		for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+			if (json_is_string(a) && strcmp(json_string_value(a), t[i].arch) == 0)
+				return t[i].h;
+	return HEAD_SEQ;
+}
+
 static int parse_arch(const json_t *cfg, enum arch *out, rwd_error *err)
 {
 	static const struct { const char *type, *arch; enum arch a; } t[] = {
 		{"qwen2", "Qwen2ForSequenceClassification", ARCH_QWEN2},
 		{"qwen3", "Qwen3ForSequenceClassification", ARCH_QWEN3},
 		{"llama", "LlamaForSequenceClassification", ARCH_LLAMA},
+		{"qwen2", "Qwen2ForProcessRewardModel", ARCH_QWEN2},
+		{"qwen2", "Qwen2ForTokenClassification", ARCH_QWEN2},
+		{"qwen3", "Qwen3ForTokenClassification", ARCH_QWEN3},
+		{"llama", "LlamaForTokenClassification", ARCH_LLAMA},
 	};
 	const char *type = json_string_value(json_object_get(cfg, "model_type"));
 	json_t *archs = json_object_get(cfg, "architectures");
@@ -394,6 +455,7 @@ static void seqcls_free(void *state)
 	rwd_chat_template_free(m->chat);
 	free(m->inv_freq);
 	free(m->layers);
+	free(m->system_prompt);
 	for (size_t i = 0; i < RWD_MAX_DIMS; i++)
 		free(m->names[i]);
 	free(m);
@@ -494,6 +556,126 @@ static int load_text(seqcls *m, const char *path, rwd_error *err)
 	return 0;
 }
 
+
+/*
+ * The step separator's text, for joining `steps`: the configured string, or
+ * the token's own text when encoding that text gives exactly this one id
+ * (an added token such as "<extra_0>"); otherwise NULL (`steps` items are
+ * then refused, and text must carry the separator already).
+ */
+static int step_text_ok(const seqcls *m, const char *text)
+{
+	if (!m->tok || !text || !text[0])
+		return 0;
+	rwd_arena *a = rwd_arena_create(0, 1 << 20);
+	rwd_encode_params ep = rwd_encode_default_params();
+	rwd_token_ids out;
+	ep.add_special_tokens = 0;
+	int ok = a && rwd_tokenizer_encode(m->tok, text, strlen(text), &ep, a, &out, NULL) == 0 &&
+		out.n == 1 && out.ids[0] == m->step_id;
+	rwd_arena_destroy(a);
+	return ok;
+}
+
+/*
+ * PRM and token-classification heads (HEAD_PRM, HEAD_TOKEN): their weights,
+ * the separator and the four prm_* dimensions. The separator, first found
+ * wins: options "step_tag_id" (int) or "step_separator" (a string that is
+ * one token); config.json "step_tag_id" or "step_separator" (the names vLLM
+ * and TRL use); Qwen2ForProcessRewardModel's documented "<extra_0>" (151651).
+ * A token classifier without one is refused: there is no default to guess.
+ */
+static int load_head(seqcls *m, const json_t *cfg, const json_t *opts, rwd_error *err)
+{
+	const rwd_weights *w = m->weights;
+	int r;
+	if (m->head == HEAD_PRM) {
+		m->n_out = 2;
+		if ((r = get_lin(w, "score.0", m->H, m->H, 1, &m->h0, err)) ||
+		    (r = get_lin(w, "score.2", 2, m->H, 1, &m->h2, err)))
+			return r;
+	} else {
+		const rwd_tensor *t = rwd_weights_find(w, "score.weight");
+		json_t *id2 = json_object_get(cfg, "id2label");
+		size_t n = json_is_object(id2) && json_object_size(id2) ? json_object_size(id2)
+			: t && t->ndim == 2 ? (size_t)t->shape[0] : 0;
+		if (n < 1 || n > 2) {
+			rwd_error_where(err, NULL, "id2label");
+			return rwd_errorf(err, RWD_E_UNSUPPORTED,
+				"a token-classification reward model needs 1 label (the head's value) or 2 "
+				"(the positive class's probability); this one has %zu", n);
+		}
+		m->n_out = n;
+		if ((r = get2(w, "score.weight", n, m->H, &m->score, err)))
+			return r;
+		if (rwd_weights_find(w, "score.bias") && (r = get1(w, "score.bias", n, &m->score_b, err)))
+			return r;
+	}
+	for (size_t i = 0; i < SC_PRM_DIMS; i++)
+		if (!(m->names[i] = strdup(prm_dims[i])))
+			return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+	m->n_labels = SC_PRM_DIMS;
+
+	const json_t *srcs[2] = {opts, cfg};
+	const char *sep = NULL;
+	int found = 0;
+	for (size_t i = 0; i < 2 && !found; i++) {
+		json_t *id = json_is_object(srcs[i]) ? json_object_get(srcs[i], "step_tag_id") : NULL;
+		json_t *st = json_is_object(srcs[i]) ? json_object_get(srcs[i], "step_separator") : NULL;
+		const char *where = i == 0 ? "options.step_tag_id" : "step_tag_id";
+		if (id && !json_is_null(id)) {
+			if (!json_is_integer(id) || json_integer_value(id) < 0 ||
+			    (uint64_t)json_integer_value(id) >= m->vocab) {
+				rwd_error_where(err, NULL, where);
+				return rwd_errorf(err, RWD_E_INVALID, "\"step_tag_id\" must be a token id in [0, %zu)",
+					m->vocab);
+			}
+			m->step_id = (int32_t)json_integer_value(id);
+			found = 1;
+		} else if (st && !json_is_null(st)) {
+			sep = json_string_value(st);
+			int32_t t = sep && m->tok ? rwd_tokenizer_token_to_id(m->tok, sep) : -1;
+			if (t < 0 || (size_t)t >= m->vocab) {
+				rwd_error_where(err, NULL, i == 0 ? "options.step_separator" : "step_separator");
+				return rwd_errorf(err, RWD_E_INVALID, "\"step_separator\" %s",
+					!sep ? "must be a string" : !m->tok ? "needs the folder's tokenizer (or give step_tag_id)"
+					: "is not one token of the tokenizer's vocabulary");
+			}
+			m->step_id = t;
+			found = 1;
+		}
+	}
+	if (!found) {
+		if (m->head != HEAD_PRM || (size_t)SC_PRM_STEP_ID >= m->vocab) {
+			rwd_error_where(err, NULL, "step_tag_id");
+			return rwd_errorf(err, RWD_E_INVALID,
+				"no step separator: set \"step_tag_id\" or \"step_separator\" in config.json or the "
+				"model's options");
+		}
+		m->step_id = SC_PRM_STEP_ID;
+	}
+	const char *text = sep ? sep : m->tok ? rwd_tokenizer_id_to_token(m->tok, m->step_id) : NULL;
+	m->step_text = step_text_ok(m, text) ? text : NULL;
+	if (sep && !m->step_text)
+		m->step_text = sep; /* a configured separator joins steps as given */
+
+	snprintf(m->warm, sizeof(m->warm), "{\"input_ids\": [%d]}", (int)m->step_id);
+	json_t *sp = json_is_object(opts) ? json_object_get(opts, "system_prompt") : NULL;
+	const char *sys = m->head == HEAD_PRM
+		? "Please reason step by step, and put your final answer within \\boxed{}." : NULL;
+	if (sp) {
+		if (!json_is_null(sp) && (!json_is_string(sp) || json_string_length(sp) > SC_MAX_SYSTEM)) {
+			rwd_error_where(err, NULL, "options.system_prompt");
+			return rwd_errorf(err, RWD_E_INVALID, "\"system_prompt\" must be null or a string of at most %d bytes",
+				SC_MAX_SYSTEM);
+		}
+		sys = json_string_value(sp);
+	}
+	if (sys && !(m->system_prompt = strdup(sys)))
+		return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+	return 0;
+}
+
 static int seqcls_load(const char *path, const json_t *opts, const rwd_batch_limits *lim,
 	void **state, rwd_error *err)
 {
@@ -550,10 +732,12 @@ static int seqcls_load(const char *path, const json_t *opts, const rwd_batch_lim
 	/* num_labels comes from id2label; without it, from score.weight's rows */
 	const rwd_tensor *score_t = rwd_weights_find(m->weights, "score.weight");
 	size_t score_rows = score_t && score_t->ndim == 2 ? (size_t)score_t->shape[0] : 1;
-	if ((r = parse_labels(m, cfg, score_rows, err))) {
+	m->head = parse_head(cfg);
+	if (m->head == HEAD_SEQ && (r = parse_labels(m, cfg, score_rows, err))) {
 		rwd_error_where(err, cfg_path, NULL);
 		goto fail;
 	}
+	m->n_out = m->n_labels;
 	m->layers = calloc(m->L, sizeof(*m->layers));
 	m->inv_freq = malloc(m->hd / 2 * sizeof(*m->inv_freq));
 	if (!m->layers || !m->inv_freq) {
@@ -562,7 +746,7 @@ static int seqcls_load(const char *path, const json_t *opts, const rwd_batch_lim
 	}
 	if ((r = get2(m->weights, "model.embed_tokens.weight", m->vocab, m->H, &m->embed, err)) ||
 	    (r = get1(m->weights, "model.norm.weight", m->H, &m->norm, err)) ||
-	    (r = get2(m->weights, "score.weight", m->n_labels, m->H, &m->score, err)) ||
+	    (m->head == HEAD_SEQ && (r = get2(m->weights, "score.weight", m->n_labels, m->H, &m->score, err))) ||
 	    (r = load_layers(m, attn_bias, mlp_bias, err)))
 		goto fail;
 	rwd_nn_rope_inv_freq((float)theta, m->hd, rope_sc.factor > 0 ? &rope_sc : NULL, m->inv_freq);
@@ -577,6 +761,11 @@ static int seqcls_load(const char *path, const json_t *opts, const rwd_batch_lim
 	m->weight_bytes = (size_t)rwd_weights_total_bytes(m->weights);
 	if ((r = load_text(m, path, err)))
 		goto fail;
+	if (m->head != HEAD_SEQ && (r = load_head(m, cfg, opts, err))) {
+		if (!err || !err->file[0])
+			rwd_error_where(err, cfg_path, NULL);
+		goto fail;
+	}
 	if (m->bf16 && (r = load_bf16(m, err)))
 		goto fail;
 	json_decref(cfg);
@@ -596,6 +785,8 @@ static void seqcls_describe(const void *state, rwd_model_info *info)
 		info->dims[i] = m->names[i];
 	info->weight_bytes = m->weight_bytes;
 	info->token_cost = 1;
+	info->inputs = m->head == HEAD_SEQ ? seqcls_inputs : prm_inputs;
+	info->warm_item = m->head == HEAD_SEQ ? NULL : m->warm;
 }
 
 /* ---- items ---- */
@@ -684,7 +875,55 @@ static int check_ids(const seqcls *m, const json_t *ids, size_t limit, int side,
 }
 
 /* Which input form an item uses; exactly one is allowed. */
-enum form { FORM_IDS, FORM_TEXT, FORM_MESSAGES, FORM_PAIR };
+enum form { FORM_IDS, FORM_TEXT, FORM_MESSAGES, FORM_PAIR, FORM_STEPS };
+
+/*
+ * A PRM's `steps` item: "prompt" (the question) and "steps" ([str], 1 to
+ * SC_MAX_STEPS), optional "system" (a string, or null for none; absent: the
+ * model's system_prompt). Rendered as the Qwen2.5-Math-PRM model card does:
+ * [system?, user prompt, assistant sep.join(steps) + sep].
+ */
+static int check_steps(const seqcls *m, const json_t *item, rwd_error *err)
+{
+	json_t *st = json_object_get(item, "steps"), *sys = json_object_get(item, "system");
+	if (m->head == HEAD_SEQ) {
+		rwd_error_where(err, NULL, "steps");
+		return rwd_errorf(err, RWD_E_INVALID, "\"steps\" is for process reward models; this is a sequence classifier");
+	}
+	if (json_object_get(item, "response")) {
+		rwd_error_where(err, NULL, "response");
+		return rwd_errorf(err, RWD_E_INVALID, "give \"steps\" or \"response\", not both");
+	}
+	if (!json_is_string(json_object_get(item, "prompt"))) {
+		rwd_error_where(err, NULL, "prompt");
+		return rwd_errorf(err, RWD_E_INVALID, "\"steps\" needs \"prompt\", a string");
+	}
+	if (!json_is_array(st) || json_array_size(st) == 0 || json_array_size(st) > SC_MAX_STEPS) {
+		rwd_error_where(err, NULL, "steps");
+		return rwd_errorf(err, RWD_E_INVALID, "\"steps\" must be an array of 1 to %d strings", SC_MAX_STEPS);
+	}
+	size_t i;
+	json_t *e;
+	json_array_foreach(st, i, e) {
+		if (!json_is_string(e)) {
+			char where[32];
+			snprintf(where, sizeof(where), "steps[%zu]", i);
+			rwd_error_where(err, NULL, where);
+			return rwd_errorf(err, RWD_E_INVALID, "each step must be a string");
+		}
+	}
+	if (sys && !json_is_null(sys) && !json_is_string(sys)) {
+		rwd_error_where(err, NULL, "system");
+		return rwd_errorf(err, RWD_E_INVALID, "\"system\" must be a string or null");
+	}
+	if (!m->step_text) {
+		rwd_error_where(err, NULL, "steps");
+		return rwd_errorf(err, RWD_E_UNSUPPORTED,
+			"the step separator (id %d) has no text this tokenizer encodes as that one token: send "
+			"\"input_ids\", or text that carries the separators", (int)m->step_id);
+	}
+	return 0;
+}
 
 static int item_form(const seqcls *m, const json_t *item, enum form *f, rwd_error *err)
 {
@@ -693,9 +932,18 @@ static int item_form(const seqcls *m, const json_t *item, enum form *f, rwd_erro
 	const int msgs = json_object_get(item, "messages") != NULL;
 	const int prompt = json_object_get(item, "prompt") != NULL;
 	const int resp = json_object_get(item, "response") != NULL;
-	if (ids + text + msgs + (prompt || resp) != 1)
-		return rwd_errorf(err, RWD_E_INVALID,
-			"an item needs exactly one of \"input_ids\", \"text\", \"messages\" or \"prompt\" + \"response\"");
+	const int steps = json_object_get(item, "steps") != NULL;
+	if (ids + text + msgs + (prompt || resp || steps) != 1)
+		return rwd_errorf(err, RWD_E_INVALID, m->head == HEAD_SEQ
+			? "an item needs exactly one of \"input_ids\", \"text\", \"messages\" or \"prompt\" + \"response\""
+			: "an item needs exactly one of \"input_ids\", \"text\", \"messages\", \"prompt\" + \"response\" "
+			  "or \"prompt\" + \"steps\"");
+	if (json_object_get(item, "system") && !steps) {
+		rwd_error_where(err, NULL, "system");
+		return rwd_errorf(err, RWD_E_INVALID, "\"system\" goes with \"prompt\" + \"steps\" only");
+	}
+	if (steps && m->head == HEAD_SEQ)
+		return check_steps(m, item, err); /* refused, naming "steps" */
 	if (ids) {
 		*f = FORM_IDS;
 		return 0;
@@ -719,6 +967,10 @@ static int item_form(const seqcls *m, const json_t *item, enum form *f, rwd_erro
 		return rwd_errorf(err, m->chat_err.code ? m->chat_err.code : RWD_E_UNSUPPORTED,
 			"cannot render chat messages for this model: %s",
 			m->chat_err.msg[0] ? m->chat_err.msg : "no chat template");
+	}
+	if (steps) {
+		*f = FORM_STEPS;
+		return check_steps(m, item, err);
 	}
 	if (msgs) {
 		*f = FORM_MESSAGES;
@@ -778,6 +1030,8 @@ static int seqcls_check(const void *state, const json_t *item, size_t *cost, rwd
 	 */
 	size_t bytes = f == FORM_TEXT ? json_string_length(json_object_get(item, "text"))
 		: f == FORM_MESSAGES ? text_bytes(json_object_get(item, "messages"))
+		: f == FORM_STEPS ? text_bytes(json_object_get(item, "prompt")) + text_bytes(json_object_get(item, "steps"))
+			+ (m->system_prompt ? strlen(m->system_prompt) : 0) + 32
 		: text_bytes(json_object_get(item, "prompt")) + text_bytes(json_object_get(item, "response")) + 32;
 	size_t est = bytes / 4 + 8;
 	*cost = est < m->max_tokens ? est : m->max_tokens;
@@ -805,6 +1059,37 @@ static int tokenize_item(const seqcls *m, const json_t *item, enum form f, int a
 	} else if (f == FORM_MESSAGES) {
 		r = rwd_chat_render_json(m->chat, json_object_get(item, "messages"), NULL, arena, &text,
 			&len, err);
+		if (r)
+			return r;
+		ep.add_special_tokens = 0;
+	} else if (f == FORM_STEPS) {
+		/* the model card's format: steps joined by the separator, one after the last */
+		json_t *st = json_object_get(item, "steps"), *p = json_object_get(item, "prompt");
+		json_t *sys = json_object_get(item, "system");
+		const size_t sl = strlen(m->step_text);
+		size_t total = 0, i;
+		json_t *e;
+		json_array_foreach(st, i, e)
+			total += json_string_length(e) + sl;
+		char *content = rwd_arena_alloc(arena, total + 1), *w = content;
+		if (!content)
+			return rwd_errorf(err, RWD_E_NOMEM, "out of memory for the item's steps");
+		json_array_foreach(st, i, e) {
+			memcpy(w, json_string_value(e), json_string_length(e));
+			w += json_string_length(e);
+			memcpy(w, m->step_text, sl);
+			w += sl;
+		}
+		*w = 0;
+		const char *system = sys ? json_string_value(sys) : m->system_prompt;
+		size_t system_len = sys ? json_string_length(sys) : system ? strlen(system) : 0;
+		rwd_chat_message msgs[3] = {
+			{"system", 6, system, system_len, NULL, 0},
+			{"user", 4, json_string_value(p), json_string_length(p), NULL, 0},
+			{"assistant", 9, content, total, NULL, 0},
+		};
+		r = system ? rwd_chat_render(m->chat, msgs, 3, NULL, arena, &text, &len, err)
+			: rwd_chat_render(m->chat, msgs + 1, 2, NULL, arena, &text, &len, err);
 		if (r)
 			return r;
 		ep.add_special_tokens = 0;
@@ -847,8 +1132,8 @@ static int seqcls_prepare(const void *state, void *scratch, rwd_item *item, rwd_
 {
 	const seqcls *m = state;
 	enum form f;
-	size_t n_full, limit;
-	int32_t *buf;
+	size_t n_full = 0, limit;
+	int32_t *buf = NULL;
 	int r, add, side;
 	if ((r = item_form(m, item->input, &f, err)) || (r = item_opts(m, item->input, &add, &limit, &side, err)))
 		return r;
@@ -863,7 +1148,8 @@ static int seqcls_prepare(const void *state, void *scratch, rwd_item *item, rwd_
 		for (size_t i = 0; i < n_full; i++)
 			buf[i] = (int32_t)json_integer_value(json_array_get(ids, i));
 	} else {
-		const char *field = f == FORM_TEXT ? "text" : f == FORM_MESSAGES ? "messages" : "response";
+		const char *field = f == FORM_TEXT ? "text" : f == FORM_MESSAGES ? "messages"
+			: f == FORM_STEPS ? "steps" : "response";
 		if ((r = tokenize_item(m, item->input, f, add, arena, &buf, &n_full, err))) {
 			if (!err || !err->object[0])
 				rwd_error_where(err, NULL, field);
@@ -906,9 +1192,52 @@ static int seqcls_prepare(const void *state, void *scratch, rwd_item *item, rwd_
 	 * Later tokens cannot influence it through causal attention: drop them.
 	 */
 	size_t keep = n;
-	if (m->has_pad) {
-		while (keep > 1 && buf[keep - 1] == m->pad_id)
-			keep--;
+	if (m->head == HEAD_SEQ) {
+		if (m->has_pad) {
+			while (keep > 1 && buf[keep - 1] == m->pad_id)
+				keep--;
+		}
+		int32_t *sel = rwd_arena_alloc(arena, sizeof(*sel));
+		if (!sel)
+			return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+		sel[0] = (int32_t)(keep - 1);
+		p->sel = sel;
+		p->n_sel = 1;
+	} else {
+		/*
+		 * PRM/TOKEN: the head reads every separator; what follows the last
+		 * one cannot change them (causal attention) and is dropped.
+		 */
+		size_t k = 0;
+		for (size_t t = 0; t < n; t++)
+			k += buf[t] == m->step_id;
+		const char *field = f == FORM_IDS ? "input_ids" : f == FORM_TEXT ? "text"
+			: f == FORM_MESSAGES ? "messages" : f == FORM_STEPS ? "steps" : "response";
+		if (k == 0) {
+			rwd_error_where(err, NULL, field);
+			return rwd_errorf(err, RWD_E_UNPROCESSABLE,
+				"no step separator (token id %d%s%s%s) in the item%s: a process reward model scores the "
+				"steps it marks", (int)m->step_id, m->step_text ? ", \"" : "",
+				m->step_text ? m->step_text : "", m->step_text ? "\"" : "",
+				first ? " after truncation" : "");
+		}
+		if (f == FORM_STEPS && k != json_array_size(json_object_get(item->input, "steps"))) {
+			rwd_error_where(err, NULL, "steps");
+			return rwd_errorf(err, RWD_E_UNPROCESSABLE,
+				"%zu steps but %zu separators in the tokenised item (a step contains the separator, or "
+				"truncation cut steps off): step rewards would not line up", json_array_size(
+				json_object_get(item->input, "steps")), k);
+		}
+		int32_t *sel = rwd_arena_alloc(arena, k * sizeof(*sel));
+		if (!sel)
+			return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+		k = 0;
+		for (size_t t = 0; t < n; t++)
+			if (buf[t] == m->step_id)
+				sel[k++] = (int32_t)t;
+		keep = (size_t)sel[k - 1] + 1;
+		p->sel = sel;
+		p->n_sel = k;
 	}
 	p->ids = buf;
 	p->n = keep;
@@ -930,7 +1259,8 @@ static int seqcls_scratch_new(const void *state, void **out, rwd_error *err)
 		R * m->H, R * m->H, R * m->qd, R * m->kvd, R * m->kvd,
 		(size_t)SC_MLP_CHUNK * m->inter, (size_t)SC_MLP_CHUNK * m->inter, (size_t)SC_MLP_CHUNK * m->H,
 		(size_t)SC_QBLOCK * m->max_tokens,
-		R, B, B * 2, B * 2, /* pos, posq (int32) and start, len (size_t: 2 floats each) */
+		R, R, B * 2, B * 2, B * 2, /* pos, posq (int32); start, len, qoff (size_t: 2 floats each) */
+		R * 2,
 	};
 	enum { NBUF = sizeof(sizes) / sizeof(sizes[0]) };
 	void *ptrs[NBUF];
@@ -954,6 +1284,8 @@ static int seqcls_scratch_new(const void *state, void **out, rwd_error *err)
 	s->posq = ptrs[10];
 	s->start = ptrs[11];
 	s->len = ptrs[12];
+	s->qoff = ptrs[13];
+	s->logit = ptrs[14];
 	if (m->bf && (rc = rwd_bf16_scratch_new(m->bf, &s->bs, err))) {
 		free(s->block);
 		free(s);
@@ -1065,18 +1397,100 @@ static void mlp(const seqcls *m, const struct layer *ly, sc_scratch *s, float *x
 }
 
 /*
+ * The four prm_* dimensions and the per-step outputs of one item from its k
+ * head rows `logit` [k, n_out]: the step reward is the positive class's
+ * probability (column 1 of 2) or the head's value (1 output). min, mean and
+ * product are taken in double over the float step rewards.
+ */
+#define STEP_VALUE(lg, j) (m->n_out == 2 ? (lg)[(j) * 2 + 1] : (lg)[j])
+static int prm_outputs(const seqcls *m, rwd_item *it, const float *logit, size_t k)
+{
+	double mn = STEP_VALUE(logit, 0), sum = 0.0, prod = 1.0;
+	for (size_t j = 0; j < k; j++) {
+		const double v = STEP_VALUE(logit, j);
+		mn = v < mn ? v : mn;
+		sum += v;
+		prod *= v;
+	}
+	it->scores[0] = (float)mn;
+	it->scores[1] = (float)(sum / (double)k);
+	it->scores[2] = STEP_VALUE(logit, k - 1);
+	it->scores[3] = (float)prod;
+	json_t *steps = json_array(), *probs = m->n_out == 2 ? json_array() : NULL;
+	json_t *o = json_object();
+	int bad = !steps || !o || (m->n_out == 2 && !probs);
+	for (size_t j = 0; j < k && !bad; j++) {
+		bad |= json_array_append_new(steps, json_real((double)STEP_VALUE(logit, j))) != 0;
+		if (probs) {
+			/* vLLM's token_classify data: both classes' probabilities per separator */
+			json_t *pr = json_pack("[ff]", (double)logit[j * 2], (double)logit[j * 2 + 1]);
+			bad |= !pr || json_array_append_new(probs, pr) != 0;
+		}
+	}
+	if (!bad)
+		bad = json_object_set_new(o, "step_rewards", steps) != 0;
+	else
+		json_decref(steps);
+	if (probs && !bad)
+		bad = json_object_set_new(o, "step_probs", probs) != 0;
+	else if (probs)
+		json_decref(probs);
+	if (bad) {
+		json_decref(o);
+		it->status = RWD_E_NOMEM;
+		rwd_errorf(&it->err, RWD_E_NOMEM, "out of memory for the step rewards");
+		return RWD_E_NOMEM;
+	}
+	it->extra = o;
+	for (size_t d = 0; d < SC_PRM_DIMS; d++)
+		it->present[d] = 1;
+	return 0;
+}
+
+/*
+ * PRM/TOKEN heads over the Q normed rows in s->n: s->logit [Q, n_out] holds
+ * the positive class's probability in column 1 and the negative's in 0 after
+ * a 2-way softmax, or the raw value (1 output). PRM: score.2(ReLU(score.0 x)),
+ * in row chunks through s->tmp [SC_MLP_CHUNK, H].
+ */
+static void head_rows(const seqcls *m, sc_scratch *s, size_t Q)
+{
+	const size_t H = m->H;
+	if (m->head == HEAD_PRM) {
+		for (size_t r0 = 0; r0 < Q; r0 += SC_MLP_CHUNK) {
+			const size_t nr = Q - r0 < SC_MLP_CHUNK ? Q - r0 : SC_MLP_CHUNK;
+			rwd_nn_linear(s->n + r0 * H, nr, H, 0, m->h0.w, m->h0.b, H, s->tmp, 0);
+			rwd_nn_relu(s->tmp, nr * H);
+			rwd_nn_linear(s->tmp, nr, H, 0, m->h2.w, m->h2.b, 2, s->logit + r0 * 2, 0);
+		}
+	} else {
+		rwd_nn_linear(s->n, Q, H, 0, m->score, m->score_b, m->n_out, s->logit, 0);
+	}
+	if (m->n_out == 2)
+		rwd_nn_softmax(s->logit, Q, 2);
+}
+
+/*
  * One chunk of items packed into s->x: T rows, items described by
- * s->start/s->len (n of them). Leaves each item's pooled logits in its scores.
+ * s->start/s->len (n of them). The last layer runs queries, attention output
+ * and MLP only for the rows the head reads (each item's prep->sel: its pooled
+ * token, or every step separator), compacted to the front. Leaves each item's
+ * pooled logits, or its prm_* dimensions and step rewards, in the item.
  */
 static void forward_chunk(const seqcls *m, sc_scratch *s, rwd_item *const *items, size_t n,
 	size_t T)
 {
 	const size_t H = m->H;
+	size_t Qs = 0; /* the head's rows */
+	for (size_t i = 0; i < n; i++) {
+		s->qoff[i] = Qs;
+		Qs += ((const sc_prep *)items[i]->prep)->n_sel;
+	}
 	for (size_t l = 0; l < m->L; l++) {
 		const struct layer *ly = &m->layers[l];
 		const int last = l + 1 == m->L;
-		/* rows whose queries matter: all tokens, or in the last layer only the pooled ones */
-		const size_t Q = last ? n : T;
+		/* rows whose queries matter: all tokens, or in the last layer only the head's */
+		const size_t Q = last ? Qs : T;
 
 		rwd_nn_rmsnorm(s->x, T, H, ly->ln1, m->eps, s->n);
 		linear(&ly->k, s, s->n, T, H, m->kvd, s->k);
@@ -1086,14 +1500,18 @@ static void forward_chunk(const seqcls *m, sc_scratch *s, rwd_item *const *items
 		rwd_nn_rope(s->k, T, m->nKV, m->hd, 0, s->pos, m->inv_freq);
 		if (last) {
 			/*
-			 * Compact the pooled rows (each item's last) to the front of x and
-			 * n; ascending order means a row never overwrites one still unread.
+			 * Compact the head's rows to the front of x and n. Rows are
+			 * distinct and ascending across the chunk, so destination q <=
+			 * source row: a row never overwrites one still unread.
 			 */
 			for (size_t i = 0; i < n; i++) {
-				const size_t row = s->start[i] + s->len[i] - 1;
-				memmove(s->x + i * H, s->x + row * H, H * sizeof(float));
-				memmove(s->n + i * H, s->n + row * H, H * sizeof(float));
-				s->posq[i] = (int32_t)(s->len[i] - 1);
+				const sc_prep *p = items[i]->prep;
+				for (size_t j = 0; j < p->n_sel; j++) {
+					const size_t q = s->qoff[i] + j, row = s->start[i] + (size_t)p->sel[j];
+					memmove(s->x + q * H, s->x + row * H, H * sizeof(float));
+					memmove(s->n + q * H, s->n + row * H, H * sizeof(float));
+					s->posq[q] = p->sel[j];
+				}
 			}
 		}
 		linear(&ly->q, s, s->n, Q, H, m->qd, s->q);
@@ -1103,27 +1521,39 @@ static void forward_chunk(const seqcls *m, sc_scratch *s, rwd_item *const *items
 		for (size_t i = 0; i < n; i++) {
 			const float *k = s->k + s->start[i] * m->kvd;
 			const float *v = s->v + s->start[i] * m->kvd;
-			if (last)
-				attend(m, s->q + i * m->qd, m->qd, 1, s->len[i] - 1, k, v, s->s);
-			else
+			if (last) {
+				const sc_prep *p = items[i]->prep;
+				for (size_t j = 0; j < p->n_sel; j++)
+					attend(m, s->q + (s->qoff[i] + j) * m->qd, m->qd, 1, (size_t)p->sel[j], k, v, s->s);
+			} else {
 				attend(m, s->q + s->start[i] * m->qd, m->qd, s->len[i], 0, k, v, s->s);
+			}
 		}
 		/* x += o_proj(attn); n is free as the output buffer */
 		linear(&ly->o, s, s->q, Q, m->qd, H, s->n);
 		add_rows(s->x, s->n, Q * H);
 		mlp(m, ly, s, s->x, Q);
 	}
-	/* x[0..n) now holds the pooled rows */
-	rwd_nn_rmsnorm(s->x, n, H, m->norm, m->eps, s->n);
-	float logits[RWD_MAX_DIMS];
-	for (size_t i = 0; i < n; i++) {
-		rwd_nn_linear(s->n + i * H, 1, H, 0, m->score, NULL, m->n_labels, logits, 0);
-		for (size_t j = 0; j < m->n_labels; j++) {
-			items[i]->scores[j] = logits[j];
-			items[i]->present[j] = 1;
+	/* x[0..Qs) now holds the head's rows */
+	rwd_nn_rmsnorm(s->x, Qs, H, m->norm, m->eps, s->n);
+	if (m->head == HEAD_SEQ) {
+		float logits[RWD_MAX_DIMS];
+		for (size_t i = 0; i < n; i++) {
+			rwd_nn_linear(s->n + s->qoff[i] * H, 1, H, 0, m->score, NULL, m->n_labels, logits, 0);
+			for (size_t j = 0; j < m->n_labels; j++) {
+				items[i]->scores[j] = logits[j];
+				items[i]->present[j] = 1;
+			}
 		}
+		return;
+	}
+	head_rows(m, s, Qs);
+	for (size_t i = 0; i < n; i++) {
+		const sc_prep *p = items[i]->prep;
+		prm_outputs(m, items[i], s->logit + s->qoff[i] * m->n_out, p->n_sel);
 	}
 }
+#undef STEP_VALUE
 
 static int seqcls_forward(const void *state, void *scratch, rwd_item *const *items, size_t n,
 	rwd_arena *arena)

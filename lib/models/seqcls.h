@@ -53,6 +53,25 @@
  * head whose label is transformers' default "LABEL_0" is named "score"
  * (Skywork-style RMs), otherwise labels are kept as they are.
  *
+ * Process reward models (config.json `architectures`):
+ * Qwen2ForProcessRewardModel (score.0 [H, H] + bias → ReLU → score.2 [2, H]
+ * + bias, as vLLM/SGLang define it for Qwen2.5-Math-PRM) and
+ * Qwen2/Qwen3/LlamaForTokenClassification (score [num_labels, H] + optional
+ * bias, num_labels 1 or 2) are read at every step-separator token instead of
+ * the pooled one: the last layer computes only those rows, and tokens after
+ * the last separator are dropped. The separator: options "step_tag_id" |
+ * "step_separator", else config.json's, else 151651 ("<extra_0>") for
+ * Qwen2ForProcessRewardModel; a token classifier without one is refused.
+ * Step reward: the 2-way softmax's positive class (column 1), or the head's
+ * value for 1 label. Dimensions prm_min, prm_mean, prm_last, prm_product;
+ * item->extra = {"step_rewards": [..], "step_probs": [[p0, p1], ..] (2
+ * classes)}. Extra form {"prompt", "steps": [str], "system"?: str|null}:
+ * messages [system, user prompt, assistant sep.join(steps) + sep] (the
+ * model card's), system from the item, else option "system_prompt" (default
+ * for Qwen2ForProcessRewardModel: the card's "Please reason step by step,
+ * ..."). No separator in an item, or steps that do not line up with the
+ * separators after tokenisation, is RWD_E_UNPROCESSABLE.
+ *
  * Per-item options (vLLM's fields, copied to each item by the drop-in
  * endpoints; native items may carry them too):
  *   "add_special_tokens": bool — overrides the form's default (text: true,

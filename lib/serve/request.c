@@ -140,6 +140,18 @@ static int parse_dimensions(const json_t *dj, const rwd_model *m, rwd_request *o
 	return 0;
 }
 
+/* The items of one request, released with its arena (see rwd_item_release). */
+struct item_span {
+	rwd_item *items;
+	size_t n;
+};
+
+static void release_span(void *p)
+{
+	struct item_span *s = p;
+	rwd_item_release(s->items, s->n);
+}
+
 int rwd_request_parse(const char *body, size_t len, const rwd_request_limits *lim,
 	rwd_request_find_fn find, void *find_ctx, rwd_arena *arena, rwd_request *out,
 	rwd_error *err)
@@ -242,7 +254,13 @@ int rwd_request_parse(const char *body, size_t len, const rwd_request_limits *li
 	out->n_items = n;
 	out->items = rwd_arena_calloc(arena, n ? n : 1, sizeof(*out->items));
 	out->ids = rwd_arena_calloc(arena, n ? n : 1, sizeof(*out->ids));
-	if (!out->items || !out->ids)
+	struct item_span *span = rwd_arena_alloc(arena, sizeof(*span));
+	if (!out->items || !out->ids || !span)
+		return rwd_errorf(err, RWD_E_NOMEM, "out of memory for %zu items", n);
+	/* what forward() attaches to the items (item->extra) goes with the arena */
+	span->items = out->items;
+	span->n = n;
+	if (rwd_arena_add_cleanup(arena, release_span, span))
 		return rwd_errorf(err, RWD_E_NOMEM, "out of memory for %zu items", n);
 	const rwd_batch_limits *bl = rwd_model_limits(m);
 	size_t i;

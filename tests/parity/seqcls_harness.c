@@ -61,6 +61,17 @@ int main(int argc, char **argv)
 			threads = atoi(argv[++i]);
 		else if (i + 1 < argc && strcmp(argv[i], "--precision") == 0)
 			json_object_set_new(opts, "precision", json_string(argv[++i]));
+		else if (i + 1 < argc && strcmp(argv[i], "--option") == 0) {
+			/* KEY=JSON, e.g. step_tag_id=5 or system_prompt=null */
+			char *kv = argv[++i], *eq = strchr(kv, '=');
+			json_t *v = eq ? json_loads(eq + 1, JSON_DECODE_ANY, NULL) : NULL;
+			if (!v) {
+				fprintf(stderr, "--option wants KEY=JSON, got %s\n", kv);
+				return 2;
+			}
+			*eq = 0;
+			json_object_set_new(opts, kv, v);
+		}
 		else {
 			fprintf(stderr, "unknown option %s\n", argv[i]);
 			return 2;
@@ -144,7 +155,14 @@ int main(int argc, char **argv)
 		printf("{\"scores\":[");
 		for (size_t d = 0; d < info->n_dims; d++)
 			printf("%s%.9g", d ? "," : "", (double)items[i].scores[d]);
-		printf("]}\n");
+		printf("]");
+		if (items[i].extra) {
+			/* the kind's per-item outputs (PRM step rewards), at full float precision */
+			char *x = json_dumps(items[i].extra, JSON_COMPACT | JSON_REAL_PRECISION(9));
+			printf(",\"extra\":%s", x ? x : "null");
+			free(x);
+		}
+		printf("}\n");
 	}
 	if (repeat > 0) {
 		json_t *secs = json_array();
@@ -163,6 +181,7 @@ int main(int argc, char **argv)
 		json_decref(o);
 	}
 	rwd_arena_destroy(arena);
+	rwd_item_release(items, n);
 	free(items);
 	free(ptrs);
 	free(ok);

@@ -182,6 +182,34 @@ class Model:
         return logits[self.pool_index(ids)].to(torch.float64).numpy()
 
 
+    @torch.no_grad()
+    def step_rewards(self, ids, step_id, dt=torch.float32):
+        """Per-step rewards (float64 numpy) of a process reward model, from the HF
+        definitions (not our C code):
+          Qwen2ForProcessRewardModel: score = Sequential(Linear(H, H), ReLU(), Linear(H, 2))
+            over every token's final hidden state, then the Qwen2.5-Math-PRM model card's
+            make_step_rewards: softmax over the 2 classes, masked to the step-separator
+            tokens, the positive class (column 1) per separator;
+          *ForTokenClassification: score = Linear(H, num_labels) (+ bias); 2 labels as
+            above, 1 label: the head's value at each separator.
+        Also returns the 2-class probabilities per separator (vLLM's token_classify
+        data) or None."""
+        h = self.hidden(ids, dt)
+        arch = self.cfg["architectures"][0]
+        if arch == "Qwen2ForProcessRewardModel":
+            z = torch.relu(self._lin(h, "score.0", dt))
+            logits = self._lin(z, "score.2", dt)
+        else:
+            logits = self._lin(h, "score", dt)
+        mask = torch.tensor([t == step_id for t in ids])
+        if logits.shape[-1] == 2:
+            probs = torch.softmax(logits.to(torch.float32), dim=-1)
+            masked = probs * mask.unsqueeze(-1)
+            pos = masked[mask]  # the card: sample[sample != 0].view(-1, 2), by mask here
+            return pos[:, 1].to(torch.float64).numpy(), pos.to(torch.float64).numpy()
+        return logits[mask][:, 0].to(torch.float64).numpy(), None
+
+
 if __name__ == "__main__":
     import sys
     m = Model(sys.argv[1])

@@ -350,6 +350,119 @@ START_TEST(too_long_is_422_or_truncated)
 }
 END_TEST
 
+/* Turn the written folder into a Qwen3ForTokenClassification (2 labels: score.weight [2, H]). */
+static void make_token_classifier(void)
+{
+	char path[512], buf[4096];
+	snprintf(path, sizeof(path), "%s/config.json", tmpdir);
+	FILE *f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *at = strstr(buf, "SequenceClassification");
+	ck_assert_ptr_nonnull(at);
+	char out[4200];
+	snprintf(out, sizeof(out), "%.*sTokenClassification%s", (int)(at - buf), buf,
+		at + strlen("SequenceClassification"));
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(out, f);
+	fclose(f);
+}
+
+START_TEST(prm_heads_refuse_and_score)
+{
+	rwd_model *m = NULL;
+	rwd_error err;
+	make_dir();
+	/* a token classifier with no separator anywhere: refused, naming the key */
+	write_model(tmpdir, NULL, NULL, NULL);
+	make_token_classifier();
+	ck_assert_int_eq(load(NULL, 64, 256, &m, &err), RWD_E_INVALID);
+	ck_assert_str_eq(err.object, "step_tag_id");
+	ck_assert_int_eq(load("{\"step_tag_id\": 100000}", 64, 256, &m, &err), RWD_E_INVALID);
+	ck_assert_str_eq(err.object, "options.step_tag_id");
+	ck_assert_int_eq(load("{\"step_separator\": \"x\"}", 64, 256, &m, &err), RWD_E_INVALID);
+	ck_assert_str_eq(err.object, "options.step_separator"); /* no tokenizer to look it up */
+	/* config.json's step_tag_id; options win over it */
+	write_model(tmpdir, ", \"step_tag_id\": 7", NULL, NULL);
+	make_token_classifier();
+	ck_assert_int_eq(load("{\"step_tag_id\": 9}", 64, 256, &m, &err), 0);
+	const rwd_model_info *info = rwd_model_get_info(m);
+	ck_assert_uint_eq(info->n_dims, 4);
+	ck_assert_str_eq(info->dims[0], "prm_min");
+	ck_assert_str_eq(info->dims[3], "prm_product");
+
+	const char *items[] = {
+		"{\"input_ids\": [1, 2, 9, 4, 9, 6, 5]}",  /* 2 steps; the trailing ids are dropped */
+		"{\"input_ids\": [1, 2, 7, 4]}",           /* 7 is config's id, overridden: no step */
+		"{\"prompt\": \"q\", \"steps\": [\"a\"]}", /* no tokenizer */
+		"{\"input_ids\": [9], \"system\": \"s\"}", /* system without steps */
+		"{\"input_ids\": [9, 1, 9]}",
+	};
+	rwd_item it[5];
+	rwd_item *ptr[5];
+	json_t *js[5];
+	void *scratch = NULL;
+	memset(it, 0, sizeof(it));
+	ck_assert_int_eq(rwd_model_scratch_new(m, &scratch, &err), 0);
+	size_t k = 0;
+	for (size_t i = 0; i < 5; i++) {
+		js[i] = json_loads(items[i], 0, NULL);
+		it[i].input = js[i];
+		it[i].status = rwd_model_check(m, js[i], &it[i].cost, &it[i].err);
+		if (!it[i].status)
+			ptr[k++] = &it[i];
+	}
+	ck_assert_int_eq(it[2].status, RWD_E_UNSUPPORTED);
+	ck_assert_str_eq(it[2].err.object, "prompt");
+	ck_assert_int_eq(it[3].status, RWD_E_INVALID);
+	ck_assert_str_eq(it[3].err.object, "system");
+	rwd_arena *a = rwd_arena_create(0, 0);
+	ck_assert_int_eq(rwd_model_run(m, scratch, ptr, k, a), 0);
+	ck_assert_int_eq(it[1].status, RWD_E_UNPROCESSABLE);
+	ck_assert_ptr_null(it[1].extra);
+	ck_assert_int_eq(it[1].present[0], 0);
+	for (size_t i = 0; i < 5; i += 4) {
+		ck_assert_int_eq(it[i].status, 0);
+		json_t *sr = json_object_get(it[i].extra, "step_rewards");
+		ck_assert_uint_eq(json_array_size(sr), 2);
+		ck_assert_uint_eq(json_array_size(json_object_get(it[i].extra, "step_probs")), 2);
+		double p0 = json_real_value(json_array_get(sr, 0)), p1 = json_real_value(json_array_get(sr, 1));
+		ck_assert(p0 > 0 && p0 < 1 && p1 > 0 && p1 < 1);
+		ck_assert(it[i].present[0] && it[i].present[3]);
+		ck_assert(fabs(it[i].scores[0] - fmin(p0, p1)) < 1e-7);
+		ck_assert(fabs(it[i].scores[1] - (p0 + p1) / 2) < 1e-7);
+		ck_assert(fabs(it[i].scores[2] - p1) < 1e-7);
+		ck_assert(fabs(it[i].scores[3] - p0 * p1) < 1e-7);
+	}
+	/* the same two first tokens and separator: the first step cannot see what follows */
+	ck_assert(json_real_value(json_array_get(json_object_get(it[0].extra, "step_rewards"), 0)) !=
+		json_real_value(json_array_get(json_object_get(it[4].extra, "step_rewards"), 0)));
+	rwd_item_release(it, 5);
+	ck_assert_ptr_null(it[0].extra);
+	rwd_item_release(it, 5); /* idempotent */
+	for (size_t i = 0; i < 5; i++)
+		json_decref(js[i]);
+	rwd_arena_destroy(a);
+	rwd_model_scratch_free(m, scratch);
+	rwd_model_free(m);
+
+	/* a sequence classifier refuses steps, naming the field */
+	write_model(tmpdir, NULL, NULL, NULL);
+	ck_assert_int_eq(load(NULL, 64, 256, &m, &err), 0);
+	json_t *st = json_loads("{\"prompt\": \"q\", \"steps\": [\"a\"]}", 0, NULL);
+	size_t cost;
+	rwd_error_clear(&err);
+	ck_assert_int_eq(rwd_model_check(m, st, &cost, &err), RWD_E_INVALID);
+	ck_assert_str_eq(err.object, "steps");
+	json_decref(st);
+	rwd_model_free(m);
+	remove_dir();
+}
+END_TEST
+
 static Suite *seqcls_suite(void)
 {
 	Suite *s = suite_create("seqcls");
@@ -359,6 +472,7 @@ static Suite *seqcls_suite(void)
 	tcase_add_test(tc, weight_errors_name_the_tensor);
 	tcase_add_test(tc, batch_independent_scores);
 	tcase_add_test(tc, too_long_is_422_or_truncated);
+	tcase_add_test(tc, prm_heads_refuse_and_score);
 	suite_add_tcase(s, tc);
 	return s;
 }
