@@ -184,7 +184,7 @@ static void sb_put_cp(struct sb *b, int32_t cp)
 enum nkind {
 	N_TEXT = 1, N_OUTPUT, N_BLOCK, N_IF, N_FOR, N_SET, N_SETBLOCK, N_MACRO, N_BREAK, N_CONTINUE,
 	N_CONST, N_NAME, N_GETATTR, N_GETITEM, N_SLICE, N_CALL, N_FILTER, N_TEST, N_BINOP, N_NEG, N_POS,
-	N_NOT, N_AND, N_OR, N_COMPARE, N_COND, N_LIST, N_TUPLE, N_DICT, N_CONCAT,
+	N_NOT, N_AND, N_OR, N_COMPARE, N_COND, N_LIST, N_TUPLE, N_DICT, N_CONCAT, N_SPLAT, N_CALLBLOCK,
 };
 
 enum vt {
@@ -889,9 +889,21 @@ static int parse_args(struct parser *P, struct node *nd)
 			if (tk_op(cur(P), ")"))
 				break;
 		}
-		if (tk_op(cur(P), "*") || tk_op(cur(P), "**")) {
-			perr(P, cur(P)->off, RWD_E_UNSUPPORTED, "*args and **kwargs in calls are not supported");
+		if (tk_op(cur(P), "**")) {
+			perr(P, cur(P)->off, RWD_E_UNSUPPORTED, "**kwargs in calls are not supported");
 			break;
+		}
+		if (tk_op(cur(P), "*")) {
+			if (kw.n) {
+				perr(P, cur(P)->off, RWD_E_UNSUPPORTED, "*args after keyword arguments is not supported");
+				break;
+			}
+			struct node *sp = new_node(P, N_SPLAT, cur(P)->off);
+			advance(P);
+			if (!sp || !(sp->a = parse_expr(P, true)))
+				break;
+			nl_push(P, &pos, sp, NULL, 0);
+			continue;
 		}
 		if (cur(P)->type == TK_NAME && tk_op(peek(P, 1), "=")) {
 			const char *name = tok_str(P, cur(P));
@@ -1586,6 +1598,64 @@ static struct node *parse_if(struct parser *P, int in_loop)
 	return nd;
 }
 
+/* {% call [(params)] macro(args) %}body{% endcall %}: the body becomes the macro `caller`. */
+static struct node *parse_callblock(struct parser *P, int in_loop)
+{
+	size_t off = cur(P)->off;
+	struct node *nd = new_node(P, N_CALLBLOCK, off), *cm = new_node(P, N_MACRO, off);
+	advance(P); /* call */
+	if (!nd || !cm)
+		return NULL;
+	cm->s = "caller";
+	cm->sn = 6;
+	struct nlist l = { 0 };
+	if (tk_op(cur(P), "(")) {
+		advance(P);
+		while (!P->rc && !tk_op(cur(P), ")")) {
+			if (l.n) {
+				if (!tk_op(cur(P), ",")) {
+					unexpected(P, "',' or ')'");
+					break;
+				}
+				advance(P);
+			}
+			struct tok *a = cur(P);
+			if (a->type != TK_NAME) {
+				unexpected(P, "a parameter name");
+				break;
+			}
+			const char *pn = tok_str(P, a);
+			advance(P);
+			struct node *def = NULL;
+			if (tk_op(cur(P), "=")) {
+				advance(P);
+				if (!(def = parse_expr(P, true)))
+					break;
+			}
+			nl_push(P, &l, def, pn, 0);
+		}
+		if (!P->rc)
+			advance(P);
+	}
+	if (nl_finish(P, &l, cm, l.n, false))
+		return NULL;
+	struct node *call = parse_expr(P, true);
+	if (!call)
+		return NULL;
+	if (call->kind != N_CALL)
+		return perr(P, call->off, RWD_E_FORMAT, "{%% call %%} needs a macro call"), NULL;
+	static const char *const ends[] = { "endcall", NULL };
+	(void)in_loop;
+	if (expect_bend(P) || !(cm->b = parse_body(P, ends, 0)))
+		return NULL;
+	advance(P);
+	if (expect_bend(P))
+		return NULL;
+	nd->a = call;
+	nd->b = cm;
+	return nd;
+}
+
 static struct node *parse_statement(struct parser *P, int in_loop)
 {
 	struct tok *t = cur(P);
@@ -1720,12 +1790,14 @@ static struct node *parse_statement(struct parser *P, int in_loop)
 		advance(P);
 		return expect_bend(P) ? NULL : body;
 	}
-	static const char *const unsupported[] = { "include", "import", "from", "extends", "block", "call",
+	static const char *const unsupported[] = { "include", "import", "from", "extends", "block",
 		"filter", "with", "autoescape", "do", "trans", "pluralize", NULL };
+	if (tk_name(t, "call"))
+		return parse_callblock(P, in_loop);
 	if (name_in(t, unsupported))
 		return perr(P, off, RWD_E_UNSUPPORTED, "the {%% %.*s %%} tag is not supported", (int)t->n, t->p), NULL;
 	static const char *const stray[] = { "elif", "else", "endif", "endfor", "endset", "endmacro",
-		"endgeneration", "endraw", NULL };
+		"endgeneration", "endraw", "endcall", NULL };
 	if (name_in(t, stray))
 		return perr(P, off, RWD_E_FORMAT, "unexpected {%% %.*s %%}", (int)t->n, t->p), NULL;
 	return perr(P, off, RWD_E_FORMAT, "unknown tag %s", tk_desc(t, b, sizeof(b))), NULL;
@@ -1925,6 +1997,7 @@ struct ctx {
 	int rc;
 	size_t steps, iters, work, depth;
 	int flow; /* 1 break, 2 continue */
+	struct value caller; /* V_MACRO for the next macro call from {% call %}, else V_UNDEF */
 	time_t now;
 	size_t max_out;
 };
@@ -2950,18 +3023,45 @@ static int want_int(struct ctx *c, const struct node *nd, const struct value *v,
 }
 
 static int eval(struct ctx *c, const struct node *nd, struct scope *sc, struct value *out);
+static int iterate(struct ctx *c, const struct node *nd, const struct value *v, struct list **out);
 static int exec_node(struct ctx *c, const struct node *nd, struct scope *sc, struct sb *o);
 
 static int eval_args(struct ctx *c, const struct node *nd, struct scope *sc, struct args *a)
 {
-	*a = (struct args){ .npos = nd->nkids - nd->nnames, .nkw = nd->nnames, .names = nd->names };
+	size_t npos = nd->nkids - nd->nnames;
+	*a = (struct args){ .npos = npos, .nkw = nd->nnames, .names = nd->names };
 	if (!nd->nkids)
 		return 0;
-	a->v = ctx_alloc(c, nd, nd->nkids * sizeof(*a->v));
-	if (!a->v)
+	bool splat = false;
+	for (size_t i = 0; i < npos; i++)
+		splat = splat || nd->kids[i]->kind == N_SPLAT;
+	if (!splat) {
+		a->v = ctx_alloc(c, nd, nd->nkids * sizeof(*a->v));
+		if (!a->v)
+			return c->rc;
+		for (size_t i = 0; i < nd->nkids; i++)
+			TRY(eval(c, nd->kids[i], sc, &a->v[i]));
+		return 0;
+	}
+	/* f(x, *seq, k=v): positional values expanded in order, then the keywords */
+	struct list *l = list_new(c, nd, 0);
+	if (!l)
 		return c->rc;
-	for (size_t i = 0; i < nd->nkids; i++)
-		TRY(eval(c, nd->kids[i], sc, &a->v[i]));
+	for (size_t i = 0; i < nd->nkids; i++) {
+		struct value v;
+		const struct node *k = nd->kids[i];
+		TRY(eval(c, k->kind == N_SPLAT ? k->a : k, sc, &v));
+		if (k->kind == N_SPLAT) {
+			struct list *items;
+			TRY(iterate(c, k, &v, &items));
+			for (size_t j = 0; j < items->n; j++)
+				TRY(list_push(c, nd, l, items->v[j]));
+		} else {
+			TRY(list_push(c, nd, l, v));
+		}
+	}
+	a->v = l->v;
+	a->npos = l->n - nd->nnames;
 	return 0;
 }
 
@@ -4425,9 +4525,13 @@ static int call_macro(struct ctx *c, const struct node *nd, const struct macro *
 		return rerr(c, nd, RWD_E_LIMIT, "macro calls nested deeper than %zu", c->t->lim.max_depth);
 	if (a->npos > md->nnames)
 		return rerr(c, nd, RWD_E_INVALID, "macro '%s' takes not more than %u argument(s)", md->s, md->nnames);
+	struct value caller = c->caller;
+	c->caller = v_undef(NULL, 0);
 	struct scope *ms = scope_new(c, nd, m->closure);
 	if (!ms)
 		return c->rc;
+	if (caller.t == V_MACRO)
+		TRY(scope_set(c, nd, ms, "caller", 6, caller));
 	for (size_t k = 0; k < a->nkw; k++) {
 		bool found = false;
 		for (size_t i = 0; i < md->nnames && !found; i++)
@@ -4807,6 +4911,26 @@ static int exec_node(struct ctx *c, const struct node *nd, struct scope *sc, str
 		struct value v = { .t = V_MACRO };
 		v.u.m = m;
 		return scope_set(c, nd, sc, nd->s, nd->sn, v);
+	}
+	case N_CALLBLOCK: {
+		struct macro *m = ctx_alloc(c, nd, sizeof(*m));
+		struct value fv, r;
+		struct args a;
+		if (!m)
+			return c->rc;
+		m->nd = nd->b;
+		m->closure = sc;
+		TRY(eval(c, nd->a->a, sc, &fv));
+		TRY(eval_args(c, nd->a, sc, &a));
+		if (fv.t != V_MACRO)
+			return rerr(c, nd, RWD_E_INVALID, "{%% call %%} needs a macro, not %s", type_name(&fv));
+		c->caller = (struct value){ .t = V_MACRO };
+		c->caller.u.m = m;
+		int rc = call_value(c, nd, &fv, &a, &r);
+		c->caller = v_undef(NULL, 0);
+		TRY(rc);
+		TRY(to_str(c, nd, &r, o, false));
+		break;
 	}
 	case N_BREAK:
 		c->flow = 1;

@@ -178,11 +178,23 @@ def conversation(rng):
     return msgs, rng.random() < 0.3
 
 
-def cases_for(rng, entry, n):
+FUNCTIONS = {"role": "functions", "content": json.dumps([t["function"] for t in TOOLS], indent=4)}
+
+
+def cases_for(rng, entry, tpl, n):
     out = []
+    # templates that want a leading "functions" message (firefunction-v1)
+    wants_functions = "'functions'" in tpl or '"functions"' in tpl
     for _ in range(n):
         msgs, with_tools = conversation(rng)
-        v = {"messages": msgs, "tools": TOOLS if with_tools else None, "documents": None,
+        if wants_functions and rng.random() < 0.7:
+            at = 1 if msgs[0]["role"] == "system" else 0
+            msgs.insert(at, FUNCTIONS)
+        tools = TOOLS
+        if "parameter_definitions" in tpl and entry.get("example", {}).get("tools"):
+            # Cohere's templates take their own tool shape and always iterate tools
+            tools, with_tools = entry["example"]["tools"], True
+        v = {"messages": msgs, "tools": tools if with_tools else None, "documents": None,
              "add_generation_prompt": rng.random() < 0.4,
              "bos_token": entry.get("bos_token") or "", "eos_token": entry.get("eos_token") or ""}
         r = rng.random()
@@ -194,6 +206,11 @@ def cases_for(rng, entry, n):
     out.append({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}],
                 "tools": None, "documents": None, "add_generation_prompt": False,
                 "bos_token": entry.get("bos_token") or "", "eos_token": entry.get("eos_token") or ""})
+    if "example" in entry:
+        # the variables the template's source renders it with, in transformers' shape
+        v = {"tools": None, "documents": None, "add_generation_prompt": False}
+        v.update(entry["example"])
+        out.append(v)
     return out
 
 
@@ -330,7 +347,7 @@ def main():
     requests, meta = [], []
     for e in index:
         tpl = open(os.path.join(cdir, e["file"]), encoding="utf-8", newline="").read()
-        cases = cases_for(rng, e, 150)
+        cases = cases_for(rng, e, tpl, 150)
         requests.append({"template": tpl, "now": NOW, "cases": cases})
         meta.append((e, tpl))
     results = run_harness(requests)

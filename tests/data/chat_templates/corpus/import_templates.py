@@ -52,7 +52,7 @@ def main():
     hfjs_dir, guidance_dir = sys.argv[1], sys.argv[2]
     entries, seen = [], {}
 
-    def add(name, model, source, tpl, bos, eos):
+    def add(name, model, source, tpl, bos, eos, example=None):
         if tpl in seen:
             seen[tpl]["also"].append(source)
             return
@@ -60,6 +60,8 @@ def main():
         while any(e["file"] == fn for e in entries):
             fn = fn[:-6] + "-2.jinja"
         e = {"file": fn, "model": model, "source": source, "bos_token": bos, "eos_token": eos, "also": []}
+        if example is not None:
+            e["example"] = example  # the variables the source renders it with
         entries.append(e)
         seen[tpl] = e
         with open(os.path.join(HERE, fn), "w", encoding="utf-8", newline="") as f:
@@ -70,7 +72,7 @@ def main():
     for key, v in json.loads(p.stdout).items():
         d = v["data"]
         src = '%s@%s:%s (TEST_CUSTOM_TEMPLATES["%s"])' % (HFJS[0], HFJS[1], HFJS[2], key)
-        add(key, key.split(" (")[0], src, v["chat_template"], d.get("bos_token"), d.get("eos_token"))
+        add(key, key.split(" (")[0], src, v["chat_template"], d.get("bos_token"), d.get("eos_token"), d)
 
     py = git_show(guidance_dir, GUIDANCE[1], GUIDANCE[2])
     lines = py.split("\n")
@@ -102,7 +104,7 @@ def main():
         f.write("# Real chat templates (test data)\n\n"
                 "Each file is a `chat_template` as published for the model, copied programmatically from the\n"
                 "cited public file (repo@commit:path) by import_templates.py. index.json carries the same list\n"
-                "with the bos/eos tokens the tests render with. They are test data only.\n\n"
+                "with the bos/eos tokens the tests render with and, for huggingface.js' entries, the\nvariables that test renders the template with (`example`). They are test data only.\n\n"
                 "| file | model | source |\n|---|---|---|\n")
         for e in entries:
             also = "".join("; also " + a for a in e["also"])
