@@ -151,7 +151,8 @@ class Daemon:
         raise RuntimeError("rewardd did not become ready:\n" + self.logs())
 
     def logs(self):
-        self.log.flush()
+        if not self.log.closed:  # stop() closes it; the file stays readable
+            self.log.flush()
         with open(self.log_path) as f:
             return f.read()
 
