@@ -41,7 +41,7 @@ struct rwd_admin {
 	pthread_cond_t qcv;
 	admin_op *head, *tail;
 	int stop;
-	int started;
+	atomic_int started;
 	pthread_t thread;
 	const char **model_args;
 	size_t n_model_args;

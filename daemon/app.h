@@ -55,7 +55,7 @@ typedef struct rwd_app {
 	rwd_config *cfg;
 	rwd_metrics *metrics;
 	rwd_served *models;
-	size_t n_models;
+	_Atomic size_t n_models;    /* grows while HTTP threads read it (admin install) */
 	atomic_int draining;
 	atomic_int loading;         /* models still loading */
 	atomic_long inflight;       /* scoring requests accepted, not yet answered */

@@ -300,7 +300,11 @@ static void catch_signals(void)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigfillset(&sa.sa_mask);
-	sa.sa_flags = SA_RESTART;
+	/* no SA_RESTART: main's read() below must return EINTR. ThreadSanitizer
+	 * runs a handler only when the interrupted call returns (read() is not
+	 * one of its blocking calls), so a restarted read() never saw SIGTERM
+	 * (google/sanitizers#838). Only main's read() has the signals unblocked. */
+	sa.sa_flags = 0;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
@@ -321,8 +325,11 @@ static int wait_signal(const sigset_t *set)
 	for (;;) {
 		unsigned char b;
 		ssize_t n = read(sig_pipe[0], &b, 1);
-		if (n == 1)
+		if (n == 1) {
+			/* blocked again until the next wait: no EINTR elsewhere in main */
+			pthread_sigmask(SIG_BLOCK, set, NULL);
 			return b;
+		}
 	}
 }
 

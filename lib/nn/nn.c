@@ -114,7 +114,13 @@ void rwd_nn_linear(const float *x, size_t m, size_t k, size_t ldx,
  * (picked at load time), bit-identical to the SSE2 one since every lane does
  * the same roundings (no FMA contraction under -std=c11).
  */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+/*
+ * Not under ThreadSanitizer: GCC instruments the clones' ifunc resolver with
+ * __tsan_func_entry, and ld.so runs that resolver while relocating the
+ * executable, before libtsan is set up, so every program linking lib/nn
+ * segfaulted at load (build-tsan). The default clone is bit-identical.
+ */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
 #define RWD_NN_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define RWD_NN_CLONES

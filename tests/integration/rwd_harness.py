@@ -151,7 +151,8 @@ class Daemon:
         raise RuntimeError("rewardd did not become ready:\n" + self.logs())
 
     def logs(self):
-        self.log.flush()
+        if not self.log.closed:  # stop() closes it; the file stays readable
+            self.log.flush()
         with open(self.log_path) as f:
             return f.read()
 
@@ -188,6 +189,8 @@ class Daemon:
         return parse_metrics(r.raw.decode())
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Signals the daemon and waits; its exit status, made non-zero if
+        its log holds a sanitizer report (printed here)."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -196,8 +199,33 @@ class Daemon:
                 self.proc.kill()
                 self.proc.wait()
                 raise RuntimeError("rewardd did not exit within %ss" % timeout)
+        rc = self.proc.returncode
+        if sanitizer_reports(self.logs()) and rc == 0:
+            rc = SANITIZER_EXIT
         self.log.close()
-        return self.proc.returncode
+        return rc
+
+
+# What TSan exits with after a report; stop() reports the same for any sanitizer
+SANITIZER_EXIT = 66
+_SANITIZER_START = re.compile(r"^(==\d+==ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|"
+                              r".*: runtime error: )")
+
+
+def sanitizer_reports(text):
+    """The sanitizer reports (ASan, LSan, TSan, UBSan) in a daemon log, each
+    printed to stdout with up to 40 lines; returns how many there were."""
+    lines = text.splitlines()
+    n = 0
+    for i, line in enumerate(lines):
+        if _SANITIZER_START.match(line):
+            n += 1
+            if n <= 5:
+                print("SANITIZER REPORT in rewardd's log:")
+                print("\n".join("  " + x for x in lines[i:i + 40]))
+    if n:
+        print("%d sanitizer reports in rewardd's log" % n)
+    return n
 
 
 def route_of(path):

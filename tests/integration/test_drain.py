@@ -242,6 +242,7 @@ def one_round(rnd_no, work, oracle, pool, want):
         t.join(60)
     logs = d.logs()
     d.log.close()
+    C.check(not H.sanitizer_reports(logs), "round %d: no sanitizer report in the daemon's log" % rnd_no)
     print("round %d: before SIGTERM %d answered; ok %d, draining %d, refused %d, LOST %d, bad %d; "
           "exit %d after %.2f s" % (rnd_no, before, st["ok"], st["draining"], st["refused"],
                                      len(st["lost"]), len(st["bad"]), rc, took))
