@@ -452,6 +452,8 @@ int rwd__rl_submit(rwd_rl_req *q)
 		for (size_t i = 0; i < n; i++) {
 			rwd_item *src = &q->req->items[i], *dst = &q->mitems[k * n + i];
 			dst->input = src->input;
+			dst->vec = src->vec; /* a decoded "embedding" / "embedding_b64" (request.c) */
+			dst->vec_n = src->vec_n;
 			dst->index = src->index;
 			dst->cost = src->cost;
 			rwd_error_clear(&dst->err);

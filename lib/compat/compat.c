@@ -1,6 +1,7 @@
 /* compat/compat.c — see compat.h. */
 #include "compat/compat.h"
 
+#include "core/base64.h"
 #include "serve/request.h"
 
 #include <math.h>
@@ -792,6 +793,39 @@ int rwd_compat_oip_binary(const char *body, size_t len, long long header_len, co
 	return 0;
 }
 
+/*
+ * An FP32 row as {"embedding_b64": base64 of its little-endian float32}: the
+ * native body is then rendered and re-parsed without a decimal per number
+ * (the floats are those the JSON array would give: (float) of each double,
+ * which the array's 17-digit rendering round-trips). NULL when a value is
+ * outside float range, so the array form keeps its error message.
+ */
+static json_t *b64_row(const json_t *flat, size_t off, size_t cols)
+{
+	size_t nb = cols * 4;
+	uint8_t *bytes = malloc(nb ? nb : 1);
+	char *text = malloc(rwd_base64_encoded_len(nb, 0) + 1);
+	json_t *it = NULL;
+	if (!bytes || !text)
+		goto out;
+	for (size_t c = 0; c < cols; c++) {
+		double d = json_number_value(json_array_get(flat, off + c));
+		if (!isfinite(d) || fabs(d) > 3.4e38)
+			goto out;
+		float f = (float)d;
+		uint32_t u;
+		memcpy(&u, &f, 4);
+		for (int k = 0; k < 4; k++)
+			bytes[4 * c + (size_t)k] = (uint8_t)(u >> (8 * k));
+	}
+	size_t n = rwd_base64_encode(bytes, nb, 0, text);
+	it = json_pack("{s:s%}", "embedding_b64", text, n);
+out:
+	free(bytes);
+	free(text);
+	return it;
+}
+
 static int build_rows(const char *kind, const oip_tensor *t, size_t nt, json_t *items, rwd_error *err)
 {
 	const char *main_name = strcmp(kind, "mlp") == 0 ? "embedding" : "text";
@@ -808,7 +842,9 @@ static int build_rows(const char *kind, const oip_tensor *t, size_t nt, json_t *
 		return field_err(err, RWD_E_INVALID, "inputs", "missing the \"%s\" input tensor", main_name);
 	for (size_t row = 0; row < main_t->rows; row++) {
 		json_t *it;
-		if (main_t->fp32) {
+		if (main_t->fp32 && (it = b64_row(main_t->flat, row * main_t->cols, main_t->cols))) {
+			/* the row as base64 float32 */
+		} else if (main_t->fp32) {
 			json_t *e = json_array();
 			for (size_t c = 0; e && c < main_t->cols; c++)
 				json_array_append(e, json_array_get(main_t->flat, row * main_t->cols + c));

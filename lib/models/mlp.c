@@ -36,7 +36,7 @@ struct rwd_mlp {
 	size_t weight_bytes;
 };
 
-static const char *const mlp_inputs[] = {"embedding", NULL};
+static const char *const mlp_inputs[] = {"embedding", "embedding_b64", NULL};
 
 static int parse_act(const char *s, enum act *out)
 {
@@ -429,17 +429,34 @@ static void kind_describe(const void *state, rwd_model_info *info)
 		info->dims[i] = m->names[i];
 	info->weight_bytes = m->weight_bytes;
 	info->token_cost = 0;
+	info->vector_input = rwd_mlp_input_dim(m);
 }
 
 static int kind_check(const void *state, const json_t *item, size_t *cost, rwd_error *err)
 {
 	const rwd_mlp *m = state;
 	json_t *e = json_object_get(item, "embedding");
+	json_t *b = json_object_get(item, "embedding_b64");
 	size_t want = rwd_mlp_input_dim(m);
 	*cost = 1;
+	if (b) {
+		rwd_error_where(err, NULL, "embedding_b64");
+		if (e)
+			return rwd_errorf(err, RWD_E_INVALID, "send either \"embedding\" or \"embedding_b64\", not both");
+		if (!json_is_string(b))
+			return rwd_errorf(err, RWD_E_INVALID,
+				"\"embedding_b64\" must be a string: base64 of %zu little-endian float32", want);
+		float *tmp = malloc(want * sizeof(float));
+		if (!tmp)
+			return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+		int r = rwd_model_vector_b64(json_string_value(b), json_string_length(b), want, tmp, err);
+		free(tmp);
+		return r;
+	}
 	rwd_error_where(err, NULL, "embedding");
 	if (!e)
-		return rwd_errorf(err, RWD_E_INVALID, "missing \"embedding\" (an array of %zu numbers)", want);
+		return rwd_errorf(err, RWD_E_INVALID,
+			"missing \"embedding\" (an array of %zu numbers, or \"embedding_b64\": base64 float32)", want);
 	if (!json_is_array(e) || json_array_size(e) != want)
 		return rwd_errorf(err, RWD_E_INVALID, "\"embedding\" must be an array of %zu numbers, got %s%zu",
 			want, json_is_array(e) ? "" : "a non-array; size ", json_is_array(e) ? json_array_size(e) : 0);
@@ -498,14 +515,32 @@ static int kind_forward(const void *state, void *scr, rwd_item *const *items, si
 	(void)arena;
 	if (n > m->max_batch)
 		return RWD_E_LIMIT;
-	/* stack the batch: x [n, in] */
+	/* stack the batch: x [n, in]. The request layer decoded most vectors
+	 * already (item->vec); other callers' items are read from their JSON. */
 	for (size_t r = 0; r < n; r++) {
-		json_t *e = json_object_get(items[r]->input, "embedding");
-		for (size_t c = 0; c < in; c++)
-			s->x[r * in + c] = (float)json_number_value(json_array_get(e, c));
+		rwd_item *it = items[r];
+		float *row = s->x + r * in;
+		const json_t *b64 = it->vec ? NULL : json_object_get(it->input, "embedding_b64");
+		if (it->vec && it->vec_n == in) {
+			memcpy(row, it->vec, in * sizeof(float));
+		} else if (it->vec) {
+			it->status = rwd_errorf(&it->err, RWD_E_INTERNAL, "a vector of %zu floats for a head of %zu",
+				it->vec_n, in);
+		} else if (b64) {
+			it->status = rwd_model_vector_b64(json_string_value(b64), json_string_length(b64), in, row,
+				&it->err);
+		} else {
+			json_t *e = json_object_get(it->input, "embedding");
+			for (size_t c = 0; c < in; c++)
+				row[c] = (float)json_number_value(json_array_get(e, c));
+		}
+		if (it->status)
+			memset(row, 0, in * sizeof(float));
 	}
 	rwd_mlp_forward(m, s->x, n, s->y, s->tmp);
 	for (size_t r = 0; r < n; r++) {
+		if (items[r]->status)
+			continue;
 		for (size_t c = 0; c < out; c++) {
 			items[r]->scores[c] = s->y[r * out + c];
 			items[r]->present[c] = 1;

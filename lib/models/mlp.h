@@ -21,7 +21,9 @@
  * inference). Outputs are named by "outputs"/"id2label", else "score" for a
  * single output, else "score_0" … "score_{n-1}".
  *
- * Items: {"embedding": [floats]} of exactly the input width.
+ * Items: {"embedding": [floats]} of exactly the input width, or
+ * {"embedding_b64": "<base64 of little-endian float32>"} (vLLM's
+ * encoding_format "base64"; rwd_model_vector_b64 in model.h), never both.
  */
 #ifndef RWD_MODELS_MLP_H
 #define RWD_MODELS_MLP_H

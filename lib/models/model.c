@@ -1,9 +1,11 @@
 /* models/model.c — the generic model handle and the registry of kinds. */
 #include "models/model.h"
 
+#include "core/base64.h"
 #include "core/thread.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,6 +228,52 @@ int rwd_model_check(const rwd_model *m, const json_t *item, size_t *cost, rwd_er
 	if (!json_is_object(item))
 		return rwd_errorf(err, RWD_E_INVALID, "an item must be a JSON object");
 	return m->ops->check(m->state, item, cost, err);
+}
+
+int rwd_model_check_item(const rwd_model *m, const rwd_item *item, size_t *cost, rwd_error *err)
+{
+	if (!item->vec)
+		return rwd_model_check(m, item->input, cost, err);
+	*cost = 1;
+	if (!m->info.vector_input || item->vec_n != m->info.vector_input) {
+		rwd_error_where(err, NULL, "embedding");
+		return rwd_errorf(err, RWD_E_INVALID, "%zu floats, but model '%s' takes %s%zu", item->vec_n,
+			m->info.name, m->info.vector_input ? "" : "no vector; ", m->info.vector_input);
+	}
+	return 0;
+}
+
+int rwd_model_vector_b64(const char *s, size_t n, size_t dim, float *out, rwd_error *err)
+{
+	rwd_base64_params bp = rwd_base64_default_params();
+	bp.max_out = 0; /* the text is bounded by the request's string limit */
+	size_t bytes = 0;
+	rwd_error_where(err, NULL, "embedding_b64");
+	int r = rwd_base64_decoded_len(s, n, &bp, &bytes, err);
+	if (r)
+		return r;
+	if (bytes % 4)
+		return rwd_errorf(err, RWD_E_INVALID,
+			"\"embedding_b64\" decodes to %zu bytes, not a whole number of float32 (4 bytes each)", bytes);
+	if (bytes / 4 != dim)
+		return rwd_errorf(err, RWD_E_INVALID, "\"embedding_b64\" holds %zu float32, the model takes %zu",
+			bytes / 4, dim);
+	size_t got = 0;
+	if ((r = rwd_base64_decode_into(s, n, &bp, (uint8_t *)out, dim * sizeof(float), &got, err)))
+		return r;
+	for (size_t i = 0; i < dim; i++) {
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+		uint32_t u;
+		memcpy(&u, &out[i], 4);
+		u = __builtin_bswap32(u);
+		memcpy(&out[i], &u, 4);
+#endif
+		if (!isfinite(out[i]))
+			return rwd_errorf(err, RWD_E_INVALID, "\"embedding_b64\" element %zu is %s", i,
+				isnan(out[i]) ? "NaN" : "infinite");
+	}
+	rwd_error_where(err, NULL, "");
+	return 0;
 }
 
 int rwd_model_scratch_new(const rwd_model *m, void **scratch, rwd_error *err)

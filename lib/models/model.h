@@ -50,6 +50,12 @@ typedef struct rwd_batch_limits {
 /* One item as it flows through the batcher. Owned by the serving layer. */
 typedef struct rwd_item {
 	const json_t *input;   /* borrowed: the item object (already check()ed) */
+	/* The item's float vector (kinds with rwd_model_info.vector_input), decoded
+	 * by the request layer from "embedding" or "embedding_b64" and already
+	 * validated (vec_n == vector_input, every value finite), or NULL: the kind
+	 * reads item->input. Borrowed (the request arena). */
+	const float *vec;
+	size_t vec_n;
 	size_t index;          /* position in its request, for error messages */
 	void *prep;            /* set by prepare(): kind-private, in the batch arena */
 	size_t cost;           /* set by check(): tokens for text models, else 1 */
@@ -83,6 +89,9 @@ typedef struct rwd_model_info {
 	 * not fit (a PRM needs its separator); NULL = none. */
 	const char *warm_item;
 	int token_cost;                /* 1 if cost is in tokens (max_batch_tokens applies) */
+	/* Width of the float vector the kind takes as "embedding" (a JSON array)
+	 * or "embedding_b64" (base64 float32), and nothing else; 0 for other kinds. */
+	size_t vector_input;
 	double load_seconds;
 } rwd_model_info;
 
@@ -140,6 +149,24 @@ int rwd_model_dim_index(const rwd_model *m, const char *name);
 
 /* The wrappers below forward to the kind's ops; see rwd_model_ops. */
 int rwd_model_check(const rwd_model *m, const json_t *item, size_t *cost, rwd_error *err);
+/*
+ * rwd_model_check for an item the request layer built: when item->vec is
+ * set, the vector was validated where it was decoded and only its width is
+ * checked against info.vector_input (a vector kind takes nothing else);
+ * otherwise rwd_model_check(m, item->input, ...).
+ */
+int rwd_model_check_item(const rwd_model *m, const rwd_item *item, size_t *cost, rwd_error *err);
+
+/*
+ * Decode "embedding_b64" text s[0..n): base64 (RFC 4648 standard alphabet,
+ * padded, whitespace skipped, as Python's base64.b64encode and vLLM's
+ * encoding_format "base64" write it) of little-endian float32, into
+ * out[0..dim). Errors name the field in err->object ("embedding_b64"):
+ * RWD_E_FORMAT for bad base64 (err->offset = the character), RWD_E_INVALID
+ * when the bytes are not a whole number of float32, when their count is not
+ * dim, or when a value is NaN or infinite. Nothing is written past out[dim).
+ */
+int rwd_model_vector_b64(const char *s, size_t n, size_t dim, float *out, rwd_error *err);
 int rwd_model_scratch_new(const rwd_model *m, void **scratch, rwd_error *err);
 void rwd_model_scratch_free(const rwd_model *m, void *scratch);
 /*

@@ -1,10 +1,15 @@
 /* serve/request.c — see request.h. */
 #include "serve/request.h"
 
+#include "core/numparse.h"
 #include "serve/batcher.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
+
+/* Returned by parse_once when the fast path must give way to jansson alone. */
+#define SLOW_AGAIN 1
 
 rwd_request_limits rwd_request_default_limits(void)
 {
@@ -15,6 +20,7 @@ rwd_request_limits rwd_request_default_limits(void)
 	l.max_id_bytes = 256;
 	l.default_timeout_ms = 30000;
 	l.max_timeout_ms = 300000;
+	l.json_only = 0;
 	return l;
 }
 
@@ -152,9 +158,170 @@ static void release_span(void *p)
 	rwd_item_release(s->items, s->n);
 }
 
+/* ---- the float-array fast path ------------------------------------------
+ *
+ * Items' "embedding": [numbers] arrays are read straight from the body bytes
+ * into floats, and jansson parses a copy of the body in which each such
+ * array is blanked to `0` and spaces (newlines kept), so every byte offset,
+ * line and column of the rest is unchanged. The arrays taken are exactly
+ * those at root."items"[i]."embedding" (keys matched as raw bytes), holding
+ * one or more JSON number tokens separated by commas and JSON whitespace,
+ * each one a value jansson would accept and the mlp check would too (finite,
+ * |x| <= 3.4e38); any other array is left for jansson. Replacing a value by a
+ * value keeps valid text valid and invalid text invalid at the same place;
+ * still, whenever jansson refuses the copy, or an item's vector does not fit
+ * the model (not a vector kind, another width, "embedding_b64" beside it),
+ * the whole body is parsed again by jansson alone, so every error is the
+ * jansson path's, byte for byte. The result is the same double jansson
+ * gives (core/numparse.h), so the same float.
+ */
+typedef struct fast_vec {
+	float *v; /* NULL: the item's embedding was not taken */
+	size_t n;
+} fast_vec;
+
+static int is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* The number array at body[at] == '[': floats into the arena, its end past ']'. 0, or -1 to leave it. */
+static int fast_array(const char *body, size_t len, size_t at, rwd_arena *arena, fast_vec *fv, size_t *end)
+{
+	size_t commas = 0, k;
+	for (k = at + 1; k < len && body[k] != ']'; k++) {
+		char c = body[k];
+		if (c == ',')
+			commas++;
+		else if (c == '[' || c == '{' || c == '"')
+			return -1;
+	}
+	if (k >= len)
+		return -1;
+	size_t n = commas + 1;
+	float *v = rwd_arena_alloc(arena, n * sizeof(float));
+	if (!v)
+		return -1;
+	size_t i = at + 1, got = 0;
+	for (;;) {
+		while (i < len && is_ws(body[i]))
+			i++;
+		double d;
+		size_t used;
+		if (got == n || rwd_numparse_json(body + i, len - i, &d, &used) || !(fabs(d) <= 3.4e38))
+			return -1;
+		v[got++] = (float)d;
+		i += used;
+		while (i < len && is_ws(body[i]))
+			i++;
+		if (i < len && body[i] == ',') {
+			i++;
+			continue;
+		}
+		if (i < len && body[i] == ']' && got == n)
+			break;
+		return -1;
+	}
+	fv->v = v;
+	fv->n = n;
+	*end = i + 1;
+	return 0;
+}
+
+/*
+ * Scan body for item embedding arrays. Returns the body jansson should parse
+ * (a blanked copy when some array was taken, else body itself) and fills
+ * fv[0..max_items); NULL only when the copy could not be allocated.
+ */
+static const char *fast_scan(const char *body, size_t len, size_t max_items, rwd_arena *arena,
+	fast_vec *fv)
+{
+	enum { MAXD = 64 };
+	char kind[MAXD + 1]; /* '{' or '[' per open level (levels past MAXD are not tracked) */
+	size_t depth = 0, item = 0;
+	int items_open = 0;     /* the level-2 array is root."items" */
+	int key_items = 0;      /* the last root key was "items" */
+	int key_embedding = 0;  /* the last item key was "embedding" */
+	char prev = 0;          /* the last structural character */
+	char *copy = NULL;
+	for (size_t i = 0; i < len; i++) {
+		char c = body[i];
+		if (is_ws(c))
+			continue;
+		if (c == '"') {
+			size_t st = ++i;
+			while (i < len && body[i] != '"')
+				i += body[i] == '\\' ? 2 : 1;
+			if (i >= len)
+				break;
+			int is_key = depth >= 1 && depth <= MAXD && kind[depth] == '{' && (prev == '{' || prev == ',');
+			if (is_key && depth == 1)
+				key_items = i - st == 5 && memcmp(body + st, "items", 5) == 0;
+			if (is_key && depth == 3 && items_open)
+				key_embedding = i - st == 9 && memcmp(body + st, "embedding", 9) == 0;
+			prev = '"';
+			continue;
+		}
+		if (c == '[' && depth == 3 && items_open && key_embedding && prev == ':' && item < max_items) {
+			size_t end;
+			if (fast_array(body, len, i, arena, &fv[item], &end) == 0) {
+				if (!copy) {
+					copy = rwd_arena_alloc(arena, len + 1);
+					if (!copy)
+						return NULL;
+					memcpy(copy, body, len);
+					copy[len] = '\0';
+				}
+				copy[i] = '0';
+				for (size_t k = i + 1; k < end; k++)
+					if (copy[k] != '\n')
+						copy[k] = ' ';
+				i = end - 1;
+				prev = '0';
+				key_embedding = 0;
+				continue;
+			}
+		}
+		if (c == '{' || c == '[') {
+			depth++;
+			if (depth <= MAXD)
+				kind[depth] = c;
+			if (depth == 2)
+				items_open = c == '[' && key_items && prev == ':';
+			if (depth == 3 && items_open)
+				key_embedding = 0;
+		} else if (c == ',' && depth == 2 && items_open) {
+			item++; /* elements counted by their commas, whatever their type */
+		} else if (c == '}' || c == ']') {
+			if (depth == 2)
+				items_open = 0;
+			if (depth)
+				depth--;
+		}
+		prev = c;
+	}
+	return copy ? copy : body;
+}
+
+static int parse_once(const char *body, size_t len, const rwd_request_limits *lim,
+	rwd_request_find_fn find, void *find_ctx, rwd_arena *arena, rwd_request *out,
+	rwd_error *err, int fast);
+
 int rwd_request_parse(const char *body, size_t len, const rwd_request_limits *lim,
 	rwd_request_find_fn find, void *find_ctx, rwd_arena *arena, rwd_request *out,
 	rwd_error *err)
+{
+	int r = parse_once(body, len, lim, find, find_ctx, arena, out, err, !lim->json_only);
+	if (r == SLOW_AGAIN) {
+		rwd_error_clear(err);
+		r = parse_once(body, len, lim, find, find_ctx, arena, out, err, 0);
+	}
+	return r;
+}
+
+static int parse_once(const char *body, size_t len, const rwd_request_limits *lim,
+	rwd_request_find_fn find, void *find_ctx, rwd_arena *arena, rwd_request *out,
+	rwd_error *err, int fast)
 {
 	memset(out, 0, sizeof(*out));
 	int line = 0, col = 0;
@@ -162,8 +329,20 @@ int rwd_request_parse(const char *body, size_t len, const rwd_request_limits *li
 		rwd_error_at(err, line, col, -1);
 		return rwd_errorf(err, RWD_E_INVALID, "JSON nested deeper than %zu levels", lim->max_depth);
 	}
+	fast_vec *fv = NULL;
+	const char *text = body;
+	if (fast && lim->max_items && memmem(body, len, "\"embedding\"", 11)) {
+		fv = rwd_arena_calloc(arena, lim->max_items, sizeof(*fv));
+		text = fv ? fast_scan(body, len, lim->max_items, arena, fv) : NULL;
+		if (!text)
+			return SLOW_AGAIN; /* no memory for the fast path: jansson's own way */
+		if (text == body)
+			fv = NULL;
+	}
 	json_error_t jerr;
-	json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root && fv)
+		return SLOW_AGAIN;
 	if (!root) {
 		rwd_error_at(err, jerr.line, jerr.column, jerr.position);
 		return rwd_errorf(err, RWD_E_FORMAT, "invalid JSON: %s", jerr.text);
@@ -293,8 +472,37 @@ int rwd_request_parse(const char *body, size_t len, const rwd_request_limits *li
 		rwd_error_clear(&item->err);
 		rwd_error ierr;
 		rwd_error_clear(&ierr);
+		if (fv && i < lim->max_items && fv[i].v) {
+			/* a vector the fast path read: it must be what the jansson path would accept */
+			if (!info->vector_input || fv[i].n != info->vector_input || json_object_get(it, "embedding_b64"))
+				return SLOW_AGAIN;
+			item->vec = fv[i].v;
+			item->vec_n = fv[i].n;
+		} else if (fv && !info->vector_input) {
+			/* the scan blanked arrays of a kind that takes none (see above) */
+			return SLOW_AGAIN;
+		}
+		r = 0;
+		const json_t *b64 = info->vector_input ? json_object_get(it, "embedding_b64") : NULL;
+		if (b64 && json_is_string(b64) && !json_object_get(it, "embedding")) {
+			/* decoded once, into the request arena (charged to the budget) */
+			float *vb = rwd_arena_alloc(arena, info->vector_input * sizeof(float));
+			if (!vb) {
+				snprintf(f + strlen(f), sizeof(f) - strlen(f), ".embedding_b64");
+				rwd_error_where(err, NULL, f);
+				return rwd_errorf(err, RWD_E_NOMEM, "out of memory for a vector of %zu floats",
+					info->vector_input);
+			}
+			r = rwd_model_vector_b64(json_string_value(b64), json_string_length(b64), info->vector_input,
+				vb, &ierr);
+			if (!r) {
+				item->vec = vb;
+				item->vec_n = info->vector_input;
+			}
+		}
 		size_t cost = 1;
-		r = rwd_model_check(m, it, &cost, &ierr);
+		if (!r)
+			r = rwd_model_check_item(m, item, &cost, &ierr);
 		if (r) {
 			if (err) {
 				*err = ierr;

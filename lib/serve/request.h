@@ -22,6 +22,13 @@
  *   - an item whose cost exceeds the model's max_batch_tokens (token-cost
  *     models) → RWD_E_UNPROCESSABLE, instead of a batch that can never form.
  *
+ * Vector kinds (rwd_model_info.vector_input, e.g. mlp): an item's
+ * "embedding" array is read from the body bytes without a JSON node per
+ * number (the fast path, request.c; same floats and same errors as jansson,
+ * which parses everything else), and "embedding_b64" (base64 of
+ * little-endian float32) is decoded once into the arena (rwd_model_vector_b64
+ * errors, field "items[i].embedding_b64"); both land in item->vec.
+ *
  * Thread safety: re-entrant; the find callback must be safe to call from
  * the calling thread.
  */
@@ -43,6 +50,7 @@ typedef struct rwd_request_limits {
 	size_t max_id_bytes;       /* an item's "id" string */
 	uint32_t default_timeout_ms; /* when the request gives none (0 = no deadline) */
 	uint32_t max_timeout_ms;   /* requested timeouts are capped to this */
+	int json_only;             /* 1: no float-array fast path (jansson parses everything) */
 } rwd_request_limits;
 
 rwd_request_limits rwd_request_default_limits(void);

@@ -132,7 +132,7 @@ def run_main(d, oracle, have_rules, have_img):
     names = [m["name"] for m in r.json["models"]] if r.status == 200 else []
     C.check("head" in names, "GET /v1/models lists head")
     r = d.request("GET", "/v1/models/head", key=KEY)
-    C.check(r.status == 200 and r.json["kind"] == "mlp" and r.json["inputs"] == ["embedding"] and
+    C.check(r.status == 200 and r.json["kind"] == "mlp" and r.json["inputs"] == ["embedding", "embedding_b64"] and
             r.json["weight_bytes"] > 0, "GET /v1/models/head")
     r = d.request("GET", "/v1/models/nope", key=KEY)
     C.check(r.status == 404, "unknown model 404 on /v1/models/{name}")

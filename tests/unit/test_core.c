@@ -3,9 +3,12 @@
 
 #include "core/arena.h"
 #include "core/error.h"
+#include "core/numparse.h"
 #include "core/thread.h"
 
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 #include <stdint.h>
 
 START_TEST(error_record_formats_where_and_what)
@@ -154,6 +157,51 @@ START_TEST(carve_floats_aligns_and_checks_overflow)
 }
 END_TEST
 
+/* numparse against libc: reals bit-equal to strtod, integers to (double)strtoll,
+ * the token length as JSON's grammar reads it, and jansson's refusals. */
+START_TEST(numparse_matches_strtod_and_json_grammar)
+{
+	static const char *const reals[] = {
+		"0.0", "-0.0", "1e-45", "7.006492321624086e-46", "0.10000000149011612", "-0.012345679104328156",
+		"1.2345678901234567e-05", "3.4028235677973366e38", "2.2250738585072011e-308", "4.9e-324",
+		"1e-400", "9007199254740993.0", "1234567890123456789e19", "12345678901234567890123e-3",
+		"0.000000000000000000000000000000000000000000001401298464324817", "1E+2", "5e-1",
+	};
+	for (size_t i = 0; i < sizeof(reals) / sizeof(reals[0]); i++) {
+		double d = 42, want = strtod(reals[i], NULL);
+		size_t used = 0;
+		ck_assert_int_eq(rwd_numparse_json(reals[i], strlen(reals[i]), &d, &used), 0);
+		ck_assert_uint_eq(used, strlen(reals[i]));
+		ck_assert_msg(memcmp(&d, &want, sizeof(d)) == 0, "%s: %a, strtod %a", reals[i], d, want);
+	}
+	static const char *const ints[] = {"0", "-0", "7", "-9007199254740993", "9223372036854775807",
+		"-9223372036854775808"};
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+		double d = 42, want = (double)strtoll(ints[i], NULL, 10);
+		size_t used = 0;
+		ck_assert_int_eq(rwd_numparse_json(ints[i], strlen(ints[i]), &d, &used), 0);
+		ck_assert_msg(memcmp(&d, &want, sizeof(d)) == 0, "%s: %a, strtoll %a", ints[i], d, want);
+	}
+	double d;
+	size_t used;
+	/* the longest number, whatever follows */
+	ck_assert_int_eq(rwd_numparse_json("1.5,2", 5, &d, &used), 0);
+	ck_assert_uint_eq(used, 3);
+	ck_assert_int_eq(rwd_numparse_json("-3]", 3, &d, &used), 0);
+	ck_assert_uint_eq(used, 2);
+	/* n bounds the read: "12" of "123" */
+	ck_assert_int_eq(rwd_numparse_json("123", 2, &d, &used), 0);
+	ck_assert(d == 12.0 && used == 2);
+	static const char *const bad[] = {"", "-", "01", "1.", ".5", "1e", "1e+", "+1", "-x", "Infinity", "NaN"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(rwd_numparse_json(bad[i], strlen(bad[i]), &d, &used) == RWD_E_FORMAT, "%s", bad[i]);
+	ck_assert_int_eq(rwd_numparse_json("9223372036854775808", 19, &d, &used), RWD_E_LIMIT);
+	ck_assert_int_eq(rwd_numparse_json("-9223372036854775809", 20, &d, &used), RWD_E_LIMIT);
+	ck_assert_int_eq(rwd_numparse_json("1e309", 5, &d, &used), RWD_E_LIMIT);
+	ck_assert_int_eq(rwd_numparse_json("-1.8e308", 8, &d, &used), RWD_E_LIMIT);
+}
+END_TEST
+
 static Suite *core_suite(void)
 {
 	Suite *s = suite_create("core");
@@ -165,6 +213,7 @@ static Suite *core_suite(void)
 	tcase_add_test(tc, arena_cleanups_run_newest_first_once);
 	tcase_add_test(tc, monotonic_wait_times_out);
 	tcase_add_test(tc, carve_floats_aligns_and_checks_overflow);
+	tcase_add_test(tc, numparse_matches_strtod_and_json_grammar);
 	suite_add_tcase(s, tc);
 	return s;
 }

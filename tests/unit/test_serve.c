@@ -9,9 +9,12 @@
 #include "serve/batcher.h"
 #include "serve/metrics.h"
 #include "serve/request.h"
+#include "core/base64.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 /* The fake model: records every item it runs (job tag, item index) and each
@@ -601,6 +604,115 @@ START_TEST(request_valid_defaults_and_caps)
 }
 END_TEST
 
+static int parse_with(const char *body, int json_only, rwd_request *req, rwd_error *err)
+{
+	static rwd_arena *arena;
+	if (!arena)
+		arena = rwd_arena_create(0, 0);
+	rwd_request_limits lim = rwd_request_default_limits();
+	lim.max_items = 3;
+	lim.json_only = json_only;
+	rwd_error_clear(err);
+	return rwd_request_parse(body, strlen(body), &lim, find_head, &head_model, arena, req, err);
+}
+
+/* The fast path reads "embedding" arrays into item->vec: the floats strtod
+ * gives, cast; jansson alone (json_only) leaves vec NULL, and both refuse
+ * what they refuse with the same record. */
+START_TEST(request_fast_path_reads_vectors)
+{
+	head_model = load_head();
+	const char *nums[] = {"0.10000000149011612", "-1.2345678901234567e-05", "-0", "3e-45"};
+	char body[256];
+	snprintf(body, sizeof(body), "{\"items\":[{\"embedding\":[%s,\n%s , %s,%s]},{\"embedding\":[1,2,3,4]}]}",
+		nums[0], nums[1], nums[2], nums[3]);
+	rwd_request req;
+	rwd_error err;
+	ck_assert_int_eq(parse_with(body, 0, &req, &err), 0);
+	ck_assert_ptr_nonnull(req.items[0].vec);
+	ck_assert_uint_eq(req.items[0].vec_n, 4);
+	for (int i = 0; i < 4; i++) {
+		float want = i == 2 ? 0.0f : (float)strtod(nums[i], NULL); /* "-0" is jansson's integer 0 */
+		ck_assert_msg(memcmp(&req.items[0].vec[i], &want, 4) == 0, "element %d", i);
+	}
+	ck_assert_ptr_nonnull(req.items[1].vec);
+	ck_assert(req.items[1].vec[3] == 4.0f);
+	ck_assert_int_eq(parse_with(body, 1, &req, &err), 0);
+	ck_assert_ptr_null(req.items[0].vec);
+	static const char *const bad[] = {
+		"{\"items\":[{\"embedding\":[1,2,3]}]}",
+		"{\"items\":[{\"embedding\":[1,2,3,4],\"embedding\":[1,2,3,4]}]}",
+		"{\"items\":[{\"embedding\":[1,2,3,4]}],\n \"x\": }",
+		"{\"items\":[{\"embedding\":[1,2,3,1e39]}]}",
+		"{\"items\":[{\"embedding\":[1,2,3,,4]}]}",
+		"{\"items\":[{\"embedding\":[1,2,3,4]},{\"embedding\":[1]}]}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		rwd_error e2;
+		int a = parse_with(bad[i], 0, &req, &err), b = parse_with(bad[i], 1, &req, &e2);
+		ck_assert_msg(a != 0 && a == b, "case %zu: %d %d", i, a, b);
+		ck_assert_str_eq(err.msg, e2.msg);
+		ck_assert_str_eq(err.object, e2.object);
+		ck_assert_int_eq(err.line, e2.line);
+		ck_assert_int_eq(err.column, e2.column);
+	}
+	rwd_model_free(head_model);
+}
+END_TEST
+
+/* "embedding_b64": base64 of little-endian float32, decoded into item->vec;
+ * every refusal names items[i].embedding_b64. */
+START_TEST(request_embedding_b64)
+{
+	head_model = load_head();
+	const float x[4] = {0.5f, -1.25f, 3e-39f, 1e30f};
+	uint8_t le[16];
+	for (int i = 0; i < 4; i++) {
+		uint32_t u;
+		memcpy(&u, &x[i], 4);
+		for (int k = 0; k < 4; k++)
+			le[4 * i + k] = (uint8_t)(u >> (8 * k));
+	}
+	char enc[64], body[256];
+	rwd_base64_encode(le, 16, 0, enc);
+	snprintf(body, sizeof(body), "{\"items\":[{\"embedding_b64\":\"%s\"}]}", enc);
+	rwd_request req;
+	rwd_error err;
+	ck_assert_int_eq(parse_with(body, 0, &req, &err), 0);
+	ck_assert_ptr_nonnull(req.items[0].vec);
+	ck_assert_int_eq(memcmp(req.items[0].vec, x, sizeof(x)), 0);
+	ck_assert_int_eq(parse_with(body, 1, &req, &err), 0); /* b64 is not the fast path's */
+	ck_assert_ptr_nonnull(req.items[0].vec);
+
+	const uint32_t nan_bits[4] = {0, 0x7fc00000u, 0, 0};
+	char nan_enc[64], three[64], odd[64];
+	rwd_base64_encode((const uint8_t *)nan_bits, 16, 0, nan_enc);
+	rwd_base64_encode(le, 12, 0, three);
+	rwd_base64_encode(le, 15, 0, odd);
+	char cases[6][256];
+	snprintf(cases[0], 256, "{\"items\":[{\"embedding_b64\":\"%s\"}]}", nan_enc);
+	snprintf(cases[1], 256, "{\"items\":[{\"embedding_b64\":\"%s\"}]}", three);
+	snprintf(cases[2], 256, "{\"items\":[{\"embedding_b64\":\"%s\"}]}", odd);
+	snprintf(cases[3], 256, "{\"items\":[{\"embedding_b64\":\"%s\",\"embedding\":[1,2,3,4]}]}", enc);
+	snprintf(cases[4], 256, "{\"items\":[{\"embedding_b64\":7}]}");
+	snprintf(cases[5], 256, "{\"items\":[{\"embedding\":[1,2,3,4]},{\"embedding_b64\":\"AAAA*AAA\"}]}");
+	const int codes[6] = {RWD_E_INVALID, RWD_E_INVALID, RWD_E_INVALID, RWD_E_INVALID, RWD_E_INVALID,
+		RWD_E_FORMAT};
+	const char *needles[6] = {"element 1 is NaN", "holds 3 float32", "15 bytes", "not both", "must be a string",
+		""};
+	for (int i = 0; i < 6; i++) {
+		int r = parse_with(cases[i], 0, &req, &err);
+		ck_assert_msg(r == codes[i], "case %d: %d (%s)", i, r, err.msg);
+		ck_assert_str_eq(err.object, i == 5 ? "items[1].embedding_b64" : "items[0].embedding_b64");
+		ck_assert_msg(strstr(err.msg, needles[i]), "case %d: %s", i, err.msg);
+		rwd_error e2;
+		ck_assert_int_eq(parse_with(cases[i], 1, &req, &e2), r);
+		ck_assert_str_eq(err.msg, e2.msg);
+	}
+	rwd_model_free(head_model);
+}
+END_TEST
+
 START_TEST(request_errors_name_the_field)
 {
 	head_model = load_head();
@@ -868,6 +980,8 @@ static Suite *serve_suite(void)
 	TCase *tr = tcase_create("request");
 	tcase_add_test(tr, request_valid_defaults_and_caps);
 	tcase_add_test(tr, request_errors_name_the_field);
+	tcase_add_test(tr, request_fast_path_reads_vectors);
+	tcase_add_test(tr, request_embedding_b64);
 	suite_add_tcase(s, tr);
 	TCase *tm = tcase_create("metrics");
 	tcase_add_test(tm, metrics_render_prometheus_text);
