@@ -15,6 +15,7 @@
  * "size": [w, h], "palette": [..] | null, "data": hex}}, opaque
  * {"opaque": true}.
  */
+#include "compat/imgrl.h"
 #include "compat/pickle.h"
 
 #include <math.h>
@@ -88,8 +89,15 @@ static json_t *canon(const rwd_pickle_value *v)
 			for (size_t i = 0; i < v->palette->n; i++)
 				json_array_append_new(pal, json_integer((json_int_t)v->palette->items[i]->i));
 		}
-		return json_pack("{s{ss s[ii] so so}}", "image", "mode", v->mode, "size", (int)v->width,
-			(int)v->height, "palette", pal, "data", hex(v->data, v->len));
+		/* and as RGB (compat/imgrl: Image.convert("RGB")), or the refusal */
+		size_t np = (size_t)v->width * v->height;
+		uint8_t *rgb = malloc(3 * np + 1);
+		rwd_error e;
+		rwd_error_clear(&e);
+		json_t *rj = rwd_imgrl_image_rgb(v, rgb, &e) ? json_pack("{ss}", "error", e.msg) : hex(rgb, 3 * np);
+		free(rgb);
+		return json_pack("{s{ss s[ii] so so so}}", "image", "mode", v->mode, "size", (int)v->width,
+			(int)v->height, "palette", pal, "data", hex(v->data, v->len), "rgb", rj);
 	}
 	default:
 		return json_pack("{sb}", "opaque", 1);

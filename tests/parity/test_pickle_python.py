@@ -70,7 +70,9 @@ def canon(o):
         return {"ndarray": d}
     if isinstance(o, Image.Image):
         st = o.__getstate__()
-        return {"image": {"mode": st[1], "size": list(st[2]), "palette": st[3], "data": st[4].hex()}}
+        # the worker's .convert("RGB") runs on the unpickled image (EditScore reward_server.py)
+        rgb = pickle.loads(pickle.dumps(o)).convert("RGB").tobytes().hex()
+        return {"image": {"mode": st[1], "size": list(st[2]), "palette": st[3], "data": st[4].hex(), "rgb": rgb}}
     raise TypeError(type(o))
 
 
@@ -129,6 +131,11 @@ rng = np.random.default_rng(7)
 rgb = Image.fromarray(rng.integers(0, 256, (9, 13, 3), dtype=np.uint8))
 gray = rgb.convert("L")
 pal = rgb.convert("P", palette=Image.ADAPTIVE, colors=16)
+# a palette shorter than the indices used: Pillow reads the missing entries as grey
+short_pal = Image.frombytes("P", (4, 2), bytes([0, 1, 2, 3, 200, 255, 7, 1]))
+short_pal.putpalette([10, 20, 30, 40, 50, 60])
+bilevel = rgb.convert("1")
+la = rgb.convert("LA")
 rgba = rgb.convert("RGBA")
 png = io.BytesIO()
 info = PngImagePlugin.PngInfo()
@@ -147,6 +154,7 @@ src = rgb.copy()
 check_decode("EditScore", {
     "input_images": [[src], [src], [gray]],
     "output_image": [rgb, pal, rgba],
+    "more": [short_pal, bilevel, la],
     "meta_datas": [json.dumps({"instruction": "make it red", "id": "0"})] * 3,
     "server_type": "vlm"})
 check_decode("EditScore opened PNG (iTXt info)", {"output_image": [opened_png]})
