@@ -825,11 +825,18 @@ static int container_below(pk *p, size_t base, int type, rwd_pickle_value **c)
 	return 0;
 }
 
-/* Every value reachable from v: no cycle, nesting within max_depth, nothing internal or unfinished. */
+/*
+ * Every value reachable from v: no cycle, nothing internal or unfinished,
+ * and nesting within max_depth. The memo makes the values a DAG, so the
+ * nesting is the longest path: each value's height is computed once.
+ */
 static int walk(pk *p, rwd_pickle_value *v, size_t depth)
 {
-	if (v->mark == 2)
+	if (v->mark == 2) {
+		if (depth + v->nest > p->lim->max_depth)
+			return fail(p, RWD_E_LIMIT, "containers nested deeper than %zu", p->lim->max_depth);
 		return 0;
+	}
 	if (v->mark == 1)
 		return fail(p, RWD_E_INVALID, "a container that contains itself");
 	if (v->type == RWD_PICKLE_CLASS_ || v->type == RWD_PICKLE_DTYPE_)
@@ -840,15 +847,17 @@ static int walk(pk *p, rwd_pickle_value *v, size_t depth)
 		v->mark = 2;
 		return 0;
 	}
-	if (depth >= p->lim->max_depth)
+	if (depth + 1 > p->lim->max_depth) /* bounds the recursion too */
 		return fail(p, RWD_E_LIMIT, "containers nested deeper than %zu", p->lim->max_depth);
 	v->mark = 1;
-	size_t slots = v->type == RWD_PICKLE_DICT ? 2 * v->n : v->n;
+	size_t slots = v->type == RWD_PICKLE_DICT ? 2 * v->n : v->n, h = 0;
 	for (size_t i = 0; i < slots; i++) {
 		int r = walk(p, v->items[i], depth + 1);
 		if (r)
 			return r;
+		h = v->items[i]->nest > h ? v->items[i]->nest : h;
 	}
+	v->nest = h + 1;
 	v->mark = 2;
 	return 0;
 }

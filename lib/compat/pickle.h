@@ -103,6 +103,7 @@ struct rwd_pickle_value {
 	int cls;
 	int pending;           /* an object waiting for its BUILD */
 	int mark;              /* walk colour (cycle check) */
+	size_t nest;           /* containers nested at and below this value (after the walk) */
 };
 
 typedef struct rwd_pickle_limits {

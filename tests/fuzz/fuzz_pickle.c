@@ -21,8 +21,8 @@ static void visit(const rwd_pickle_value *v, size_t depth, unsigned *sum, long *
 {
 	if (--*budget < 0)
 		return;
-	if (depth > 40)
-		abort(); /* the decoder bounds nesting at max_depth */
+	if (depth > 16)
+		abort(); /* the decoder bounds container nesting at max_depth (16 here) */
 	for (size_t i = 0; i < v->len && v->data; i += 97)
 		*sum += v->data[i];
 	if (v->type == RWD_PICKLE_NDARRAY && v->dtype_kind == 'U' && v->ndim == 1) {
