@@ -139,6 +139,8 @@ int rwd_imgrl_image_png(const rwd_pickle_value *im, uint8_t **png, size_t *len, 
 	*len = 0;
 	if (!im->width || !im->height)
 		return rwd_errorf(err, RWD_E_INVALID, "a PIL image of %ux%u pixels", im->width, im->height);
+	png_image pi;
+	memset(&pi, 0, sizeof(pi));
 	size_t np = (size_t)im->width * im->height;
 	uint8_t *rgb = malloc(3 * np);
 	if (!rgb)
@@ -146,8 +148,6 @@ int rwd_imgrl_image_png(const rwd_pickle_value *im, uint8_t **png, size_t *len, 
 	int r = rwd_imgrl_image_rgb(im, rgb, err);
 	if (r)
 		goto fail;
-	png_image pi;
-	memset(&pi, 0, sizeof(pi));
 	pi.version = PNG_IMAGE_VERSION;
 	pi.width = im->width;
 	pi.height = im->height;

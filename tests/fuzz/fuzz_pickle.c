@@ -5,8 +5,13 @@
  * offset within the input; a success must be one value whose containers
  * are finite and acyclic (each visited once with the decoder's marks reset
  * here), whose str/bytes/array/image bytes lie inside the input or the
- * arena, and whose numpy '<U' elements convert or fail cleanly.
+ * arena, and whose numpy '<U' elements convert or fail cleanly. A decoded
+ * value then goes through the image-RL translation (lib/compat/imgrl) as a
+ * clip and as an image_metrics model would take it, and the reply is built
+ * and pickled: every failure carries a code, every success one item per
+ * reward.
  */
+#include "compat/imgrl.h"
 #include "compat/pickle.h"
 
 #include <stdint.h>
@@ -63,6 +68,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		visit(v, 0, &sum, &budget);
 		(void)sum;
+		static const char *const kinds[] = {"clip", "image_metrics"};
+		rwd_imgrl_limits il = {64, 4096, 16};
+		for (int k = 0; k < 2; k++) {
+			json_t *items = json_array();
+			rwd_imgrl_req req;
+			rwd_error e2;
+			rwd_error_clear(&e2);
+			r = rwd_imgrl_from_pickle(v, kinds[k], &il, items, &req, &e2);
+			if (r && !e2.code)
+				abort();
+			if (!r) {
+				if (req.n != json_array_size(items))
+					abort();
+				double rw[64] = {0};
+				json_t *reply = rwd_imgrl_reply(&req, rw, NULL);
+				uint8_t *out = NULL;
+				size_t len = 0;
+				if (reply && rwd_pickle_dump_json(reply, &out, &len, NULL) == 0)
+					free(out);
+				json_decref(reply);
+			} else {
+				char f[RWD_ERROR_OBJECT_MAX];
+				snprintf(f, sizeof(f), "items[3].source_image");
+				rwd_imgrl_remap_field(&req, f, sizeof(f));
+			}
+			rwd_imgrl_req_clear(&req);
+			json_decref(items);
+		}
 	}
 	rwd_arena_destroy(a);
 	return 0;
