@@ -2,6 +2,7 @@
 #include "api_internal.h"
 #include "api_rl.h"
 #include "api_compat.h"
+#include "api_imgrl.h"
 #include "admin.h"
 #include "dashboard.h"
 
@@ -18,6 +19,7 @@ static const char *const route_names[RWD_ROUTE_COUNT_] = {
 	"/v2/models/{name}", "/v2/models/{name}/ready", "/v2/models/{name}/infer",
 	"/v1/classify", "/health", "/v2", "/v2/models/{name}/config",
 	"/v1/stats",
+	"/ (pickle)", "/compute",
 };
 
 const char *rwd_api_route_name(int route)
@@ -149,6 +151,10 @@ int rwd_api_headers(rwd_call *call, long long content_length, rwd_reply *reply)
 	rwd_app *app = call->app;
 	const char *name;
 	call->route = route_of(call->url, &name);
+	if (rwd__api_imgrl_route(call->method, call->url)) {
+		call->route = rwd__api_imgrl_route(call->method, call->url);
+		return rwd__api_imgrl_headers(call, content_length, reply);
+	}
 	if (rwd__api_compat_is(call->route))
 		return rwd__api_compat_headers(call, content_length, reply);
 	if (call->route == RWD_ROUTE_NONE) {
@@ -257,6 +263,8 @@ int rwd_api_body(rwd_call *call, rwd_reply *reply)
 
 static int api_body(rwd_call *call, rwd_reply *reply)
 {
+	if (rwd__api_imgrl_is(call->route))
+		return rwd__api_imgrl_body(call, reply);
 	if (rwd__api_compat_is(call->route))
 		return rwd__api_compat_body(call, reply);
 	return rwd__api_rewards_body(call, reply);
@@ -264,6 +272,8 @@ static int api_body(rwd_call *call, rwd_reply *reply)
 
 int rwd_api_submit(rwd_call *call, rwd_reply *reply)
 {
+	if (rwd__api_imgrl_is(call->route))
+		return rwd__api_imgrl_submit(call, reply);
 	if (rwd__api_compat_is(call->route))
 		return rwd__api_compat_submit(call, reply);
 	return rwd__api_rewards_submit(call, reply);
@@ -271,6 +281,10 @@ int rwd_api_submit(rwd_call *call, rwd_reply *reply)
 
 void rwd_api_finish(rwd_call *call, rwd_reply *reply)
 {
+	if (rwd__api_imgrl_is(call->route)) {
+		rwd__api_imgrl_finish(call, reply);
+		return;
+	}
 	if (rwd__api_compat_is(call->route)) {
 		rwd__api_compat_finish(call, reply);
 		return;
@@ -288,6 +302,8 @@ void rwd_api_completed(rwd_call *call, int status)
 		rwd__api_rewards_completed(call, status);
 	else if (rwd__api_compat_is(call->route))
 		rwd__api_compat_completed(call, status);
+	else if (rwd__api_imgrl_is(call->route))
+		rwd__api_imgrl_completed(call, status);
 	/* last: the completed functions read the pinned versions (their series) */
 	rwd_app_unpin(call);
 }

@@ -28,6 +28,8 @@ enum {
 	RWD_ROUTE_V2_SERVER,    /* OIP GET /v2 (server metadata) */
 	RWD_ROUTE_V2_MODEL_CONFIG, /* OIP GET /v2/models/{m}/config */
 	RWD_ROUTE_STATS,        /* api_rl.c */
+	RWD_ROUTE_IMGRL,        /* api_imgrl.c: POST / (pickle), POST /compute */
+	RWD_ROUTE_COMPUTE,
 	RWD_ROUTE_COUNT_
 };
 
