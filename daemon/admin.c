@@ -250,7 +250,8 @@ static json_t *warm_item(const rwd_model *m, size_t *cost, rwd_error *err)
 		/* a text model whose max_tokens is below any rendered chat: keep its last max_tokens */
 		json_pack("{ss si}", "text", "Hello, how are you?", "truncate_prompt_tokens", -1),
 		json_pack("{ss ss ss}", "prompt", "What is 2 + 2?", "response", "The answer is 4.", "label", "4"),
-		json_pack("{ss ss}", "image", warm_png, "prompt", "a photo of a square"),
+		/* a quoted target: the ocr kind scores the text between the first quotes */
+		json_pack("{ss ss}", "image", warm_png, "prompt", "a sign that reads \"OK\""),
 		json_pack("{ss}", "image", warm_png),
 		json_pack("{ss}", "text", "Hello, how are you?"),
 		json_pack("{s[]}", "embedding"),
