@@ -12,8 +12,8 @@
  * newer (15.0). A code point assigned after 8.0 is unassigned (Cn) in those
  * tables, so it is none of the three: newer_than_unicode8() lists every
  * code point that utf8proc calls Cf, Mn or P* and that Unicode 8.0 had not
- * assigned (made with Perl's Unicode::UCD prop_invlist("In=8.0") against
- * utf8proc_category over all code points), and six characters whose
+ * assigned (tools/gen_wordpiece_unicode8.py prints it, from Perl's
+ * Unicode::UCD prop_invlist("In=8.0") and utf8proc), and six characters whose
  * category changed since keep their 8.0 one. The parity test checks every
  * scalar value against the Rust library (9.0 tables left 159 apart, these
  * none). White_Space, NFD and lowercase follow current Unicode, as Rust's
