@@ -1,37 +1,25 @@
 #!/usr/bin/python3
-"""Print lib/text/wordpiece.c's unicode8_new[] table.
+"""Print lib/text/wordpiece.c's unicode8_assigned[] table.
 
 tokenizers' BertNormalizer / BertPreTokenizer classify characters with the
-unicode_categories crate, whose tables are Unicode 8.0; lib/text uses
-utf8proc (newer). The table lists every code point utf8proc calls Cf, Mn or
-P* that Unicode 8.0 had not assigned (Perl's Unicode::UCD
-prop_invlist("In=8.0")), so wordpiece.c can treat them as unassigned, as the
-crate does. Needs perl (core Unicode::UCD) and libutf8proc.
+unicode_categories crate, whose tables are Unicode 8.0; lib/text takes the
+categories from utf8proc (newer). The table is the code point ranges Unicode
+8.0 had assigned (Perl's core Unicode::UCD prop_invlist("In=8.0")), so
+wordpiece.c treats any later character as unassigned, as the crate does,
+whatever utf8proc version it is built with.
 
     /usr/bin/python3 tools/gen_wordpiece_unicode8.py > table.inc
 """
-import bisect
-import ctypes
-import ctypes.util
 import subprocess
 
 inv = list(map(int, subprocess.run(
     ["perl", "-MUnicode::UCD=prop_invlist", "-e", 'print join(" ", prop_invlist("In=8.0"))'],
     capture_output=True, text=True, check=True).stdout.split()))
-lib = ctypes.CDLL(ctypes.util.find_library("utf8proc") or "libutf8proc.so.2")
-lib.utf8proc_category_string.restype = ctypes.c_char_p
-rs = []
-for c in range(0x110000):
-    cat = lib.utf8proc_category_string(c).decode()
-    if not (cat in ("Cf", "Mn") or cat.startswith("P")) or bisect.bisect_right(inv, c) % 2 == 1:
-        continue
-    if rs and rs[-1][1] == c - 1:
-        rs[-1][1] = c
-    else:
-        rs.append([c, c])
+if len(inv) % 2:
+    inv.append(0x110000)
 line, out = "", []
-for a, b in rs:
-    s = "{0x%04X, 0x%04X}, " % (a, b)
+for a, b in zip(inv[0::2], inv[1::2]):
+    s = "{0x%04X, 0x%04X}, " % (a, b - 1)
     if len(line) + len(s) > 96:
         out.append(line.rstrip())
         line = ""
