@@ -30,6 +30,12 @@
  * layout oneDNN prefers does not depend on the row count (checked at load:
  * a class whose buckets disagree is refused).
  *
+ * Batch invariance: a row's result does not depend on the call's row count,
+ * the row's position or the thread count (oneDNN 2.6's brgemm sums k in the
+ * same blocked order in every bucket, and its threads split rows and
+ * columns, never k). Measured, not promised by oneDNN: test_bf16.c
+ * (linear_rows_are_batch_invariant) checks it bit for bit.
+ *
  * Threads (the rule; see bf16.c for the reasoning): the oneDNN OpenMP team
  * of a GEMM has `threads` threads, by default the OpenBLAS thread count in
  * force (rwd_nn_threading_init), so the daemon's one rule covers both pools:

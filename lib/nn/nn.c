@@ -78,33 +78,6 @@
 /* cblas takes int dimensions; callers keep shapes below INT_MAX (checked at model load). */
 #define BI(x) ((blasint)(x))
 
-void rwd_nn_linear(const float *x, size_t m, size_t k, size_t ldx,
-	const float *w, const float *b, size_t n, float *y, size_t ldy)
-{
-	if (!ldx)
-		ldx = k;
-	if (!ldy)
-		ldy = n;
-	if (m == 0 || n == 0)
-		return;
-	float beta = 0.0f;
-	if (b) {
-		/* y starts as the bias and the GEMM adds onto it (beta = 1), as addmm does */
-		for (size_t i = 0; i < m; i++)
-			memcpy(y + i * ldy, b, n * sizeof(*y));
-		beta = 1.0f;
-	}
-	if (k == 0) {
-		if (!b)
-			for (size_t i = 0; i < m; i++)
-				memset(y + i * ldy, 0, n * sizeof(*y));
-		return;
-	}
-	/* w is [n, k] row-major = w^T [k, n] read through CblasTrans: no copy */
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, BI(m), BI(n), BI(k),
-		1.0f, x, BI(ldx), w, BI(k), beta, y, BI(ldy));
-}
-
 /*
  * Vectorisable elementwise maths. glibc's expf/erff are scalar calls (its
  * vector variants need -ffast-math), which made the activations cost up to
@@ -125,6 +98,128 @@ void rwd_nn_linear(const float *x, size_t m, size_t k, size_t ldx,
 #else
 #define RWD_NN_CLONES
 #endif
+
+/*
+ * Batch invariance of the linear layer: row i of y must be the same bits
+ * whatever the other rows of the call and however many there are, so the
+ * kernel and its summation order are chosen from (n, k) only, never from m.
+ *
+ * What OpenBLAS 0.3.21 does with our x . w^T (column-major TN), measured in
+ * test_nn.c (linear_rows_are_batch_invariant) and read in its x86_64
+ * SMALL_MATRIX_OPT permit: calls with m*n*k <= 1e6, m*n <= 1200 and
+ * k >= 32 go to a small-matrix kernel whose summation order differs from
+ * the blocked kernel's and itself depends on m. Every other call runs the
+ * blocked kernel, whose per-row result depends on neither m, the row's
+ * position nor the BLAS thread count (threads split rows and columns, never
+ * k). So, per shape class:
+ *   - the small kernel never takes m = 1 (n > 1200, n*k > 1e6 or k < 32):
+ *     plain sgemm for every m;
+ *   - it would take calls below m_min rows, and m_min rows of x fit in
+ *     PAD_IN floats: a call below m_min rows runs sgemm on m_min rows (the
+ *     real ones, zeros after), from a stack buffer, keeping the real rows;
+ *   - else (a narrow layer, n up to ~40 with a large m_min, e.g. a score
+ *     head's n = 1): a fixed-order dot product for every m (linear_dots),
+ *     row-independent by construction and cheap at that width.
+ */
+#define SMALL_MNK 1000000.0
+#define SMALL_MN 1200
+#define SMALL_K 32
+enum { PAD_IN = 16384, PAD_OUT = 2 * SMALL_MN };
+
+/* Fewest rows the blocked kernel takes for (n, k); 1 when it takes every call. */
+static size_t blocked_min_rows(size_t n, size_t k)
+{
+	if (k < SMALL_K || n > SMALL_MN || (double)n * (double)k > SMALL_MNK)
+		return 1;
+	size_t by_mn = SMALL_MN / n + 1;
+	size_t by_mnk = (size_t)(SMALL_MNK / ((double)n * (double)k)) + 1;
+	return by_mn < by_mnk ? by_mn : by_mnk;
+}
+
+static void gemm_rows(const float *x, size_t m, size_t k, size_t ldx,
+	const float *w, const float *b, size_t n, float *y, size_t ldy)
+{
+	float beta = 0.0f;
+	if (b) {
+		/* y starts as the bias and the GEMM adds onto it (beta = 1), as addmm does */
+		for (size_t i = 0; i < m; i++)
+			memcpy(y + i * ldy, b, n * sizeof(*y));
+		beta = 1.0f;
+	}
+	/* w is [n, k] row-major = w^T [k, n] read through CblasTrans: no copy */
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, BI(m), BI(n), BI(k),
+		1.0f, x, BI(ldx), w, BI(k), beta, y, BI(ldy));
+}
+
+/* m < mr rows through an mr-row sgemm; mr * k <= PAD_IN, mr * n <= PAD_OUT. */
+__attribute__((noinline))
+static void gemm_padded(const float *x, size_t m, size_t k, size_t ldx,
+	const float *w, const float *b, size_t n, float *y, size_t ldy, size_t mr)
+{
+	float xp[PAD_IN], yp[PAD_OUT];
+	for (size_t i = 0; i < m; i++)
+		memcpy(xp + i * k, x + i * ldx, k * sizeof(*xp));
+	memset(xp + m * k, 0, (mr - m) * k * sizeof(*xp));
+	gemm_rows(xp, mr, k, k, w, b, n, yp, n);
+	for (size_t i = 0; i < m; i++)
+		memcpy(y + i * ldy, yp + i * n, n * sizeof(*y));
+}
+
+/* y[i, j] = b[j] + x_i . w_j, eight partial sums in a fixed order: no BLAS. */
+RWD_NN_CLONES
+static void linear_dots(const float *x, size_t m, size_t k, size_t ldx,
+	const float *w, const float *b, size_t n, float *y, size_t ldy)
+{
+	for (size_t i = 0; i < m; i++) {
+		const float *xr = x + i * ldx;
+		for (size_t j = 0; j < n; j++) {
+			const float *wr = w + j * k;
+			float acc[8] = { 0 };
+			size_t p = 0;
+			for (; p + 8 <= k; p += 8)
+				for (int l = 0; l < 8; l++)
+					acc[l] += xr[p + l] * wr[p + l];
+			float t = 0.0f;
+			for (; p < k; p++)
+				t += xr[p] * wr[p];
+			const float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) +
+				((acc[4] + acc[5]) + (acc[6] + acc[7])) + t;
+			y[i * ldy + j] = b ? b[j] + s : s;
+		}
+	}
+}
+
+void rwd_nn_linear(const float *x, size_t m, size_t k, size_t ldx,
+	const float *w, const float *b, size_t n, float *y, size_t ldy)
+{
+	if (!ldx)
+		ldx = k;
+	if (!ldy)
+		ldy = n;
+	if (m == 0 || n == 0)
+		return;
+	if (k == 0) {
+		for (size_t i = 0; i < m; i++) {
+			if (b)
+				memcpy(y + i * ldy, b, n * sizeof(*y));
+			else
+				memset(y + i * ldy, 0, n * sizeof(*y));
+		}
+		return;
+	}
+	const size_t mr = blocked_min_rows(n, k);
+	if (mr == 1 || m >= mr) {
+		if (mr == 1 || mr * k <= PAD_IN)
+			gemm_rows(x, m, k, ldx, w, b, n, y, ldy);
+		else
+			linear_dots(x, m, k, ldx, w, b, n, y, ldy);
+	} else if (mr * k <= PAD_IN) {
+		gemm_padded(x, m, k, ldx, w, b, n, y, ldy, mr);
+	} else {
+		linear_dots(x, m, k, ldx, w, b, n, y, ldy);
+	}
+}
+
 
 /*
  * exp(x): x = k ln2 + r with |r| <= ln2/2 (Cody–Waite split of ln2 so k*hi

@@ -183,6 +183,74 @@ START_TEST(linear_shapes_strides_and_epilogues)
 }
 END_TEST
 
+/*
+ * Batch invariance: each row of a BF16 linear is the same bits whatever the
+ * call's row count, the row's position and the thread count. Oracle: each
+ * row run alone on a 1-thread engine. Every call of m rows (a sample of
+ * 1..300, across row buckets and 256-row blocks) on 1- and 2-thread
+ * engines must reproduce it exactly.
+ */
+START_TEST(linear_rows_are_batch_invariant)
+{
+	static const size_t shapes[][3] = { /* n, k, act */
+		{ 768, 768, RWD_BF16_ACT_NONE }, { 3072, 768, RWD_BF16_ACT_QUICK_GELU },
+		{ 768, 3072, RWD_BF16_ACT_NONE }, { 1024, 1024, RWD_BF16_ACT_SILU }, { 40, 96, RWD_BF16_ACT_NONE },
+		{ 896, 4864, RWD_BF16_ACT_NONE }, { 1, 1024, RWD_BF16_ACT_NONE },
+	};
+	static const size_t ms[] = { 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 65, 97,
+		100, 129, 160, 255, 256, 257, 300 };
+	enum { ROWS = 320 };
+	rng_seed(13);
+	rwd_error err = {0};
+	for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
+		const size_t n = shapes[si][0], k = shapes[si][1];
+		float *x = frand(ROWS * k, 2.0f), *wt = frand(n * k, 1.0f / sqrtf((float)k));
+		float *bb = frand(n, 0.5f);
+		float *ref = malloc(ROWS * n * sizeof(*ref)), *y = malloc(ROWS * n * sizeof(*y));
+		ck_assert_ptr_nonnull(ref);
+		ck_assert_ptr_nonnull(y);
+		size_t bad = 0, calls = 0, first = 0;
+		for (int threads = 1; threads <= 2; threads++) {
+			rwd_bf16_params p = rwd_bf16_default_params();
+			p.threads = threads;
+			rwd_bf16 *b = NULL;
+			rwd_bf16_scratch *s = NULL;
+			const rwd_bf16_linear *l = NULL;
+			ck_assert_msg(rwd_bf16_new(&p, &b, &err) == 0, "%s", err.msg);
+			ck_assert_msg(rwd_bf16_add_linear(b, wt, bb, n, k, (rwd_bf16_act)shapes[si][2], &l,
+				&err) == 0, "%s", err.msg);
+			ck_assert_msg(rwd_bf16_scratch_new(b, &s, &err) == 0, "%s", err.msg);
+			if (threads == 1)
+				for (size_t r = 0; r < ROWS; r++)
+					ck_assert_int_eq(rwd_bf16_linear_run(l, s, x + r * k, 1, 0, ref + r * n, 0), 0);
+			for (size_t mi = 0; mi < sizeof(ms) / sizeof(ms[0]); mi++) {
+				const size_t m = ms[mi], off = (m * 37 + (size_t)threads * 11) % (ROWS - m + 1);
+				ck_assert_int_eq(rwd_bf16_linear_run(l, s, x + off * k, m, 0, y, 0), 0);
+				size_t d = 0;
+				for (size_t i = 0; i < m * n; i++)
+					d += memcmp(&y[i], &ref[off * n + i], sizeof(float)) != 0;
+				if (d && !bad)
+					first = m * 10 + (size_t)threads;
+				bad += d;
+				calls++;
+			}
+			rwd_bf16_scratch_free(s);
+			rwd_bf16_free(b);
+		}
+		printf("bf16 linear n %zu k %zu: %zu calls (m 1..300, 1 and 2 threads), %zu values differ "
+			"from the row alone\n", n, k, calls, bad);
+		fflush(stdout);
+		ck_assert_msg(bad == 0, "n %zu k %zu: rows depend on the batch (first at m %zu, %zu threads)",
+			n, k, first / 10, first % 10);
+		free(x);
+		free(wt);
+		free(bb);
+		free(ref);
+		free(y);
+	}
+}
+END_TEST
+
 START_TEST(linear_added_after_scratch_is_an_error)
 {
 	rwd_bf16 *b = engine();
@@ -226,6 +294,7 @@ static Suite *make_suite(void)
 		tcase_add_test(tc, linear_matches_bf16_oracle_every_bucket);
 		tcase_add_test(tc, linear_shapes_strides_and_epilogues);
 		tcase_add_test(tc, linear_added_after_scratch_is_an_error);
+		tcase_add_test(tc, linear_rows_are_batch_invariant);
 	} else {
 		tcase_add_test(tc, refusal_names_the_isa);
 	}

@@ -108,6 +108,79 @@ START_TEST(linear_matches_loops_with_strides_and_bias)
 }
 END_TEST
 
+/*
+ * Batch invariance: each row of rwd_nn_linear is the same bits whatever the
+ * call's row count m, the row's position in it and the BLAS thread count.
+ * The oracle is each row computed alone (m = 1, one thread); every call of m
+ * rows (m = 1..160, the rows at a varying offset) at 1 and 2 threads must
+ * reproduce it exactly. Shapes: the models' layers (CLIP ViT-B, the
+ * aesthetic head, a seqcls block) and the small-matrix-kernel edge cases of
+ * OpenBLAS 0.3.21 (nn.c), including every branch of the path choice.
+ */
+#include <cblas.h>
+
+static size_t linear_bit_diffs(const float *x, size_t k, const float *wt, const float *b,
+	size_t n, const float *ref, size_t m, size_t off, float *y)
+{
+	rwd_nn_linear(x + off * k, m, k, 0, wt, b, n, y, 0);
+	size_t bad = 0;
+	for (size_t i = 0; i < m * n; i++)
+		bad += memcmp(&y[i], &ref[off * n + i], sizeof(float)) != 0;
+	return bad;
+}
+
+START_TEST(linear_rows_are_batch_invariant)
+{
+	/* n, k, every m (1) or a sample (0) */
+	static const size_t shapes[][3] = {
+		{ 1, 768, 1 }, { 1, 16, 1 }, { 16, 64, 1 }, { 64, 128, 1 }, { 128, 1024, 1 },
+		{ 32, 1024, 1 }, { 512, 768, 1 }, { 1024, 768, 1 }, { 768, 768, 1 }, { 1200, 800, 1 },
+		{ 3072, 768, 0 }, { 768, 3072, 0 }, { 896, 896, 0 }, { 4864, 896, 0 },
+	};
+	static const size_t sample[] = { 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65,
+		100, 127, 129, 160 };
+	enum { MMAX = 160, ROWS = 2 * MMAX };
+	rng_seed(11);
+	for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
+		const size_t n = shapes[si][0], k = shapes[si][1];
+		float *x = frand(ROWS * k, 1.0f);
+		float *wt = frand(n * k, 1.0f / sqrtf((float)k));
+		float *b = frand(n, 1.0f);
+		float *ref = malloc(ROWS * n * sizeof(*ref)), *y = malloc(MMAX * n * sizeof(*y));
+		ck_assert_ptr_nonnull(ref);
+		ck_assert_ptr_nonnull(y);
+		openblas_set_num_threads(1);
+		for (size_t r = 0; r < ROWS; r++)
+			rwd_nn_linear(x + r * k, 1, k, 0, wt, b, n, ref + r * n, 0);
+		size_t bad = 0, calls = 0, first = 0;
+		for (int threads = 1; threads <= 2; threads++) {
+			openblas_set_num_threads(threads);
+			const size_t nm = shapes[si][2] ? MMAX : sizeof(sample) / sizeof(sample[0]);
+			for (size_t mi = 0; mi < nm; mi++) {
+				const size_t m = shapes[si][2] ? mi + 1 : sample[mi];
+				const size_t off = (m * 37 + (size_t)threads * 11) % (ROWS - m + 1);
+				size_t d = linear_bit_diffs(x, k, wt, b, n, ref, m, off, y);
+				if (d && !bad)
+					first = m * 10 + (size_t)threads;
+				bad += d;
+				calls++;
+			}
+		}
+		printf("nn linear n %zu k %zu: %zu calls (m 1..160 at 1 and 2 threads), %zu values "
+			"differ from the row alone\n", n, k, calls, bad);
+		fflush(stdout);
+		ck_assert_msg(bad == 0, "n %zu k %zu: rows depend on the batch (first at m %zu, %zu threads)",
+			n, k, first / 10, first % 10);
+		free(x);
+		free(wt);
+		free(b);
+		free(ref);
+		free(y);
+	}
+	openblas_set_num_threads(1);
+}
+END_TEST
+
 START_TEST(norms_match_loops)
 {
 	static const size_t shapes[][2] = { { 1, 1 }, { 3, 7 }, { 5, 768 }, { 2, 1023 } };
@@ -435,6 +508,7 @@ static Suite *nn_suite(void)
 	Suite *s = suite_create("nn");
 	TCase *tc = tcase_create("nn");
 	tcase_add_test(tc, linear_matches_loops_with_strides_and_bias);
+	tcase_add_test(tc, linear_rows_are_batch_invariant);
 	tcase_add_test(tc, norms_match_loops);
 	tcase_add_test(tc, softmax_matches_loops_and_is_stable);
 	tcase_add_test(tc, activations_match_formulas);
