@@ -24,7 +24,8 @@ rwd_request_limits rwd_request_default_limits(void)
 	return l;
 }
 
-size_t rwd_request_json_depth(const char *body, size_t len, size_t stop, int *line, int *column)
+/* The deepest nesting, with the line/column where it passed `stop` (the slow, exact walk). */
+static size_t depth_at(const char *body, size_t len, size_t stop, int *line, int *column)
 {
 	size_t depth = 0, max = 0;
 	int in_str = 0, esc = 0, ln = 1, col = 0;
@@ -57,6 +58,36 @@ size_t rwd_request_json_depth(const char *body, size_t len, size_t stop, int *li
 					*column = col;
 				return stop + 1;
 			}
+		} else if ((c == ']' || c == '}') && depth) {
+			depth--;
+		}
+	}
+	return max;
+}
+
+size_t rwd_request_json_depth(const char *body, size_t len, size_t stop, int *line, int *column)
+{
+	/* the common case first: no positions, strings skipped with memchr */
+	size_t depth = 0, max = 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = body[i];
+		if (c == '"') {
+			for (;;) {
+				const char *q = memchr(body + i + 1, '"', len - i - 1);
+				if (!q)
+					return max; /* an unterminated string: no bracket follows */
+				i = (size_t)(q - body);
+				size_t bs = 0; /* the quote is escaped iff an odd run of backslashes precedes it */
+				while (body[i - 1 - bs] == '\\')
+					bs++;
+				if (!(bs & 1))
+					break;
+			}
+		} else if (c == '[' || c == '{') {
+			if (++depth > max)
+				max = depth;
+			if (max > stop)
+				return depth_at(body, len, stop, line, column);
 		} else if ((c == ']' || c == '}') && depth) {
 			depth--;
 		}
@@ -150,8 +181,9 @@ static int parse_dimensions(const json_t *dj, const rwd_model *m, rwd_request *o
  *
  * Items' "embedding": [numbers] arrays are read straight from the body bytes
  * into floats, and jansson parses a copy of the body in which each such
- * array is blanked to `0` and spaces (newlines kept), so every byte offset,
- * line and column of the rest is unchanged. The arrays taken are exactly
+ * array is replaced by `0` (so jansson walks none of its bytes). Positions
+ * in the copy never reach a client: any error is re-derived from the
+ * original body (below). The arrays taken are exactly
  * those at root."items"[i]."embedding" (keys matched as raw bytes), holding
  * one or more JSON number tokens separated by commas and JSON whitespace,
  * each one a value jansson would accept and the mlp check would too (finite,
@@ -217,12 +249,13 @@ static int fast_array(const char *body, size_t len, size_t at, rwd_arena *arena,
 }
 
 /*
- * Scan body for item embedding arrays. Returns the body jansson should parse
- * (a blanked copy when some array was taken, else body itself) and fills
- * fv[0..max_items); NULL only when the copy could not be allocated.
+ * Scan body for item embedding arrays. Returns the text jansson should parse
+ * (*text_len bytes): a copy with each taken array replaced by `0`, or body
+ * itself when none was taken; *fv_out is then the per-item vectors
+ * ([max_items], from the arena) or NULL. NULL when out of memory.
  */
 static const char *fast_scan(const char *body, size_t len, size_t max_items, rwd_arena *arena,
-	fast_vec *fv)
+	fast_vec **fv_out, size_t *text_len)
 {
 	enum { MAXD = 64 };
 	char kind[MAXD + 1]; /* '{' or '[' per open level (levels past MAXD are not tracked) */
@@ -232,6 +265,9 @@ static const char *fast_scan(const char *body, size_t len, size_t max_items, rwd
 	int key_embedding = 0;  /* the last item key was "embedding" */
 	char prev = 0;          /* the last structural character */
 	char *copy = NULL;
+	size_t olen = 0, last = 0; /* bytes in copy; body[last..] not copied yet */
+	fast_vec *fv = NULL, one;
+	*fv_out = NULL;
 	for (size_t i = 0; i < len; i++) {
 		char c = body[i];
 		if (is_ws(c))
@@ -252,18 +288,18 @@ static const char *fast_scan(const char *body, size_t len, size_t max_items, rwd
 		}
 		if (c == '[' && depth == 3 && items_open && key_embedding && prev == ':' && item < max_items) {
 			size_t end;
-			if (fast_array(body, len, i, arena, &fv[item], &end) == 0) {
+			if (fast_array(body, len, i, arena, &one, &end) == 0) {
 				if (!copy) {
 					copy = rwd_arena_alloc(arena, len + 1);
-					if (!copy)
+					fv = rwd_arena_calloc(arena, max_items, sizeof(*fv));
+					if (!copy || !fv)
 						return NULL;
-					memcpy(copy, body, len);
-					copy[len] = '\0';
 				}
-				copy[i] = '0';
-				for (size_t k = i + 1; k < end; k++)
-					if (copy[k] != '\n')
-						copy[k] = ' ';
+				fv[item] = one;
+				memcpy(copy + olen, body + last, i - last);
+				olen += i - last;
+				copy[olen++] = '0';
+				last = end;
 				i = end - 1;
 				prev = '0';
 				key_embedding = 0;
@@ -288,7 +324,16 @@ static const char *fast_scan(const char *body, size_t len, size_t max_items, rwd
 		}
 		prev = c;
 	}
-	return copy ? copy : body;
+	if (!copy) {
+		*text_len = len;
+		return body;
+	}
+	memcpy(copy + olen, body + last, len - last);
+	olen += len - last;
+	copy[olen] = '\0';
+	*fv_out = fv;
+	*text_len = olen;
+	return copy;
 }
 
 static int parse_once(const char *body, size_t len, const rwd_request_limits *lim,
@@ -319,16 +364,14 @@ static int parse_once(const char *body, size_t len, const rwd_request_limits *li
 	}
 	fast_vec *fv = NULL;
 	const char *text = body;
+	size_t text_len = len;
 	if (fast && lim->max_items && memmem(body, len, "\"embedding\"", 11)) {
-		fv = rwd_arena_calloc(arena, lim->max_items, sizeof(*fv));
-		text = fv ? fast_scan(body, len, lim->max_items, arena, fv) : NULL;
+		text = fast_scan(body, len, lim->max_items, arena, &fv, &text_len);
 		if (!text)
 			return SLOW_AGAIN; /* no memory for the fast path: jansson's own way */
-		if (text == body)
-			fv = NULL;
 	}
 	json_error_t jerr;
-	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *root = json_loadb(text, text_len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root && fv)
 		return SLOW_AGAIN;
 	if (!root) {
