@@ -112,7 +112,7 @@ static int scan(const char *in, size_t n, const rwd_base64_params *p, uint8_t *o
 				int a = val[s[i]], b = val[s[i + 1]], c2 = val[s[i + 2]], d = val[s[i + 3]];
 				if ((a | b | c2 | d) < 0 || max - len < 3)
 					break;
-				if (out && cap - len >= 3) {
+				if (out && !over && cap - len >= 3) {
 					out[len] = (uint8_t)(a << 2 | b >> 4);
 					out[len + 1] = (uint8_t)(b << 4 | c2 >> 2);
 					out[len + 2] = (uint8_t)(c2 << 6 | d);
@@ -155,7 +155,7 @@ static int scan(const char *in, size_t n, const rwd_base64_params *p, uint8_t *o
 				return rwd_errorf(err, RWD_E_LIMIT,
 					"base64: decoded data exceeds the limit of %zu bytes", max);
 			}
-			if (out && cap - len >= 3) {
+			if (out && !over && cap - len >= 3) {
 				out[len] = (uint8_t)(quad[0] << 2 | quad[1] >> 4);
 				out[len + 1] = (uint8_t)(quad[1] << 4 | quad[2] >> 2);
 				out[len + 2] = (uint8_t)(quad[2] << 6 | quad[3]);
@@ -191,7 +191,7 @@ static int scan(const char *in, size_t n, const rwd_base64_params *p, uint8_t *o
 			return rwd_errorf(err, RWD_E_LIMIT,
 				"base64: decoded data exceeds the limit of %zu bytes", max);
 		}
-		if (out && cap - len >= tail) {
+		if (out && !over && cap - len >= tail) {
 			out[len] = (uint8_t)(quad[0] << 2 | quad[1] >> 4);
 			if (q == 3)
 				out[len + 1] = (uint8_t)(quad[1] << 4 | quad[2] >> 2);
