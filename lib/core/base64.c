@@ -36,6 +36,45 @@ static int b64_value(unsigned char c, int url_safe)
 	return -1;
 }
 
+/* Character values for the quad fast path (-1: anything else, including
+ * '=', whitespace and the other alphabet's two, which take the per-character path). */
+static const signed char val_std[256] = {
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, -1, -1, 63,
+	52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1,
+	-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+	15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, -1,
+	-1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+	41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+};
+static const signed char val_url[256] = {
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, -1,
+	52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1,
+	-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+	15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, 63,
+	-1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+	41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+};
+
 static int is_b64_space(unsigned char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
@@ -50,12 +89,16 @@ static int fail_at(rwd_error *err, int code, size_t offset, const char *what, un
 }
 
 /*
- * The one scanner: validates and counts, and writes when out != NULL (then
- * the input has already been validated, so cap only guards the writes).
+ * The one scanner: validates and counts, and writes when out != NULL, at most
+ * cap bytes: past cap it keeps validating without writing, then fails with
+ * RWD_E_LIMIT (so a malformed input is still RWD_E_FORMAT). Runs of four
+ * alphabet characters take a table-driven fast path.
  */
-static int scan(const char *in, size_t n, const rwd_base64_params *p, uint8_t *out,
+static int scan(const char *in, size_t n, const rwd_base64_params *p, uint8_t *out, size_t cap,
 	size_t *out_len, rwd_error *err)
 {
+	const signed char *val = p->url_safe ? val_url : val_std;
+	int over = 0;
 	const unsigned char *s = (const unsigned char *)in;
 	unsigned quad[4] = {0, 0, 0, 0};
 	size_t qoff[4] = {0, 0, 0, 0};
@@ -64,6 +107,24 @@ static int scan(const char *in, size_t n, const rwd_base64_params *p, uint8_t *o
 	size_t max = p->max_out ? p->max_out : (size_t)-1;
 
 	for (size_t i = 0; i < n; i++) {
+		if (q == 0 && pad == 0) {
+			while (n - i >= 4) {
+				int a = val[s[i]], b = val[s[i + 1]], c2 = val[s[i + 2]], d = val[s[i + 3]];
+				if ((a | b | c2 | d) < 0 || max - len < 3)
+					break;
+				if (out && !over && cap - len >= 3) {
+					out[len] = (uint8_t)(a << 2 | b >> 4);
+					out[len + 1] = (uint8_t)(b << 4 | c2 >> 2);
+					out[len + 2] = (uint8_t)(c2 << 6 | d);
+				} else if (out) {
+					over = 1;
+				}
+				len += 3;
+				i += 4;
+			}
+			if (i >= n)
+				break;
+		}
 		unsigned char c = s[i];
 		if (is_b64_space(c)) {
 			if (!p->allow_whitespace)
@@ -94,10 +155,12 @@ static int scan(const char *in, size_t n, const rwd_base64_params *p, uint8_t *o
 				return rwd_errorf(err, RWD_E_LIMIT,
 					"base64: decoded data exceeds the limit of %zu bytes", max);
 			}
-			if (out) {
+			if (out && !over && cap - len >= 3) {
 				out[len] = (uint8_t)(quad[0] << 2 | quad[1] >> 4);
 				out[len + 1] = (uint8_t)(quad[1] << 4 | quad[2] >> 2);
 				out[len + 2] = (uint8_t)(quad[2] << 6 | quad[3]);
+			} else if (out) {
+				over = 1;
 			}
 			len += 3;
 			q = 0;
@@ -128,13 +191,18 @@ static int scan(const char *in, size_t n, const rwd_base64_params *p, uint8_t *o
 			return rwd_errorf(err, RWD_E_LIMIT,
 				"base64: decoded data exceeds the limit of %zu bytes", max);
 		}
-		if (out) {
+		if (out && !over && cap - len >= tail) {
 			out[len] = (uint8_t)(quad[0] << 2 | quad[1] >> 4);
 			if (q == 3)
 				out[len + 1] = (uint8_t)(quad[1] << 4 | quad[2] >> 2);
+		} else if (out) {
+			over = 1;
 		}
 		len += tail;
 	}
+	if (over)
+		return rwd_errorf(err, RWD_E_LIMIT,
+			"base64: %zu decoded bytes do not fit the %zu-byte buffer", len, cap);
 	*out_len = len;
 	return 0;
 }
@@ -143,21 +211,15 @@ int rwd_base64_decoded_len(const char *in, size_t n, const rwd_base64_params *pa
 	size_t *out_len, rwd_error *err)
 {
 	rwd_base64_params def = rwd_base64_default_params();
-	return scan(in, n, params ? params : &def, NULL, out_len, err);
+	return scan(in, n, params ? params : &def, NULL, 0, out_len, err);
 }
 
 int rwd_base64_decode_into(const char *in, size_t n, const rwd_base64_params *params,
 	uint8_t *out, size_t cap, size_t *out_len, rwd_error *err)
 {
 	rwd_base64_params p = params ? *params : rwd_base64_default_params();
-	size_t len;
-	int r = scan(in, n, &p, NULL, &len, err);
-	if (r)
-		return r;
-	if (len > cap)
-		return rwd_errorf(err, RWD_E_LIMIT,
-			"base64: %zu decoded bytes do not fit the %zu-byte buffer", len, cap);
-	return scan(in, n, &p, out, out_len, err);
+	/* one pass: validation and writing together, never past cap */
+	return scan(in, n, &p, out, cap, out_len, err);
 }
 
 int rwd_base64_decode(const char *in, size_t n, const rwd_base64_params *params,
@@ -166,7 +228,7 @@ int rwd_base64_decode(const char *in, size_t n, const rwd_base64_params *params,
 	rwd_base64_params p = params ? *params : rwd_base64_default_params();
 	size_t len;
 	*out = NULL;
-	int r = scan(in, n, &p, NULL, &len, err);
+	int r = scan(in, n, &p, NULL, 0, &len, err);
 	if (r)
 		return r;
 	uint8_t *buf = arena ? rwd_arena_alloc(arena, len ? len : 1) : malloc(len ? len : 1);
@@ -176,7 +238,7 @@ int rwd_base64_decode(const char *in, size_t n, const rwd_base64_params *params,
 				"base64: %zu decoded bytes exceed the request's memory limit", len);
 		return rwd_errorf(err, RWD_E_NOMEM, "base64: out of memory for %zu bytes", len);
 	}
-	r = scan(in, n, &p, buf, out_len, err);
+	r = scan(in, n, &p, buf, len, out_len, err);
 	if (r) { /* cannot happen: the first pass validated */
 		if (!arena)
 			free(buf);

@@ -50,9 +50,11 @@ int rwd_base64_decoded_len(const char *in, size_t n, const rwd_base64_params *pa
 	size_t *out_len, rwd_error *err);
 
 /*
- * Decode into a caller buffer of `cap` bytes. Validates first: on any error
- * nothing useful is in `out`. RWD_E_LIMIT when the decoded size exceeds cap
- * or params->max_out. *out_len receives the decoded length.
+ * Decode into a caller buffer of `cap` bytes, validating and writing in one
+ * pass: on any error `out` holds nothing meaningful (a prefix may have been
+ * written). RWD_E_FORMAT wins over a size error; RWD_E_LIMIT when the
+ * decoded size exceeds cap or params->max_out. *out_len receives the
+ * decoded length.
  */
 int rwd_base64_decode_into(const char *in, size_t n, const rwd_base64_params *params,
 	uint8_t *out, size_t cap, size_t *out_len, rwd_error *err);

@@ -62,6 +62,21 @@ static double round_to_double(u128 x, int sticky, int e2)
 	return d;
 }
 
+/* (hi:lo) / d and its remainder; requires hi < d (the quotient fits 64 bits). */
+static uint64_t div128_64(uint64_t hi, uint64_t lo, uint64_t d, uint64_t *rem)
+{
+#if defined(__x86_64__)
+	uint64_t q, r;
+	__asm__("divq %4" : "=a"(q), "=d"(r) : "a"(lo), "d"(hi), "rm"(d));
+	*rem = r;
+	return q;
+#else
+	u128 n = ((u128)hi << 64) | lo;
+	*rem = (uint64_t)(n % d);
+	return (uint64_t)(n / d);
+#endif
+}
+
 static int is_digit(char c)
 {
 	return c >= '0' && c <= '9';
@@ -186,6 +201,15 @@ int rwd_numparse_json(const char *s, size_t n, double *out, size_t *used)
 	} else if (w < (1ull << 53) && q >= -22 && q <= 22) {
 		/* both operands exact: one correctly rounded operation */
 		d = q < 0 ? (double)w / pow10_d[-q] : (double)w * pow10_d[q];
+	} else if (q < 0 && q >= -19) {
+		/* w / 10^-q with one 128/64 division: w << sh < 10^-q * 2^64, so the
+		 * quotient fits 64 bits and still has >= 63 of them */
+		uint64_t den = (uint64_t)pow10_u128[-q];
+		int sh = 63 + (64 - __builtin_clzll(den)) - (64 - __builtin_clzll(w));
+		u128 num = (u128)w << sh;
+		uint64_t rem;
+		uint64_t quo = div128_64((uint64_t)(num >> 64), (uint64_t)num, den, &rem);
+		d = round_to_double(quo, rem != 0, -sh);
 	} else if (q < 0 && q >= -P10_MAX) {
 		/* w / 10^-q: exact quotient and remainder of (w << s) / 10^-q */
 		int sh = __builtin_clzll(w) + 64;

@@ -15,8 +15,9 @@
  * How: up to 19 significant digits go into a 64-bit significand w with a
  * decimal exponent q. Exact cases are one IEEE operation (w < 2^53 and
  * |q| <= 22, Clinger's fast path); longer significands with -21 <= q < 0 are
- * divided exactly in 128-bit integers (quotient and remainder give the
- * round, guard and sticky bits), with 0 <= q <= 19 multiplied exactly; all
+ * divided exactly in integers (one 128/64-bit divq down to 10^-19, a 128-bit
+ * division below; quotient and remainder give the round, guard and sticky
+ * bits), with 0 <= q <= 19 multiplied exactly; all
  * else (20+ significant digits, far exponents) goes to strtod on a copy of
  * the token. tests/parity/test_numparse.py checks bit-exactness against
  * Python's float() on millions of strings.

@@ -249,7 +249,10 @@ int rwd_model_vector_b64(const char *s, size_t n, size_t dim, float *out, rwd_er
 	bp.max_out = 0; /* the text is bounded by the request's string limit */
 	size_t bytes = 0;
 	rwd_error_where(err, NULL, "embedding_b64");
-	int r = rwd_base64_decoded_len(s, n, &bp, &bytes, err);
+	/* one pass into out; a longer vector is counted again for the message */
+	int r = rwd_base64_decode_into(s, n, &bp, (uint8_t *)out, dim * sizeof(float), &bytes, err);
+	if (r == RWD_E_LIMIT)
+		r = rwd_base64_decoded_len(s, n, &bp, &bytes, err);
 	if (r)
 		return r;
 	if (bytes % 4)
@@ -258,9 +261,6 @@ int rwd_model_vector_b64(const char *s, size_t n, size_t dim, float *out, rwd_er
 	if (bytes / 4 != dim)
 		return rwd_errorf(err, RWD_E_INVALID, "\"embedding_b64\" holds %zu float32, the model takes %zu",
 			bytes / 4, dim);
-	size_t got = 0;
-	if ((r = rwd_base64_decode_into(s, n, &bp, (uint8_t *)out, dim * sizeof(float), &got, err)))
-		return r;
 	for (size_t i = 0; i < dim; i++) {
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
 		uint32_t u;

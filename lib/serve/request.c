@@ -24,7 +24,8 @@ rwd_request_limits rwd_request_default_limits(void)
 	return l;
 }
 
-size_t rwd_request_json_depth(const char *body, size_t len, size_t stop, int *line, int *column)
+/* The deepest nesting, with the line/column where it passed `stop` (the slow, exact walk). */
+static size_t depth_at(const char *body, size_t len, size_t stop, int *line, int *column)
 {
 	size_t depth = 0, max = 0;
 	int in_str = 0, esc = 0, ln = 1, col = 0;
@@ -57,6 +58,36 @@ size_t rwd_request_json_depth(const char *body, size_t len, size_t stop, int *li
 					*column = col;
 				return stop + 1;
 			}
+		} else if ((c == ']' || c == '}') && depth) {
+			depth--;
+		}
+	}
+	return max;
+}
+
+size_t rwd_request_json_depth(const char *body, size_t len, size_t stop, int *line, int *column)
+{
+	/* the common case first: no positions, strings skipped with memchr */
+	size_t depth = 0, max = 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = body[i];
+		if (c == '"') {
+			for (;;) {
+				const char *q = memchr(body + i + 1, '"', len - i - 1);
+				if (!q)
+					return max; /* an unterminated string: no bracket follows */
+				i = (size_t)(q - body);
+				size_t bs = 0; /* the quote is escaped iff an odd run of backslashes precedes it */
+				while (body[i - 1 - bs] == '\\')
+					bs++;
+				if (!(bs & 1))
+					break;
+			}
+		} else if (c == '[' || c == '{') {
+			if (++depth > max)
+				max = depth;
+			if (max > stop)
+				return depth_at(body, len, stop, line, column);
 		} else if ((c == ']' || c == '}') && depth) {
 			depth--;
 		}
@@ -162,22 +193,26 @@ static void release_span(void *p)
  *
  * Items' "embedding": [numbers] arrays are read straight from the body bytes
  * into floats, and jansson parses a copy of the body in which each such
- * array is blanked to `0` and spaces (newlines kept), so every byte offset,
- * line and column of the rest is unchanged. The arrays taken are exactly
+ * array is replaced by `0` (so jansson walks none of its bytes). Positions
+ * in the copy never reach a client: any error is re-derived from the
+ * original body (below). The arrays taken are exactly
  * those at root."items"[i]."embedding" (keys matched as raw bytes), holding
  * one or more JSON number tokens separated by commas and JSON whitespace,
  * each one a value jansson would accept and the mlp check would too (finite,
  * |x| <= 3.4e38); any other array is left for jansson. Replacing a value by a
  * value keeps valid text valid and invalid text invalid at the same place;
  * still, whenever jansson refuses the copy, or an item's vector does not fit
- * the model (not a vector kind, another width, "embedding_b64" beside it),
+ * the model (not a vector kind, another width, both fields given),
  * the whole body is parsed again by jansson alone, so every error is the
  * jansson path's, byte for byte. The result is the same double jansson
- * gives (core/numparse.h), so the same float.
+ * gives (core/numparse.h), so the same float. Items' "embedding_b64"
+ * strings are taken the same way (fast_b64), sparing jansson's per-character
+ * string lexing.
  */
 typedef struct fast_vec {
 	float *v; /* NULL: the item's embedding was not taken */
 	size_t n;
+	int b64;  /* taken from "embedding_b64" (else from "embedding") */
 } fast_vec;
 
 static int is_ws(char c)
@@ -224,30 +259,97 @@ static int fast_array(const char *body, size_t len, size_t at, rwd_arena *arena,
 	}
 	fv->v = v;
 	fv->n = n;
+	fv->b64 = 0;
 	*end = i + 1;
 	return 0;
 }
 
 /*
- * Scan body for item embedding arrays. Returns the body jansson should parse
- * (a blanked copy when some array was taken, else body itself) and fills
- * fv[0..max_items); NULL only when the copy could not be allocated.
+ * The "embedding_b64" string whose opening quote is body[at]: decoded into
+ * floats when its raw bytes are plain printable ASCII without escapes (then
+ * they are exactly jansson's string), at most max_string bytes, of a length
+ * that decodes to whole float32 that rwd_model_vector_b64 accepts. 0 with
+ * *end past the closing quote, or -1 to leave it to jansson and the kind.
  */
-static const char *fast_scan(const char *body, size_t len, size_t max_items, rwd_arena *arena,
-	fast_vec *fv)
+static int fast_b64(const char *body, size_t len, size_t at, size_t max_string, rwd_arena *arena,
+	fast_vec *fv, size_t *end)
+{
+	size_t k = at + 1;
+	while (k < len && body[k] != '"') {
+		unsigned char c = (unsigned char)body[k];
+		if (c < 0x20 || c > 0x7e || c == '\\')
+			return -1;
+		k++;
+	}
+	size_t n = k - (at + 1);
+	if (k >= len || n == 0 || n > max_string || n % 4)
+		return -1;
+	const char *t = body + at + 1;
+	size_t pad = (t[n - 1] == '=') + (t[n - 2] == '=');
+	size_t bytes = n / 4 * 3 - pad;
+	if (bytes % 4)
+		return -1;
+	float *v = rwd_arena_alloc(arena, bytes);
+	rwd_error e;
+	rwd_error_clear(&e);
+	if (!v || rwd_model_vector_b64(t, n, bytes / 4, v, &e))
+		return -1;
+	fv->v = v;
+	fv->n = bytes / 4;
+	fv->b64 = 1;
+	*end = k + 1;
+	return 0;
+}
+
+/*
+ * Scan body for item embedding arrays. Returns the text jansson should parse
+ * (*text_len bytes): a copy with each taken array replaced by `0`, or body
+ * itself when none was taken; *fv_out is then the per-item vectors
+ * ([max_items], from the arena) or NULL. NULL when out of memory.
+ */
+static const char *fast_scan(const char *body, size_t len, size_t max_items, size_t max_string,
+	rwd_arena *arena, fast_vec **fv_out, size_t *text_len)
 {
 	enum { MAXD = 64 };
 	char kind[MAXD + 1]; /* '{' or '[' per open level (levels past MAXD are not tracked) */
 	size_t depth = 0, item = 0;
 	int items_open = 0;     /* the level-2 array is root."items" */
 	int key_items = 0;      /* the last root key was "items" */
-	int key_embedding = 0;  /* the last item key was "embedding" */
+	int key_embedding = 0;  /* the last item key was "embedding" (1) or "embedding_b64" (2) */
 	char prev = 0;          /* the last structural character */
 	char *copy = NULL;
+	size_t olen = 0, last = 0; /* bytes in copy; body[last..] not copied yet */
+	fast_vec *fv = NULL, one;
+	*fv_out = NULL;
 	for (size_t i = 0; i < len; i++) {
 		char c = body[i];
 		if (is_ws(c))
 			continue;
+		size_t end = 0;
+		int took = 0;
+		if (depth == 3 && items_open && prev == ':' && item < max_items) {
+			if (c == '[' && key_embedding == 1)
+				took = fast_array(body, len, i, arena, &one, &end) == 0;
+			else if (c == '"' && key_embedding == 2)
+				took = fast_b64(body, len, i, max_string, arena, &one, &end) == 0;
+		}
+		if (took) {
+			if (!copy) {
+				copy = rwd_arena_alloc(arena, len + 1);
+				fv = rwd_arena_calloc(arena, max_items, sizeof(*fv));
+				if (!copy || !fv)
+					return NULL;
+			}
+			fv[item] = one;
+			memcpy(copy + olen, body + last, i - last);
+			olen += i - last;
+			copy[olen++] = '0';
+			last = end;
+			i = end - 1;
+			prev = '0';
+			key_embedding = 0;
+			continue;
+		}
 		if (c == '"') {
 			size_t st = ++i;
 			while (i < len && body[i] != '"')
@@ -258,29 +360,10 @@ static const char *fast_scan(const char *body, size_t len, size_t max_items, rwd
 			if (is_key && depth == 1)
 				key_items = i - st == 5 && memcmp(body + st, "items", 5) == 0;
 			if (is_key && depth == 3 && items_open)
-				key_embedding = i - st == 9 && memcmp(body + st, "embedding", 9) == 0;
+				key_embedding = i - st == 9 && memcmp(body + st, "embedding", 9) == 0 ? 1 :
+					i - st == 13 && memcmp(body + st, "embedding_b64", 13) == 0 ? 2 : 0;
 			prev = '"';
 			continue;
-		}
-		if (c == '[' && depth == 3 && items_open && key_embedding && prev == ':' && item < max_items) {
-			size_t end;
-			if (fast_array(body, len, i, arena, &fv[item], &end) == 0) {
-				if (!copy) {
-					copy = rwd_arena_alloc(arena, len + 1);
-					if (!copy)
-						return NULL;
-					memcpy(copy, body, len);
-					copy[len] = '\0';
-				}
-				copy[i] = '0';
-				for (size_t k = i + 1; k < end; k++)
-					if (copy[k] != '\n')
-						copy[k] = ' ';
-				i = end - 1;
-				prev = '0';
-				key_embedding = 0;
-				continue;
-			}
 		}
 		if (c == '{' || c == '[') {
 			depth++;
@@ -300,7 +383,16 @@ static const char *fast_scan(const char *body, size_t len, size_t max_items, rwd
 		}
 		prev = c;
 	}
-	return copy ? copy : body;
+	if (!copy) {
+		*text_len = len;
+		return body;
+	}
+	memcpy(copy + olen, body + last, len - last);
+	olen += len - last;
+	copy[olen] = '\0';
+	*fv_out = fv;
+	*text_len = olen;
+	return copy;
 }
 
 static int parse_once(const char *body, size_t len, const rwd_request_limits *lim,
@@ -331,16 +423,14 @@ static int parse_once(const char *body, size_t len, const rwd_request_limits *li
 	}
 	fast_vec *fv = NULL;
 	const char *text = body;
+	size_t text_len = len;
 	if (fast && lim->max_items && memmem(body, len, "\"embedding\"", 11)) {
-		fv = rwd_arena_calloc(arena, lim->max_items, sizeof(*fv));
-		text = fv ? fast_scan(body, len, lim->max_items, arena, fv) : NULL;
+		text = fast_scan(body, len, lim->max_items, lim->max_string_bytes, arena, &fv, &text_len);
 		if (!text)
 			return SLOW_AGAIN; /* no memory for the fast path: jansson's own way */
-		if (text == body)
-			fv = NULL;
 	}
 	json_error_t jerr;
-	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *root = json_loadb(text, text_len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root && fv)
 		return SLOW_AGAIN;
 	if (!root) {
@@ -474,7 +564,8 @@ static int parse_once(const char *body, size_t len, const rwd_request_limits *li
 		rwd_error_clear(&ierr);
 		if (fv && i < lim->max_items && fv[i].v) {
 			/* a vector the fast path read: it must be what the jansson path would accept */
-			if (!info->vector_input || fv[i].n != info->vector_input || json_object_get(it, "embedding_b64"))
+			if (!info->vector_input || fv[i].n != info->vector_input ||
+			    json_object_get(it, fv[i].b64 ? "embedding" : "embedding_b64"))
 				return SLOW_AGAIN;
 			item->vec = fv[i].v;
 			item->vec_n = fv[i].n;

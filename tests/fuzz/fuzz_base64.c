@@ -1,7 +1,9 @@
 /*
  * tests/fuzz/fuzz_base64.c — lib/core/base64: data URL unwrapping and strict
  * decoding of arbitrary bytes; every accepted input must re-encode to
- * itself modulo whitespace (and optional url-safe padding), in both alphabets.
+ * itself modulo whitespace (and optional url-safe padding), in both alphabets;
+ * the one-pass rwd_base64_decode_into agrees with rwd_base64_decode for
+ * buffers too small, exact and roomy (same code, offset and bytes).
  */
 #include "core/base64.h"
 
@@ -33,6 +35,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t len = 0;
 		rwd_error_clear(&e);
 		int r = rwd_base64_decode(pl, pn, &p, NULL, &out, &len, &e);
+		size_t caps[3] = {r ? 3 : len, r ? 0 : len + 5, r || !len ? 1 : len - 1};
+		for (int c = 0; c < 3; c++) {
+			uint8_t *buf = malloc(caps[c] ? caps[c] : 1);
+			size_t got = 0;
+			rwd_error e2;
+			rwd_error_clear(&e2);
+			int r2 = rwd_base64_decode_into(pl, pn, &p, buf, caps[c], &got, &e2);
+			int want = r == RWD_E_FORMAT || r == RWD_E_LIMIT ? r : (caps[c] >= len ? 0 : RWD_E_LIMIT);
+			if (r == RWD_E_LIMIT && r2 == RWD_E_LIMIT)
+				want = r2; /* over max_out, or over cap first: both a size refusal */
+			if (r2 != want || (r == RWD_E_FORMAT && e2.offset != e.offset) ||
+			    (!r2 && (got != len || memcmp(buf, out, len))))
+				abort();
+			free(buf);
+		}
 		if (r) {
 			if (out || (r == RWD_E_FORMAT && (e.offset < 0 || (size_t)e.offset > pn)))
 				abort();

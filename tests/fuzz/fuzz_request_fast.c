@@ -8,6 +8,8 @@
  * timeout, priority, costs) and, for each item of a vector kind, on the
  * float32 bits of its input, wherever each side read it from (the fast
  * path's item->vec, the base64 decode, or jansson's numbers cast to float).
+ * Also rwd_request_json_depth (its memchr walk) against the plain
+ * character walk below, for several stops.
  * Served models: fuzz_request_common.h.
  */
 #include "fuzz_request_common.h"
@@ -34,6 +36,34 @@ static void item_floats(const rwd_item *it, size_t n, float *out)
 		out[c] = (float)json_number_value(json_array_get(a, c));
 }
 
+/* Nesting depth, strings skipped character by character; stop + 1 once past stop. */
+static size_t ref_depth(const char *b, size_t n, size_t stop)
+{
+	size_t depth = 0, max = 0;
+	int in_str = 0, esc = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = b[i];
+		if (in_str) {
+			if (esc)
+				esc = 0;
+			else if (c == '\\')
+				esc = 1;
+			else if (c == '"')
+				in_str = 0;
+		} else if (c == '"') {
+			in_str = 1;
+		} else if (c == '[' || c == '{') {
+			if (++depth > max)
+				max = depth;
+			if (max > stop)
+				return stop + 1;
+		} else if ((c == ']' || c == '}') && depth) {
+			depth--;
+		}
+	}
+	return max;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int ready;
@@ -41,6 +71,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		init();
 		ready = 1;
 	}
+	for (size_t stop = 1; stop <= 64; stop *= 4)
+		if (rwd_request_json_depth((const char *)data, size, stop, NULL, NULL) !=
+		    ref_depth((const char *)data, size, stop))
+			abort();
 	find_ctx fc = {size ? data[0] : 0};
 	rwd_request_limits lim = rwd_request_default_limits();
 	lim.max_items = 64;
