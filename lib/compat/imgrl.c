@@ -298,7 +298,8 @@ static int text_from_list(void *c, size_t i, json_t *item, const char *key, rwd_
 static int text_from_ndarray(void *c, size_t i, json_t *item, const char *key, rwd_error *err)
 {
 	text_ctx *t = c;
-	size_t cap = t->lim->max_text_bytes + 1;
+	/* UTF-8 takes at most 4 bytes per UCS-4 code point: the element's own size bounds it */
+	size_t cap = (t->v->itemsize < t->lim->max_text_bytes ? t->v->itemsize : t->lim->max_text_bytes) + 1;
 	char *buf = malloc(cap);
 	if (!buf)
 		return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
