@@ -31,6 +31,19 @@ const char *rwd_imgrl_proto_name(int proto)
 	}
 }
 
+uint32_t rwd_imgrl_client_timeout_ms(int proto)
+{
+	switch (proto) {
+	case RWD_IMGRL_EDITSCORE:
+	case RWD_IMGRL_EDITSCORE_WORKER:
+		return 600000;
+	case RWD_IMGRL_COMPUTE:
+		return 60000;
+	default:
+		return 120000;
+	}
+}
+
 void rwd_imgrl_req_clear(rwd_imgrl_req *req)
 {
 	if (!req)
