@@ -15,6 +15,8 @@
  * limits, per-kind validation, batcher, reward configuration and
  * statistics. The model is the only one served or `?model=` (the clients
  * post to the URL the user gives, so `http://host:port/?model=pick` works).
+ * The deadline is the client's own timeout (rwd_imgrl_client_timeout_ms),
+ * capped by requests.max_timeout_ms, since the bodies carry none.
  *
  * Every pickle reply, errors included, is a pickle: {"error": message} with
  * a 4xx for a bad body (flow_grpo retries a 500 up to 1000 times, so a
@@ -267,6 +269,9 @@ int rwd__api_imgrl_body(rwd_call *call, rwd_reply *reply)
 	}
 	int r = pv ? rwd_imgrl_from_pickle(pv, info->kind, &il, items, &ij->ir, &err) :
 		rwd_imgrl_from_compute(root, info->kind, &il, items, &ij->ir, &err);
+	/* the client's own timeout as the deadline (rwd_request_parse caps it by requests.max_timeout_ms) */
+	if (!r && json_object_set_new(native, "timeout_ms", json_integer(rwd_imgrl_client_timeout_ms(ij->ir.proto))))
+		r = rwd_errorf(&err, RWD_E_NOMEM, "out of memory");
 	char *text = r ? NULL : json_dumps(native, JSON_COMPACT);
 	json_decref(native);
 	if (r) {

@@ -31,6 +31,19 @@ const char *rwd_imgrl_proto_name(int proto)
 	}
 }
 
+uint32_t rwd_imgrl_client_timeout_ms(int proto)
+{
+	switch (proto) {
+	case RWD_IMGRL_EDITSCORE:
+	case RWD_IMGRL_EDITSCORE_WORKER:
+		return 600000;
+	case RWD_IMGRL_COMPUTE:
+		return 60000;
+	default:
+		return 120000;
+	}
+}
+
 void rwd_imgrl_req_clear(rwd_imgrl_req *req)
 {
 	if (!req)
@@ -176,10 +189,35 @@ fail:
 	return r;
 }
 
+/*
+ * The last few images encoded, by pickle value: a source image shared by a
+ * GRPO group reaches us as one memoized object (EditScore's sanity check
+ * sends one source for 576 items) and is converted and encoded once.
+ */
+#define IMG_CACHE 8
+typedef struct img_cache {
+	const rwd_pickle_value *key[IMG_CACHE];
+	json_t *val[IMG_CACHE];
+	size_t next;
+} img_cache;
+
+static void cache_clear(img_cache *c)
+{
+	for (size_t i = 0; i < IMG_CACHE; i++)
+		json_decref(c->val[i]);
+	memset(c, 0, sizeof(*c));
+}
+
 /* An image value (JPEG/PNG bytes, or a PIL image) as the base64 of an image item field. */
-static int image_field(const rwd_pickle_value *v, json_t *item, const char *key, rwd_error *err)
+static int image_field(const rwd_pickle_value *v, json_t *item, const char *key, img_cache *cache, rwd_error *err)
 {
 	json_t *j = NULL;
+	for (size_t i = 0; cache && i < IMG_CACHE; i++)
+		if (cache->key[i] == v && cache->val[i]) {
+			if (json_object_set(item, key, cache->val[i]))
+				return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+			return 0;
+		}
 	if (v->type == RWD_PICKLE_BYTES) {
 		if (!v->len)
 			return rwd_errorf(err, RWD_E_INVALID, "an empty image");
@@ -196,8 +234,18 @@ static int image_field(const rwd_pickle_value *v, json_t *item, const char *key,
 		return rwd_errorf(err, RWD_E_INVALID, "an image must be JPEG/PNG bytes or a PIL image, not a %s",
 			rwd_pickle_type_name(v));
 	}
-	if (!j || json_object_set_new(item, key, j))
+	if (!j || json_object_set(item, key, j)) {
+		json_decref(j);
 		return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+	}
+	if (cache) {
+		size_t k = cache->next++ % IMG_CACHE;
+		json_decref(cache->val[k]);
+		cache->key[k] = v;
+		cache->val[k] = j; /* the cache's reference */
+	} else {
+		json_decref(j);
+	}
 	return 0;
 }
 
@@ -267,7 +315,7 @@ static int t2i_items(const rwd_pickle_value *imgs, const kind_map *km, json_t *i
 		json_t *item = json_object();
 		if (!item)
 			return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
-		int r = image_field(imgs->items[i], item, "image", err);
+		int r = image_field(imgs->items[i], item, "image", NULL, err);
 		if (r) {
 			json_decref(item);
 			return where(err, r, "images[%zu]", i);
@@ -298,7 +346,8 @@ static int text_from_list(void *c, size_t i, json_t *item, const char *key, rwd_
 static int text_from_ndarray(void *c, size_t i, json_t *item, const char *key, rwd_error *err)
 {
 	text_ctx *t = c;
-	size_t cap = t->lim->max_text_bytes + 1;
+	/* UTF-8 takes at most 4 bytes per UCS-4 code point: the element's own size bounds it */
+	size_t cap = (t->v->itemsize < t->lim->max_text_bytes ? t->v->itemsize : t->lim->max_text_bytes) + 1;
 	char *buf = malloc(cap);
 	if (!buf)
 		return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
@@ -343,7 +392,7 @@ static int text_from_geneval(void *c, size_t i, json_t *item, const char *key, r
 /* One edit item: output image, source image, instruction text. */
 static int edit_item(const rwd_pickle_value *out, const rwd_pickle_value *src, const char *instr, size_t ilen,
 	const kind_map *km, const rwd_imgrl_limits *lim, json_t *items, const char *out_key,
-	const char *src_key, size_t i, rwd_error *err)
+	const char *src_key, size_t i, img_cache *cache, rwd_error *err)
 {
 	if (!km->edit) {
 		return rwd_errorf(err, RWD_E_INVALID, "this model scores no source image (its kind takes no "
@@ -352,12 +401,12 @@ static int edit_item(const rwd_pickle_value *out, const rwd_pickle_value *src, c
 	json_t *item = json_object();
 	if (!item)
 		return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
-	int r = image_field(out, item, "image", err);
+	int r = image_field(out, item, "image", NULL, err);
 	if (r) {
 		json_decref(item);
 		return where(err, r, "%s[%zu]", out_key, i);
 	}
-	if ((r = image_field(src, item, "source_image", err))) {
+	if ((r = image_field(src, item, "source_image", cache, err))) {
 		json_decref(item);
 		return where(err, r, "%s[%zu]", src_key, i);
 	}
@@ -391,17 +440,21 @@ static int deepgen_edit(const rwd_pickle_value *root, const rwd_pickle_value *im
 	}
 	if (pr && (r = same_len(ed->n, pr->n, "images.edited", "prompts", err)))
 		return r;
+	img_cache cache;
+	memset(&cache, 0, sizeof(cache));
 	for (size_t i = 0; i < ed->n; i++) {
 		const rwd_pickle_value *t = pr ? pr->items[i] : NULL;
 		if (t && t->type != RWD_PICKLE_STR) {
+			cache_clear(&cache);
 			rwd_errorf(err, RWD_E_INVALID, "must be a str");
 			return where(err, RWD_E_INVALID, "prompts[%zu]", i);
 		}
 		if ((r = edit_item(ed->items[i], src->items[i], t ? (const char *)t->data : NULL, t ? t->len : 0, km,
-			lim, items, "images.edited", "images.source", i, err)))
-			return r;
+			lim, items, "images.edited", "images.source", i, &cache, err)))
+			break;
 	}
-	return 0;
+	cache_clear(&cache);
+	return r;
 }
 
 /* EditScore: the JSON meta of item i (a str, or a dict from the proxy's worker hop) → object. */
@@ -444,8 +497,8 @@ static json_t *editscore_meta(const rwd_pickle_value *m, const rwd_imgrl_limits 
 	return o;
 }
 
-static int editscore(const rwd_pickle_value *root, int worker, const kind_map *km, const rwd_imgrl_limits *lim,
-	json_t *items, json_t *echo, rwd_error *err)
+static int editscore_items(const rwd_pickle_value *root, int worker, const kind_map *km,
+	const rwd_imgrl_limits *lim, json_t *items, json_t *echo, img_cache *cache, rwd_error *err)
 {
 	const char *mkey = worker ? "meta_data" : "meta_datas";
 	const rwd_pickle_value *in = list_arg(root, "input_images", err), *out, *meta;
@@ -481,7 +534,7 @@ static int editscore(const rwd_pickle_value *root, int worker, const kind_map *k
 			return where(err, RWD_E_INVALID, "input_images[%zu]", i);
 		}
 		r = edit_item(out->items[i], srcs->items[0], json_string_value(ins), json_string_length(ins), km, lim,
-			items, "output_image", "input_images", i, err);
+			items, "output_image", "input_images", i, cache, err);
 		if (r == 0 && json_array_append_new(echo, m))
 			r = rwd_errorf(err, RWD_E_NOMEM, "out of memory");
 		else if (r)
@@ -496,12 +549,23 @@ static int editscore(const rwd_pickle_value *root, int worker, const kind_map *k
 	return 0;
 }
 
+static int editscore(const rwd_pickle_value *root, int worker, const kind_map *km, const rwd_imgrl_limits *lim,
+	json_t *items, json_t *echo, rwd_error *err)
+{
+	img_cache cache;
+	memset(&cache, 0, sizeof(cache));
+	int r = editscore_items(root, worker, km, lim, items, echo, &cache, err);
+	cache_clear(&cache);
+	return r;
+}
+
 int rwd_imgrl_from_pickle(const rwd_pickle_value *root, const char *kind, const rwd_imgrl_limits *lim,
 	json_t *items, rwd_imgrl_req *req, rwd_error *err)
 {
 	memset(req, 0, sizeof(*req));
 	kind_map km;
 	int r;
+	const rwd_pickle_value *imgs = NULL;
 	if (root->type != RWD_PICKLE_DICT)
 		return rwd_errorf(err, RWD_E_INVALID, "the body must be a pickled dict, not a %s",
 			rwd_pickle_type_name(root));
@@ -516,7 +580,7 @@ int rwd_imgrl_from_pickle(const rwd_pickle_value *root, const char *kind, const 
 		r = editscore(root, worker, &km, lim, items, req->echo, err);
 		goto done;
 	}
-	const rwd_pickle_value *imgs = rwd_pickle_dict_get(root, "images");
+	imgs = rwd_pickle_dict_get(root, "images");
 	if (!imgs) {
 		rwd_errorf(err, RWD_E_INVALID, "is required: a flow_grpo / verl-omni body has \"images\", an "
 			"EditScore body \"output_image\"");

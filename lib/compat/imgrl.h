@@ -94,6 +94,16 @@ typedef struct rwd_imgrl_req {
 	json_t *echo;           /* owned: per item, GenEval's tag (str) or EditScore's meta_data (object) */
 } rwd_imgrl_req;
 
+/*
+ * The client's own timeout for one request, in ms: flow_grpo 120 s
+ * (rewards.py: timeout=120), verl-omni 120 s (ClientTimeout(total=120)),
+ * EditScore 600 s (evaluate_images: timeout=600), Flow-Factory 60 s. The
+ * daemon makes it the request's deadline (capped by requests.max_timeout_ms),
+ * since these bodies cannot carry a timeout_ms and the 30 s default would
+ * give up on a large batch the client is still waiting for.
+ */
+uint32_t rwd_imgrl_client_timeout_ms(int proto);
+
 /* The protocol name for logs and errors ("flow_grpo deqa", ...). */
 const char *rwd_imgrl_proto_name(int proto);
 

@@ -121,6 +121,17 @@ check_decode("flow_grpo geneval", {"images": imgs, "meta_datas": list(batched[0]
 prompts = ("a cat", "a dog 🐶 on the beach", "a cat", "x" * 300)
 for pb in np.array_split(prompts, 2):
     check_decode("flow_grpo unifiedreward", {"images": imgs[:len(pb)], "prompts": pb})
+# NumPy >= 2 pickles the same arrays from numpy._core (the survey: reference/image-rl-protocols.md §1);
+# made here by renaming the module in NumPy 1's pickles (a FRAME then overstates nothing we check)
+pb = np.array_split(prompts, 2)[0]
+for p, old, new in ((2, b"cnumpy.core.multiarray\n", b"cnumpy._core.multiarray\n"),
+                    (4, b"\x8c\x15numpy.core.multiarray", b"\x8c\x16numpy._core.multiarray"),
+                    (5, b"\x8c\x12numpy.core.numeric", b"\x8c\x13numpy._core.numeric")):
+    data = pickle.dumps({"prompts": pb}, protocol=p)
+    assert old in data, (p, data[:80])
+    r = run("load", data.replace(old, new))
+    if r.returncode or not same(json.loads(r.stdout), canon({"prompts": pb})):
+        failures.append(f"numpy._core protocol {p}: {r.stdout[:200]!r}")
 # verl-omni http_scorer_client: one image per request
 check_decode("verl-omni", {"images": [imgs[0]], "prompts": ["a red apple"], "metadata": {}})
 # deepgen_rl edit rewards: images as {"source", "edited"}
