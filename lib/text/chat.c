@@ -1,5 +1,10 @@
-/* text/chat.c — chat templates recognised by canonical form; see chat.h. */
+/*
+ * text/chat.c — chat templates: the known ones recognised by canonical form
+ * and rendered by hand (fast path), any other rendered by text/jinja; see
+ * chat.h.
+ */
 #include "text/chat.h"
+#include "text/jinja.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -17,8 +22,10 @@ struct rwd_chat_template {
 	rwd_chat_format format;
 	char *default_system; /* QWEN2 / QWEN25 */
 	size_t default_system_len;
-	char *bos;            /* LLAMA* */
+	char *bos;            /* LLAMA*; JINJA: NULL when the tokenizer has none */
 	size_t bos_len;
+	char *eos;            /* JINJA: NULL when the tokenizer has none */
+	rwd_jinja *engine;    /* JINJA */
 };
 
 /*
@@ -433,6 +440,8 @@ void rwd_chat_template_free(rwd_chat_template *t)
 		return;
 	free(t->default_system);
 	free(t->bos);
+	free(t->eos);
+	rwd_jinja_free(t->engine);
 	free(t);
 }
 
@@ -445,12 +454,42 @@ const char *rwd_chat_format_name(rwd_chat_format f)
 	case RWD_CHAT_LLAMA3: return "llama3";
 	case RWD_CHAT_LLAMA31: return "llama3.1";
 	case RWD_CHAT_LLAMA32: return "llama3.2";
+	case RWD_CHAT_JINJA: return "jinja";
 	}
 	return "?";
 }
 
-int rwd_chat_template_recognize(const char *tpl, const char *bos_token, rwd_chat_template **out,
+/* Any other template: compiled by text/jinja (errors name the line and construct). */
+static int compile_engine(const char *tpl, const char *bos_token, const char *eos_token, rwd_chat_template **out,
 	rwd_error *err)
+{
+	rwd_chat_template *t = NULL;
+	rwd_jinja *j = NULL;
+	size_t n = strlen(tpl), i = 0;
+	while (i < n && (tpl[i] == ' ' || tpl[i] == '\t' || tpl[i] == '\n' || tpl[i] == '\r'))
+		i++;
+	if (i == n)
+		return rwd_errorf(err, RWD_E_INVALID, "chat template is empty");
+	if ((bos_token && strlen(bos_token) > TEXT_MAX) || (eos_token && strlen(eos_token) > TEXT_MAX))
+		return rwd_errorf(err, RWD_E_LIMIT, "bos_token or eos_token longer than %u bytes", TEXT_MAX);
+	int rc = rwd_jinja_compile(tpl, n, NULL, &j, err);
+	if (rc)
+		return rc;
+	if (!(t = calloc(1, sizeof(*t))) || (bos_token && !(t->bos = strdup(bos_token))) ||
+	    (eos_token && !(t->eos = strdup(eos_token)))) {
+		rwd_jinja_free(j);
+		rwd_chat_template_free(t);
+		return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+	}
+	t->format = RWD_CHAT_JINJA;
+	t->engine = j;
+	t->bos_len = bos_token ? strlen(bos_token) : 0;
+	*out = t;
+	return 0;
+}
+
+int rwd_chat_template_create(const char *tpl, const char *bos_token, const char *eos_token,
+	rwd_chat_template **out, rwd_error *err)
 {
 	*out = NULL;
 	if (!tpl)
@@ -459,26 +498,19 @@ int rwd_chat_template_recognize(const char *tpl, const char *bos_token, rwd_chat
 	char *sys;
 	size_t sys_len;
 	int rc = canon_hash(tpl, &h, &sys, &sys_len, err);
-	if (rc)
-		return rc;
 	const struct known_template *k = NULL;
-	for (size_t i = 0; i < sizeof(KNOWN) / sizeof(KNOWN[0]); i++)
+	for (size_t i = 0; !rc && i < sizeof(KNOWN) / sizeof(KNOWN[0]); i++)
 		if (KNOWN[i].hash == h)
 			k = &KNOWN[i];
+	bool llama = k && (k->format == RWD_CHAT_LLAMA3 || k->format == RWD_CHAT_LLAMA31 || k->format == RWD_CHAT_LLAMA32);
+	if (rc || !k || (llama && (!bos_token || !*bos_token || strlen(bos_token) > TEXT_MAX))) {
+		/* not a known template (or one whose canonical form we cannot take): the engine */
+		if (!rc)
+			free(sys);
+		rwd_error_clear(err);
+		return compile_engine(tpl, bos_token, eos_token, out, err);
+	}
 	rwd_chat_template *t = NULL;
-	if (!k) {
-		rc = rwd_errorf(err, RWD_E_UNSUPPORTED,
-			"chat template not recognised (canonical hash %016llx): supported are the Qwen2, Qwen2.5, "
-			"Qwen3, Llama-3, Llama-3.1 and Llama-3.2 Instruct templates",
-			(unsigned long long)h);
-		goto fail;
-	}
-	bool llama = k->format == RWD_CHAT_LLAMA3 || k->format == RWD_CHAT_LLAMA31 || k->format == RWD_CHAT_LLAMA32;
-	if (llama && (!bos_token || !*bos_token || strlen(bos_token) > TEXT_MAX)) {
-		rc = rwd_errorf(err, RWD_E_INVALID, "the %s chat template needs bos_token in tokenizer_config.json",
-			k->what);
-		goto fail;
-	}
 	if (!(t = calloc(1, sizeof(*t)))) {
 		rc = rwd_errorf(err, RWD_E_NOMEM, "out of memory");
 		goto fail;
@@ -503,6 +535,12 @@ fail:
 	free(sys);
 	rwd_chat_template_free(t);
 	return rc;
+}
+
+int rwd_chat_template_recognize(const char *tpl, const char *bos_token, rwd_chat_template **out,
+	rwd_error *err)
+{
+	return rwd_chat_template_create(tpl, bos_token, NULL, out, err);
 }
 
 rwd_chat_format rwd_chat_template_format(const rwd_chat_template *t)
@@ -541,10 +579,10 @@ static int load_json_file(const char *path, json_t **out, rwd_error *err)
 	return 0;
 }
 
-/* bos_token: "..." or {"content": "..."} (the AddedToken form) or null. */
-static const char *config_bos(json_t *cfg)
+/* bos_token / eos_token: "..." or {"content": "..."} (the AddedToken form) or null. */
+static const char *config_token(json_t *cfg, const char *key)
 {
-	json_t *b = json_object_get(cfg, "bos_token");
+	json_t *b = json_object_get(cfg, key);
 	if (json_is_object(b))
 		b = json_object_get(b, "content");
 	return json_is_string(b) ? json_string_value(b) : NULL;
@@ -578,7 +616,8 @@ static int recognize_in(const char *path, json_t *cfg, const char *tpl_override,
 		}
 		tpl = json_string_value(ct);
 	}
-	int rc = rwd_chat_template_recognize(tpl, cfg ? config_bos(cfg) : NULL, out, err);
+	int rc = rwd_chat_template_create(tpl, cfg ? config_token(cfg, "bos_token") : NULL,
+		cfg ? config_token(cfg, "eos_token") : NULL, out, err);
 	if (rc)
 		rwd_error_where(err, path, "chat_template");
 	return rc;
@@ -914,6 +953,69 @@ static bool known_role(const rwd_chat_message *m)
 	return role_is(m, "system") || role_is(m, "user") || role_is(m, "assistant") || role_is(m, "tool");
 }
 
+/*
+ * The engine path: the variables transformers' apply_chat_template gives a
+ * template (messages, tools and documents None, add_generation_prompt, and
+ * the tokenizer's bos_token / eos_token when it has them). `messages` is
+ * borrowed.
+ */
+static int render_engine(const rwd_chat_template *t, json_t *messages, const rwd_chat_params *p, rwd_arena *arena,
+	char **out, size_t *out_len, rwd_error *err)
+{
+	json_t *vars = json_object();
+	int rc = RWD_E_NOMEM;
+	if (!vars || json_object_set(vars, "messages", messages) ||
+	    json_object_set_new(vars, "tools", json_null()) || json_object_set_new(vars, "documents", json_null()) ||
+	    json_object_set_new(vars, "add_generation_prompt", json_boolean(p->add_generation_prompt)) ||
+	    (t->bos && json_object_set_new(vars, "bos_token", json_string(t->bos))) ||
+	    (t->eos && json_object_set_new(vars, "eos_token", json_string(t->eos)))) {
+		json_decref(vars);
+		return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+	}
+	rwd_jinja_render_opts o = { .max_output_bytes = p->max_bytes };
+	rc = rwd_jinja_render(t->engine, vars, &o, arena, out, out_len, err);
+	json_decref(vars);
+	if (rc)
+		rwd_error_where(err, NULL, "messages");
+	return rc;
+}
+
+/* The engine takes messages as JSON objects with a string role; the rest is the template's business. */
+static int check_engine_messages(const json_t *messages, size_t max_messages, rwd_error *err)
+{
+	if (!json_is_array(messages)) {
+		rwd_errorf(err, RWD_E_INVALID, "must be an array of {role, content}");
+		rwd_error_where(err, NULL, "messages");
+		return RWD_E_INVALID;
+	}
+	size_t cnt = json_array_size(messages);
+	if (cnt == 0 || cnt > max_messages) {
+		int code = cnt ? RWD_E_LIMIT : RWD_E_INVALID;
+		if (cnt)
+			rwd_errorf(err, code, "more than %zu messages", max_messages);
+		else
+			rwd_errorf(err, code, "must not be empty");
+		rwd_error_where(err, NULL, "messages");
+		return code;
+	}
+	for (size_t i = 0; i < cnt; i++) {
+		json_t *o = json_array_get(messages, i);
+		const char *field = NULL, *why = NULL;
+		if (!json_is_object(o))
+			field = "", why = "must be an object {role, content}";
+		else if (!json_is_string(json_object_get(o, "role")))
+			field = ".role", why = "must be a string";
+		if (field) {
+			char obj[64];
+			snprintf(obj, sizeof(obj), "messages[%zu]%s", i, field);
+			rwd_errorf(err, RWD_E_INVALID, "%s", why);
+			rwd_error_where(err, NULL, obj);
+			return RWD_E_INVALID;
+		}
+	}
+	return 0;
+}
+
 int rwd_chat_render(const rwd_chat_template *t, const rwd_chat_message *m, size_t n,
 	const rwd_chat_params *params, rwd_arena *arena, char **out, size_t *out_len, rwd_error *err)
 {
@@ -930,6 +1032,25 @@ int rwd_chat_render(const rwd_chat_template *t, const rwd_chat_message *m, size_
 		rwd_errorf(err, RWD_E_LIMIT, "more than %zu messages", p.max_messages);
 		rwd_error_where(err, NULL, "messages");
 		return RWD_E_LIMIT;
+	}
+	if (t->format == RWD_CHAT_JINJA) {
+		json_t *arr = json_array();
+		for (size_t i = 0; arr && i < n; i++) {
+			json_t *o = json_object();
+			if (!o || json_array_append_new(arr, o) ||
+			    json_object_set_new(o, "role", json_stringn(m[i].role, m[i].role_len)) ||
+			    json_object_set_new(o, "content", json_stringn(m[i].content, m[i].content_len)) ||
+			    (m[i].reasoning && json_object_set_new(o, "reasoning_content",
+						   json_stringn(m[i].reasoning, m[i].reasoning_len)))) {
+				json_decref(arr);
+				arr = NULL;
+			}
+		}
+		if (!arr)
+			return rwd_errorf(err, RWD_E_NOMEM, "out of memory (or a message that is not UTF-8)");
+		int rc = render_engine(t, arr, &p, arena, out, out_len, err);
+		json_decref(arr);
+		return rc;
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (!known_role(&m[i])) {
@@ -959,6 +1080,8 @@ int rwd_chat_render(const rwd_chat_template *t, const rwd_chat_message *m, size_
 	case RWD_CHAT_LLAMA32:
 		render_llama(t, m, n, &p, &b);
 		break;
+	case RWD_CHAT_JINJA:
+		break; /* rendered above */
 	}
 	if (b.rc) {
 		rwd_errorf(err, b.rc, b.rc == RWD_E_LIMIT ? "rendered conversation longer than %zu bytes" :
@@ -1039,6 +1162,10 @@ int rwd_chat_render_json(const rwd_chat_template *t, const json_t *messages, con
 	size_t n;
 	*out = NULL;
 	*out_len = 0;
+	if (t->format == RWD_CHAT_JINJA) {
+		int rc = check_engine_messages(messages, p.max_messages, err);
+		return rc ? rc : render_engine(t, (json_t *)messages, &p, arena, out, out_len, err);
+	}
 	int rc = rwd_chat_messages_from_json(messages, p.max_messages, arena, &m, &n, err);
 	if (rc)
 		return rc;

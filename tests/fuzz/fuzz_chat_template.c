@@ -3,8 +3,9 @@
  *
  * Input: TEMPLATE \0 MESSAGES-JSON (the part after the first NUL is
  * optional). The template text goes through recognition (the Jinja-aware
- * canonicaliser); when it is recognised, the JSON is validated as
- * `messages` and rendered, with and without the generation prompt. The
+ * canonicaliser) and, when it is not a fast-path template, the Jinja
+ * engine's compiler; when it loads, the JSON is validated as `messages` and
+ * rendered, with and without the generation prompt. The
  * corpus holds the real templates, so mutations reach the renderers.
  * Checks: a refusal leaves *out NULL with an error code; a rendering is
  * NUL-terminated at its length and within max_bytes.

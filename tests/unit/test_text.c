@@ -11,6 +11,7 @@
 #include "rwd_check.h"
 
 #include "text/chat.h"
+#include "text/jinja.h"
 #include "text/tokenizer.h"
 
 #include <jansson.h>
@@ -346,38 +347,79 @@ static int render(const rwd_chat_template *t, const char *messages_json, const r
 	return rc;
 }
 
-START_TEST(chat_unrecognised_is_an_error)
+START_TEST(chat_any_template_or_a_precise_refusal)
 {
-	static const char *const bad[] = {
+	/* templates that are not on the fast path render through the engine */
+	static const char *const other[] = {
 		"{{ messages }}",
 		"{% for m in messages %}{{ m.content }}{% endfor %}",
-		"", /* no template text at all */
-		/* ChatML-looking but not a known template: never a guess */
 		"{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}",
+	};
+	rwd_arena *a = rwd_arena_create(0, 0);
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+		rwd_chat_template *t = NULL;
+		rwd_error err;
+		rwd_error_clear(&err);
+		ck_assert_msg(rwd_chat_template_recognize(other[i], NULL, &t, &err) == 0, "%s", err.msg);
+		ck_assert_int_eq(rwd_chat_template_format(t), RWD_CHAT_JINJA);
+		ck_assert_str_eq(rwd_chat_format_name(RWD_CHAT_JINJA), "jinja");
+		char *out;
+		ck_assert_int_eq(render(t, "[{\"role\":\"user\",\"content\":\"Hi\"}]", NULL, a, &out, &err), 0);
+		ck_assert_ptr_nonnull(strstr(out, "Hi"));
+		rwd_chat_template_free(t);
+	}
+	/* syntax errors and constructs the engine lacks are refused, naming the line */
+	static const struct {
+		const char *tpl;
+		int code;
+		const char *what;
+	} bad[] = {
+		{ "", RWD_E_INVALID, "empty" },
+		{ "{% for", RWD_E_FORMAT, "line 1" },
+		{ "{{ 'abc }}", RWD_E_FORMAT, "not closed" },
+		{ "{# no end", RWD_E_FORMAT, "comment" },
+		{ "{{ (1 }}", RWD_E_FORMAT, "line 1, column" },
+		{ "ok\n{% if x %}\n", RWD_E_FORMAT, "endif" },
+		{ "a\nb\n  {% include 'other.jinja' %}", RWD_E_UNSUPPORTED, "line 3, column 6: the {% include %} tag" },
+		{ "{{ x | frobnicate }}", RWD_E_UNSUPPORTED, "filter 'frobnicate'" },
+		{ "{% if x is prime %}{% endif %}", RWD_E_UNSUPPORTED, "test 'prime'" },
+		{ "{% for x in y recursive %}{% endfor %}", RWD_E_UNSUPPORTED, "recursive" },
+		{ "{% break %}", RWD_E_FORMAT, "outside a loop" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		rwd_chat_template *t = (rwd_chat_template *)1;
 		rwd_error err;
 		rwd_error_clear(&err);
-		ck_assert_int_eq(rwd_chat_template_recognize(bad[i], NULL, &t, &err), RWD_E_UNSUPPORTED);
+		ck_assert_msg(rwd_chat_template_recognize(bad[i].tpl, NULL, &t, &err) == bad[i].code, "case %zu: %s", i,
+			err.msg);
 		ck_assert_ptr_null(t);
-		ck_assert_ptr_nonnull(strstr(err.msg, "not recognised"));
+		ck_assert_msg(strstr(err.msg, bad[i].what) != NULL, "case %zu: %s", i, err.msg);
 	}
-	static const char *const broken[] = { "{% for", "{{ 'abc }}", "{# no end", "{{ (1 }}" };
-	for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
-		rwd_chat_template *t = NULL;
-		rwd_error err;
-		rwd_error_clear(&err);
-		ck_assert_int_eq(rwd_chat_template_recognize(broken[i], NULL, &t, &err), RWD_E_FORMAT);
-	}
-	/* Qwen1.5's template leaves the last turn open: recognised as nothing */
+	/* Qwen1.5's template leaves the last turn open: not a fast-path template, rendered by the engine */
 	json_t *d = template_data("qwen1.5-72b-chat");
 	rwd_chat_template *t = NULL;
 	rwd_error err;
 	rwd_error_clear(&err);
 	ck_assert_int_eq(rwd_chat_template_recognize(json_string_value(json_object_get(d, "chat_template")), NULL,
-				 &t, &err), RWD_E_UNSUPPORTED);
+				 &t, &err), 0);
+	ck_assert_int_eq(rwd_chat_template_format(t), RWD_CHAT_JINJA);
+	rwd_chat_template_free(t);
 	json_decref(d);
+	/* a template that refuses the conversation fails the render with its message */
+	ck_assert_int_eq(rwd_chat_template_recognize("{% if messages[0].role != 'system' %}{{ raise_exception('System "
+		"first!') }}{% endif %}ok", NULL, &t, &err), 0);
+	char *out;
+	ck_assert_int_eq(render(t, "[{\"role\":\"user\",\"content\":\"Hi\"}]", NULL, a, &out, &err), RWD_E_INVALID);
+	ck_assert_ptr_nonnull(strstr(err.msg, "System first!"));
+	ck_assert_str_eq(err.object, "messages");
+	/* the engine takes tool calls and null content; roles must still be strings */
+	ck_assert_int_eq(render(t, "[{\"role\":\"system\",\"content\":null,\"tool_calls\":[{\"function\":{}}]}]", NULL,
+				 a, &out, &err), 0);
+	ck_assert_int_eq(render(t, "[{\"role\":1}]", NULL, a, &out, &err), RWD_E_INVALID);
+	ck_assert_str_eq(err.object, "messages[0].role");
+	ck_assert_int_eq(render(t, "[]", NULL, a, &out, &err), RWD_E_INVALID);
+	rwd_chat_template_free(t);
+	rwd_arena_destroy(a);
 }
 END_TEST
 
@@ -456,10 +498,13 @@ START_TEST(chat_llama)
 	rwd_error err;
 	json_t *d = template_data("llama3-8b-instruct");
 	const char *text = json_string_value(json_object_get(d, "chat_template"));
-	/* Llama-3 templates need bos_token */
+	/* the Llama-3 fast path needs bos_token; without one the engine renders the template */
 	rwd_error_clear(&err);
-	ck_assert_int_eq(rwd_chat_template_recognize(text, NULL, &t, &err), RWD_E_INVALID);
+	ck_assert_int_eq(rwd_chat_template_recognize(text, NULL, &t, &err), 0);
+	ck_assert_int_eq(rwd_chat_template_format(t), RWD_CHAT_JINJA);
+	rwd_chat_template_free(t);
 	ck_assert_int_eq(rwd_chat_template_recognize(text, "<|begin_of_text|>", &t, &err), 0);
+	ck_assert_int_eq(rwd_chat_template_format(t), RWD_CHAT_LLAMA3);
 	json_decref(d);
 	rwd_arena *a = rwd_arena_create(0, 0);
 	char *out;
@@ -497,8 +542,8 @@ START_TEST(chat_load_dir)
 	char *cfg = write_tmp(dir, "tokenizer_config.json", "{\"bos_token\": null, \"eos_token\": \"<|im_end|>\"}");
 	rwd_error_clear(&err);
 	ck_assert_int_eq(rwd_chat_template_load_dir(dir, &t, &err), RWD_E_NOTFOUND);
-	/* an unknown template names the file and the field */
-	write_tmp(dir, "tokenizer_config.json", "{\"chat_template\": \"{{ messages }}\"}");
+	/* a template the engine cannot take names the file and the field */
+	write_tmp(dir, "tokenizer_config.json", "{\"chat_template\": \"{% extends 'base.jinja' %}\"}");
 	rwd_error_clear(&err);
 	ck_assert_int_eq(rwd_chat_template_load_dir(dir, &t, &err), RWD_E_UNSUPPORTED);
 	ck_assert_str_eq(err.object, "chat_template");
@@ -532,6 +577,101 @@ START_TEST(chat_load_dir)
 }
 END_TEST
 
+/* ----------------------------------------------------------------- jinja */
+
+static int jrender(const char *tpl, const rwd_jinja_limits *lim, const char *vars, rwd_error *err)
+{
+	rwd_jinja *t = NULL;
+	rwd_error_clear(err);
+	int rc = rwd_jinja_compile(tpl, strlen(tpl), lim, &t, err);
+	if (rc)
+		return rc;
+	json_t *v = vars ? json_loads(vars, 0, NULL) : NULL;
+	rwd_arena *a = rwd_arena_create(0, 0);
+	char *out;
+	size_t len;
+	rc = rwd_jinja_render(t, v, NULL, a, &out, &len, err);
+	if (!rc)
+		ck_assert_uint_eq(strlen(out), len);
+	rwd_arena_destroy(a);
+	json_decref(v);
+	rwd_jinja_free(t);
+	return rc;
+}
+
+START_TEST(jinja_limits)
+{
+	rwd_error err;
+	rwd_jinja_limits lim = rwd_jinja_default_limits();
+	/* template bytes, AST nodes, nesting */
+	lim.max_template_bytes = 8;
+	ck_assert_int_eq(jrender("{{ 'abcdef' }}", &lim, NULL, &err), RWD_E_LIMIT);
+	lim = rwd_jinja_default_limits();
+	lim.max_nodes = 10;
+	ck_assert_int_eq(jrender("{{ 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10 }}", &lim, NULL, &err), RWD_E_LIMIT);
+	ck_assert_ptr_nonnull(strstr(err.msg, "syntax nodes"));
+	char deep[4096];
+	size_t k = 0;
+	k += (size_t)snprintf(deep + k, sizeof(deep) - k, "{{ ");
+	for (int i = 0; i < 1000; i++)
+		deep[k++] = '(';
+	deep[k++] = '1';
+	for (int i = 0; i < 1000; i++)
+		deep[k++] = ')';
+	snprintf(deep + k, sizeof(deep) - k, " }}");
+	ck_assert_int_eq(jrender(deep, NULL, NULL, &err), RWD_E_LIMIT);
+	ck_assert_ptr_nonnull(strstr(err.msg, "nesting deeper"));
+	/* loop iterations, output bytes, recursion, value sizes, steps */
+	lim = rwd_jinja_default_limits();
+	lim.max_iterations = 50;
+	ck_assert_int_eq(jrender("{% for i in range(10) %}{% for j in range(10) %}{% endfor %}{% endfor %}", &lim, NULL,
+				 &err), RWD_E_LIMIT);
+	ck_assert_ptr_nonnull(strstr(err.msg, "iterations"));
+	ck_assert_int_eq(jrender("{% for i in range(5) %}{% for j in range(5) %}{% endfor %}{% endfor %}", &lim, NULL,
+				 &err), 0);
+	lim = rwd_jinja_default_limits();
+	lim.max_output_bytes = 500;
+	ck_assert_int_eq(jrender("{% for i in range(100) %}xxxxxxxxxx{% endfor %}", &lim, NULL, &err), RWD_E_LIMIT);
+	ck_assert_int_eq(jrender("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", NULL, NULL, &err), RWD_E_LIMIT);
+	ck_assert_ptr_nonnull(strstr(err.msg, "macro calls nested"));
+	ck_assert_int_eq(jrender("{{ 'x' * 100000000000 }}", NULL, NULL, &err), RWD_E_LIMIT);
+	ck_assert_int_eq(jrender("{% set ns = namespace(s='') %}{% for i in range(100000) %}"
+				 "{% set ns.s = ns.s + 'xxxxxxxxxxxxxxxxxxxx' %}{% endfor %}", NULL, NULL, &err), RWD_E_LIMIT);
+	ck_assert_ptr_nonnull(strstr(err.msg, "intermediate values"));
+	lim = rwd_jinja_default_limits();
+	lim.max_steps = 1000;
+	ck_assert_int_eq(jrender("{% for i in range(1000) %}{{ i }}{% endfor %}", &lim, NULL, &err), RWD_E_LIMIT);
+	ck_assert_int_eq(jrender("{{ range(100000000) | length }}", NULL, NULL, &err), RWD_E_LIMIT);
+}
+END_TEST
+
+START_TEST(jinja_errors_name_the_place)
+{
+	rwd_error err;
+	/* render-time: an undefined value used, a type error, raise_exception */
+	ck_assert_int_eq(jrender("line one\n  {{ x.y }}", NULL, "{}", &err), RWD_E_INVALID);
+	ck_assert_ptr_nonnull(strstr(err.msg, "line 2, column 8"));
+	ck_assert_ptr_nonnull(strstr(err.msg, "'x' is undefined"));
+	ck_assert_int_eq(jrender("{{ 1 + 'a' }}", NULL, NULL, &err), RWD_E_INVALID);
+	ck_assert_ptr_nonnull(strstr(err.msg, "unsupported operand"));
+	ck_assert_int_eq(jrender("{{ raise_exception('no ' ~ n) }}", NULL, "{\"n\": 3}", &err), RWD_E_INVALID);
+	ck_assert_ptr_nonnull(strstr(err.msg, "no 3"));
+	/* unsafe attributes and mutating methods do not exist in the sandbox */
+	ck_assert_int_eq(jrender("{{ x.__class__ }}", NULL, "{\"x\": 1}", &err), RWD_E_INVALID);
+	ck_assert_int_eq(jrender("{{ x.append(1) }}", NULL, "{\"x\": []}", &err), RWD_E_UNSUPPORTED);
+	ck_assert_int_eq(jrender("{{ x.update({}) }}", NULL, "{\"x\": {}}", &err), RWD_E_UNSUPPORTED);
+	/* compile-time: precise syntax errors */
+	ck_assert_int_eq(jrender("{% if a %}\n{% else %}\n{% else %}", NULL, NULL, &err), RWD_E_FORMAT);
+	ck_assert_ptr_nonnull(strstr(err.msg, "line 3"));
+	ck_assert_int_eq(jrender("{{ a b }}", NULL, NULL, &err), RWD_E_FORMAT);
+	ck_assert_ptr_nonnull(strstr(err.msg, "expected"));
+	ck_assert_int_eq(jrender("{{ '\xff' }}", NULL, NULL, &err), RWD_E_FORMAT); /* not UTF-8 */
+	ck_assert_int_eq(jrender("{{ 99999999999999999999 }}", NULL, NULL, &err), RWD_E_UNSUPPORTED);
+	/* variables must be an object */
+	ck_assert_int_eq(jrender("x", NULL, "[1]", &err), RWD_E_INVALID);
+}
+END_TEST
+
 static Suite *text_suite(void)
 {
 	Suite *s = suite_create("text");
@@ -545,11 +685,15 @@ static Suite *text_suite(void)
 	tcase_add_test(tc, clip_fixture);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("chat");
-	tcase_add_test(tc, chat_unrecognised_is_an_error);
+	tcase_add_test(tc, chat_any_template_or_a_precise_refusal);
 	tcase_add_test(tc, chat_qwen3_scoring_pair);
 	tcase_add_test(tc, chat_message_validation);
 	tcase_add_test(tc, chat_llama);
 	tcase_add_test(tc, chat_load_dir);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("jinja");
+	tcase_add_test(tc, jinja_limits);
+	tcase_add_test(tc, jinja_errors_name_the_place);
 	suite_add_tcase(s, tc);
 	return s;
 }
