@@ -802,7 +802,11 @@ static void close_listener(rwd_http *h)
 		MHD_add_connection(h->d, cfd, (struct sockaddr *)&ss, sl);
 		swept++;
 	}
-	close(fd);
+	/* Linux: a listening socket shut down stops listening (what is queued is
+	 * reset, new SYNs are refused) but keeps its fd: MHD's threads may still
+	 * take it out of their epoll sets, so it is closed after MHD_stop_daemon
+	 * (microhttpd.h, MHD_quiesce_daemon; ThreadSanitizer saw the race) */
+	shutdown(fd, SHUT_RDWR);
 	uint64_t t_closed = rwd_now_ns();
 	rwd_log(RWD_LOG_INFO, "http: listener closed: new SYNs %s for %.1f ms before, %u connections "
 		"accepted after the quiesce, %.1f us from the last empty accept to the close",
@@ -851,7 +855,7 @@ void rwd_http_stop(rwd_http *h)
 	/* idle keep-alive connections are closed here */
 	MHD_stop_daemon(h->d);
 	/* a quiesced listener is ours to close, and only after the stop */
-	if (h->app->listen_fd >= 0 && h->listener_closed)
+	if (h->listener_closed)
 		close(h->listen_fd);
 	pthread_mutex_destroy(&h->ip_mu);
 	free(h->ips);

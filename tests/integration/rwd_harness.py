@@ -287,16 +287,6 @@ def make_mlp_head(folder, d_in=16, d_hidden=32, outputs=("quality", "safety"), s
     return oracle
 
 
-def have_kind(exe, kind):
-    """Is a built-in kind compiled into this rewardd? (--check-config loads it.)"""
-    d = mkdtemp(prefix="rwd-kind-")
-    p = os.path.join(d, "c.json")
-    with open(p, "w") as f:
-        json.dump({"models": {"k": {"kind": kind}}}, f)
-    r = subprocess.run([exe, "--config", p, "--check-config"], capture_output=True)
-    return r.returncode == 0
-
-
 class Checker:
     """Counts checks and failures; prints a summary line."""
 

@@ -74,20 +74,17 @@ def alive(d):
 def main():
     work = H.mkdtemp("rwd-api-")
     oracle = H.make_mlp_head(os.path.join(work, "head"), d_in=D_IN)
-    have_rules = H.have_kind(EXE, "rules")
-    have_img = H.have_kind(EXE, "image_metrics")
+    # rules and image_metrics are built in (lib/models): a load failure fails the start
     models = {"head": {"path": os.path.join(work, "head"),
-                       "batching": {"max_batch_size": 8, "max_delay_us": 1000}}}
-    if have_rules:
-        models["rules"] = {"kind": "rules"}
-    if have_img:
-        models["image_metrics"] = {"kind": "image_metrics"}
+                       "batching": {"max_batch_size": 8, "max_delay_us": 1000}},
+              "rules": {"kind": "rules"},
+              "image_metrics": {"kind": "image_metrics"}}
     cfg = {"http": {"max_body_bytes": 65536, "threads": 2},
            "requests": {"max_items": 64, "max_json_depth": 32},
            "models": models}
     d = H.Daemon(EXE, cfg, env={"REWARDD_API_KEYS": "other-key," + KEY})
     try:
-        run_main(d, oracle, have_rules, have_img)
+        run_main(d, oracle)
     finally:
         rc = d.stop()
         C.check(rc == 0, "exit status after SIGTERM is %d" % rc)
@@ -97,7 +94,7 @@ def main():
     C.done()
 
 
-def run_main(d, oracle, have_rules, have_img):
+def run_main(d, oracle):
     rnd = random.Random(1)
     # --- correct answers, item order, ids, dimensions
     xs = [[rnd.uniform(-2, 2) for _ in range(D_IN)] for _ in range(5)]
@@ -249,15 +246,12 @@ def run_main(d, oracle, have_rules, have_img):
                                      "dimensions": ["safety", "safety"]}), "invalid_request",
                  "dimensions[1]", what="repeated dimension")
     # model required when several are served
-    if have_rules or have_img:
-        expect_error(d, 400, json.dumps({"items": []}), "invalid_request", "model",
-                     what="model omitted with several served")
-    if have_img:
-        run_images(d)
-    if have_rules:
-        r = d.request("POST", "/v1/rewards", {"model": "rules", "items": [
-            {"id": 1, "response": "The answer is 42", "label": "42"}, {"response": "no label"}]}, key=KEY)
-        C.check(r.status == 200 and len(r.json["results"]) == 2, "rules scores: %s" % r.raw[:300])
+    expect_error(d, 400, json.dumps({"items": []}), "invalid_request", "model",
+                 what="model omitted with several served")
+    run_images(d)
+    r = d.request("POST", "/v1/rewards", {"model": "rules", "items": [
+        {"id": 1, "response": "The answer is 42", "label": "42"}, {"response": "no label"}]}, key=KEY)
+    C.check(r.status == 200 and len(r.json["results"]) == 2, "rules scores: %s" % r.raw[:300])
     # slow-loris style: headers never finished, connection dropped; a request
     # whose client hangs up right after sending; garbage request line
     for junk in [b"GET /healthz HTTP/1.1\r\nHost", b"\x00\x01\x02garbage\r\n\r\n",

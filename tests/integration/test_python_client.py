@@ -118,9 +118,6 @@ def run_retries():
 def main():
     exe = sys.argv[1]
     run_retries()
-    if not H.have_kind(exe, "rules"):
-        print("rules kind not built in: the daemon part is skipped")
-        C.done()
     d = H.Daemon(exe, {"models": {"rules": {"kind": "rules"}}})
     try:
         run_daemon(d)

@@ -175,13 +175,14 @@ static void torch_teardown(void)
 	torch_dir[0] = '\0';
 }
 
-/* 1 when the torch files are there; prints why not (and fails if the generator broke). */
-static int torch_ready(void)
+/* 1 when the torch files are there; else skips the test (rwd_skip) and says
+ * why, or fails it if the generator broke. */
+static int torch_ready(const char *test)
 {
 	if (!torch_skip)
 		return 1;
 	ck_assert_msg(strcmp(torch_skip, "FAIL") != 0, "the PyTorch generator script failed");
-	printf("SKIP: %s\n", torch_skip);
+	rwd_skip(test, torch_skip);
 	return 0;
 }
 
@@ -256,7 +257,7 @@ END_TEST
  */
 START_TEST(half_conversion_matches_torch_exhaustively)
 {
-	if (!torch_ready())
+	if (!torch_ready(__func__))
 		return;
 	char path[512];
 	torch_path("half.safetensors", path, sizeof(path));
@@ -316,7 +317,7 @@ END_TEST
 /* A file written by the Python writer: mixed dtypes, rank 0, zero size, metadata. */
 START_TEST(python_written_file_matches_torch_values)
 {
-	if (!torch_ready())
+	if (!torch_ready(__func__))
 		return;
 	char path[512], ref[512];
 	torch_path("mixed.safetensors", path, sizeof(path));
@@ -983,8 +984,7 @@ START_TEST(aesthetic_fixture_names_and_shapes)
 {
 	char path[1024];
 	if (!rwd_fixture_path("aesthetic/aesthetic-linearMSE.safetensors", path, sizeof(path))) {
-		printf("SKIP: ../shared/fixtures/aesthetic/aesthetic-linearMSE.safetensors is absent\n");
-		return;
+		RWD_SKIP("../shared/fixtures/aesthetic/aesthetic-linearMSE.safetensors is absent");
 	}
 	static const struct {
 		const char *name;
@@ -1045,10 +1045,16 @@ static Suite *tensor_suite(void)
 	tcase_add_test(tc, truncated_and_oversized_headers);
 	tcase_add_test(tc, sharded_folder_loads_every_mapped_tensor);
 	tcase_add_test(tc, sharded_folder_errors_name_file_and_tensor);
-	tcase_add_test(tc, aesthetic_fixture_names_and_shapes);
 	suite_add_tcase(s, tc);
+	/* the real head in ../shared/fixtures: meson test tensor-fixture */
+	TCase *tf = tcase_create("fixture");
+	tcase_set_tags(tf, "fixture");
+	tcase_add_test(tf, aesthetic_fixture_names_and_shapes);
+	suite_add_tcase(s, tf);
 
+	/* files PyTorch writes: meson test tensor-torch */
 	TCase *tt = tcase_create("torch");
+	tcase_set_tags(tt, "torch");
 	tcase_set_timeout(tt, 120);
 	tcase_add_unchecked_fixture(tt, torch_setup, torch_teardown);
 	tcase_add_test(tt, half_conversion_matches_torch_exhaustively);

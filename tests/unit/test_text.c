@@ -245,8 +245,7 @@ START_TEST(qwen2_fixture)
 	char v[1024], m[1024];
 	if (!rwd_fixture_path("qwen2-tokenizer/vocab.json", v, sizeof(v)) ||
 	    !rwd_fixture_path("qwen2-tokenizer/merges.txt", m, sizeof(m))) {
-		printf("SKIP qwen2_fixture: ../shared/fixtures/qwen2-tokenizer is absent\n");
-		return;
+		RWD_SKIP("../shared/fixtures/qwen2-tokenizer is absent");
 	}
 	char dir[] = "/tmp/rwd-text-XXXXXX";
 	ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -276,8 +275,7 @@ START_TEST(clip_fixture)
 {
 	char gz[1024];
 	if (!rwd_fixture_path("clip-bpe/bpe_simple_vocab_16e6.txt.gz", gz, sizeof(gz))) {
-		printf("SKIP clip_fixture: ../shared/fixtures/clip-bpe is absent\n");
-		return;
+		RWD_SKIP("../shared/fixtures/clip-bpe is absent");
 	}
 	rwd_tokenizer *t = NULL;
 	rwd_error err;
@@ -681,6 +679,10 @@ static Suite *text_suite(void)
 	tcase_add_test(tc, tiny_invalid_utf8);
 	tcase_add_test(tc, load_errors_name_the_json_path);
 	tcase_add_test(tc, load_limits);
+	suite_add_tcase(s, tc);
+	/* the real vocabularies in ../shared/fixtures: meson test text-fixture */
+	tc = tcase_create("fixture");
+	tcase_set_tags(tc, "fixture");
 	tcase_add_test(tc, qwen2_fixture);
 	tcase_add_test(tc, clip_fixture);
 	suite_add_tcase(s, tc);
