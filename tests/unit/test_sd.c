@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -190,9 +191,10 @@ START_TEST(watchdog_interval_env)
 }
 END_TEST
 
+/* alive() runs on the watchdog thread while the test flips the flag */
 static int alive_flag(void *user)
 {
-	return *(volatile int *)user;
+	return atomic_load((atomic_int *)user);
 }
 
 /* Datagrams waiting at the fake manager, each checked to be exactly WATCHDOG=1. */
@@ -211,7 +213,7 @@ START_TEST(watchdog_thread)
 {
 	fake_mgr m;
 	rwd_sd_watchdog *w;
-	volatile int alive = 1;
+	atomic_int alive = 1;
 	struct timespec ts = {0, 300 * 1000000L};
 	mgr_open(&m, 1);
 	ck_assert_int_eq(rwd_sd_watchdog_start(0, alive_flag, (void *)&alive, &w), 0);
@@ -220,7 +222,7 @@ START_TEST(watchdog_thread)
 	ck_assert_int_eq(rwd_sd_watchdog_start(40000, alive_flag, (void *)&alive, &w), 0);
 	ck_assert_ptr_nonnull(w);
 	nanosleep(&ts, NULL);
-	alive = 0;
+	atomic_store(&alive, 0);
 	int pinged = count_pings(&m); /* drained while alive == 0, so later ones are the stuck rounds' */
 	nanosleep(&ts, NULL);
 	uint64_t pings = rwd_sd_watchdog_pings(w), skipped = rwd_sd_watchdog_skipped(w);
