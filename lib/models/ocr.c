@@ -131,7 +131,7 @@ static int pt_cmp(const void *a, const void *b)
 	return p->y < q->y ? -1 : (p->y > q->y);
 }
 
-/* Convex hull (monotone chain) of n points in place; returns the hull size (ccw). */
+/* Convex hull (monotone chain) of n points (sorted in place) into h[2n]; returns the hull size (ccw). */
 static size_t convex_hull(pt *p, size_t n, pt *h)
 {
 	if (n < 3) {
@@ -299,7 +299,7 @@ static int db_boxes(const rwd_ocr *o, const float *pred, int w, int h, int img_w
 	uint8_t *bit = malloc((size_t)w * (size_t)h);
 	int *stack = malloc(sizeof(int) * (size_t)w * (size_t)h);
 	int *rmin = malloc(sizeof(int) * (size_t)h), *rmax = malloc(sizeof(int) * (size_t)h);
-	pt *pts = malloc(sizeof(pt) * 2 * (size_t)h), *hull = malloc(sizeof(pt) * (2 * (size_t)h + 1));
+	pt *pts = malloc(sizeof(pt) * 2 * (size_t)h), *hull = malloc(sizeof(pt) * (4 * (size_t)h + 2)); /* monotone chain: 2n */
 	qbox *boxes = NULL;
 	size_t nb = 0, cap = 0;
 	int r = 0, ncand = 0;
@@ -373,7 +373,7 @@ static int db_boxes(const rwd_ocr *o, const float *pred, int w, int h, int img_w
 			}
 			area = fabs(area) / 2;
 			double dist = len > 0 ? area * o->unclip_ratio / len : 0;
-			pt qh[5];
+			pt qh[9];
 			size_t nq = convex_hull(q, 4, qh);
 			pt ex[4];
 			sside = min_area_rect(qh, nq, dist, ex);

@@ -10,6 +10,9 @@
  * config.json), check()s and runs the items of ITEMS.json (a JSON array of
  * item objects) in one batch as a worker does, and prints one JSON array:
  * per item {"scores": {dim: value}} or {"error", "field"}.
+ *   ocr-harness --reward PAIRS.json
+ * rwd_ocr_reward on each [text, prompt] pair of a JSON array; prints
+ * [[reward, dist] or {"error", "field"}, ...].
  */
 #include "image/decode.h"
 #include "models/model.h"
@@ -82,8 +85,37 @@ static int run_items(const char *dir, const char *items_path)
 	return r ? 1 : 0;
 }
 
+static int run_rewards(const char *path)
+{
+	json_error_t jerr;
+	json_t *arr = json_load_file(path, 0, &jerr), *out = json_array();
+	if (!arr) {
+		fprintf(stderr, "%s: %s\n", path, jerr.text);
+		return 1;
+	}
+	for (size_t i = 0; i < json_array_size(arr); i++) {
+		json_t *pr = json_array_get(arr, i);
+		rwd_error err = {0};
+		double reward;
+		int dist;
+		if (rwd_ocr_reward(json_string_value(json_array_get(pr, 0)), json_string_value(json_array_get(pr, 1)),
+			&reward, &dist, &err))
+			json_array_append_new(out, json_pack("{ss ss}", "error", err.msg, "field", err.object));
+		else
+			json_array_append_new(out, json_pack("[f i]", reward, dist));
+	}
+	char *s = json_dumps(out, 0);
+	puts(s);
+	free(s);
+	json_decref(out);
+	json_decref(arr);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 3 && strcmp(argv[1], "--reward") == 0)
+		return run_rewards(argv[2]);
 	if (argc == 4 && strcmp(argv[1], "--items") == 0)
 		return run_items(argv[2], argv[3]);
 	if (argc != 4) {
