@@ -305,11 +305,14 @@ static int fast_b64(const char *body, size_t len, size_t at, size_t max_string, 
  * Scan body for item embedding arrays. Returns the text jansson should parse
  * (*text_len bytes): a copy with each taken array replaced by `0`, or body
  * itself when none was taken; *fv_out is then the per-item vectors
- * ([max_items], from the arena) or NULL. NULL when out of memory.
+ * ([max_items], from the arena) or NULL. *max_depth: the deepest nesting, as
+ * rwd_request_json_depth counts it (a taken array is one level). NULL when
+ * out of memory.
  */
 static const char *fast_scan(const char *body, size_t len, size_t max_items, size_t max_string,
-	rwd_arena *arena, fast_vec **fv_out, size_t *text_len)
+	rwd_arena *arena, fast_vec **fv_out, size_t *text_len, size_t *max_depth)
 {
+	size_t maxd = 0;
 	enum { MAXD = 64 };
 	char kind[MAXD + 1]; /* '{' or '[' per open level (levels past MAXD are not tracked) */
 	size_t depth = 0, item = 0;
@@ -341,6 +344,8 @@ static const char *fast_scan(const char *body, size_t len, size_t max_items, siz
 					return NULL;
 			}
 			fv[item] = one;
+			if (!one.b64 && depth + 1 > maxd)
+				maxd = depth + 1;
 			memcpy(copy + olen, body + last, i - last);
 			olen += i - last;
 			copy[olen++] = '0';
@@ -367,6 +372,8 @@ static const char *fast_scan(const char *body, size_t len, size_t max_items, siz
 		}
 		if (c == '{' || c == '[') {
 			depth++;
+			if (depth > maxd)
+				maxd = depth;
 			if (depth <= MAXD)
 				kind[depth] = c;
 			if (depth == 2)
@@ -383,6 +390,7 @@ static const char *fast_scan(const char *body, size_t len, size_t max_items, siz
 		}
 		prev = c;
 	}
+	*max_depth = maxd;
 	if (!copy) {
 		*text_len = len;
 		return body;
@@ -416,18 +424,20 @@ static int parse_once(const char *body, size_t len, const rwd_request_limits *li
 	rwd_error *err, int fast)
 {
 	memset(out, 0, sizeof(*out));
-	int line = 0, col = 0;
-	if (rwd_request_json_depth(body, len, lim->max_depth, &line, &col) > lim->max_depth) {
-		rwd_error_at(err, line, col, -1);
-		return rwd_errorf(err, RWD_E_INVALID, "JSON nested deeper than %zu levels", lim->max_depth);
-	}
 	fast_vec *fv = NULL;
 	const char *text = body;
-	size_t text_len = len;
-	if (fast && lim->max_items && memmem(body, len, "\"embedding\"", 11)) {
-		text = fast_scan(body, len, lim->max_items, lim->max_string_bytes, arena, &fv, &text_len);
+	size_t text_len = len, depth = (size_t)-1;
+	if (fast && lim->max_items && memmem(body, len, "\"embedding", 10)) {
+		/* "embedding" or "embedding_b64"; the scan measures the nesting too */
+		text = fast_scan(body, len, lim->max_items, lim->max_string_bytes, arena, &fv, &text_len, &depth);
 		if (!text)
 			return SLOW_AGAIN; /* no memory for the fast path: jansson's own way */
+	}
+	int line = 0, col = 0;
+	if (depth > lim->max_depth &&
+	    rwd_request_json_depth(body, len, lim->max_depth, &line, &col) > lim->max_depth) {
+		rwd_error_at(err, line, col, -1);
+		return rwd_errorf(err, RWD_E_INVALID, "JSON nested deeper than %zu levels", lim->max_depth);
 	}
 	json_error_t jerr;
 	json_t *root = json_loadb(text, text_len, JSON_REJECT_DUPLICATES, &jerr);
