@@ -521,13 +521,20 @@ int rwd_chat_template_create(const char *tpl, const char *bos_token, const char 
 		t->default_system_len = sys_len;
 		sys = NULL;
 	}
-	if (llama) {
-		t->bos_len = strlen(bos_token);
-		if (!(t->bos = strdup(bos_token))) {
-			rc = rwd_errorf(err, RWD_E_NOMEM, "out of memory");
-			goto fail;
-		}
+	if ((bos_token && !(t->bos = strdup(bos_token))) || (eos_token && !(t->eos = strdup(eos_token)))) {
+		rc = rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+		goto fail;
 	}
+	t->bos_len = bos_token ? strlen(bos_token) : 0;
+	/*
+	 * The engine too, for conversations the fast path does not take (tool
+	 * calls, null or list content, Llama-3.1/3.2 tool turns). A real
+	 * template always compiles; if not, those conversations stay refused.
+	 */
+	rwd_error jerr;
+	rwd_error_clear(&jerr);
+	if (rwd_jinja_compile(tpl, strlen(tpl), NULL, &t->engine, &jerr))
+		t->engine = NULL;
 	free(sys);
 	*out = t;
 	return 0;
@@ -1033,7 +1040,11 @@ int rwd_chat_render(const rwd_chat_template *t, const rwd_chat_message *m, size_
 		rwd_error_where(err, NULL, "messages");
 		return RWD_E_LIMIT;
 	}
-	if (t->format == RWD_CHAT_JINJA) {
+	bool engine = t->format == RWD_CHAT_JINJA;
+	for (size_t i = 0; t->engine && !engine && i < n; i++)
+		engine = (t->format == RWD_CHAT_LLAMA31 || t->format == RWD_CHAT_LLAMA32) &&
+			(role_is(&m[i], "tool") || role_is(&m[i], "ipython"));
+	if (engine) {
 		json_t *arr = json_array();
 		for (size_t i = 0; arr && i < n; i++) {
 			json_t *o = json_object();
@@ -1154,6 +1165,32 @@ int rwd_chat_messages_from_json(const json_t *messages, size_t max_messages, rwd
 	return 0;
 }
 
+/* Fast-path templates hand these conversations to the engine. */
+static bool llama_tool_role(const rwd_chat_template *t, const char *role)
+{
+	return (t->format == RWD_CHAT_LLAMA31 || t->format == RWD_CHAT_LLAMA32) &&
+		(strcmp(role, "tool") == 0 || strcmp(role, "ipython") == 0);
+}
+
+static bool needs_engine(const rwd_chat_template *t, const json_t *messages)
+{
+	json_t *o;
+	size_t i;
+	if (!json_is_array(messages))
+		return false;
+	json_array_foreach(messages, i, o) {
+		json_t *tc = json_object_get(o, "tool_calls"), *c = json_object_get(o, "content");
+		json_t *r = json_object_get(o, "role");
+		if (tc && !json_is_null(tc) && !(json_is_array(tc) && json_array_size(tc) == 0))
+			return true;
+		if (json_is_null(c) || json_is_array(c))
+			return true;
+		if (json_is_string(r) && llama_tool_role(t, json_string_value(r)))
+			return true;
+	}
+	return false;
+}
+
 int rwd_chat_render_json(const rwd_chat_template *t, const json_t *messages, const rwd_chat_params *params,
 	rwd_arena *arena, char **out, size_t *out_len, rwd_error *err)
 {
@@ -1162,7 +1199,7 @@ int rwd_chat_render_json(const rwd_chat_template *t, const json_t *messages, con
 	size_t n;
 	*out = NULL;
 	*out_len = 0;
-	if (t->format == RWD_CHAT_JINJA) {
+	if (t->format == RWD_CHAT_JINJA || (t->engine && needs_engine(t, messages))) {
 		int rc = check_engine_messages(messages, p.max_messages, err);
 		return rc ? rc : render_engine(t, (json_t *)messages, &p, arena, out, out_len, err);
 	}

@@ -62,11 +62,11 @@
  *   RWD_CHAT_LLAMA32 Llama-3.2-Instruct (text models): as 3.1 but the date is
  *                    today's (local time, "%d %b %Y" in English, as
  *                    transformers' strftime_now), or params.date_string.
- * The fast path does not take (RWD_E_UNSUPPORTED when a message needs
- * them) `tool_calls`, nor `tool`/`ipython` messages with the Llama-3.1/3.2
- * templates (they JSON-encode the content), and its roles must be
- * "system", "user", "assistant" or "tool" (others are RWD_E_INVALID: the
- * Qwen2.5/Qwen3 templates would silently drop them).
+ * The fast path does not take `tool_calls`, null or list content, nor
+ * `tool`/`ipython` messages with the Llama-3.1/3.2 templates: such
+ * conversations are rendered by the engine (compiled from the same text).
+ * Its roles must be "system", "user", "assistant" or "tool" (others are
+ * RWD_E_INVALID: the Qwen2.5/Qwen3 templates would silently drop them).
  * add_generation_prompt appends the template's assistant header
  * (`<|im_start|>assistant\n`, `<|start_header_id|>assistant<|end_header_id|>\n\n`);
  * scoring a finished conversation does not use it.

@@ -2139,6 +2139,13 @@ static int list_push(struct ctx *c, const struct node *nd, struct list *l, struc
 	return 0;
 }
 
+/* memcpy of n values; n may be 0 with NULL pointers. */
+static void vcopy(struct value *dst, const struct value *src, size_t n)
+{
+	if (n)
+		memcpy(dst, src, n * sizeof(*dst));
+}
+
 static struct value v_list(struct list *l, bool tuple)
 {
 	struct value v = { .t = V_LIST, .tuple = tuple };
@@ -3321,7 +3328,7 @@ static int iterate(struct ctx *c, const struct node *nd, const struct value *v, 
 		struct list *l = list_new(c, nd, v->u.d->n);
 		if (!l)
 			return c->rc;
-		memcpy(l->v, v->u.d->k, v->u.d->n * sizeof(*l->v));
+		vcopy(l->v, v->u.d->k, v->u.d->n);
 		l->n = v->u.d->n;
 		*out = l;
 		return 0;
@@ -3449,8 +3456,9 @@ static int binop_eval(struct ctx *c, const struct node *nd, int op, const struct
 		struct list *l = list_new(c, nd, a->u.l->n + b->u.l->n);
 		if (!l)
 			return c->rc;
-		memcpy(l->v, a->u.l->v, a->u.l->n * sizeof(*l->v));
-		memcpy(l->v + a->u.l->n, b->u.l->v, b->u.l->n * sizeof(*l->v));
+		vcopy(l->v, a->u.l->v, a->u.l->n);
+		if (b->u.l->n)
+			vcopy(l->v + a->u.l->n, b->u.l->v, b->u.l->n);
 		l->n = a->u.l->n + b->u.l->n;
 		*out = v_list(l, a->tuple);
 		return 0;
@@ -3726,7 +3734,7 @@ static int filter_select(struct ctx *c, const struct node *nd, uint16_t id, cons
 		if (!(tid = lookup_named(TESTS, tname->u.s, tname->n)))
 			return rerr(c, nd, RWD_E_UNSUPPORTED, "test '%.*s' is not supported", (int)tname->n, tname->u.s);
 	}
-	struct args ta = { .v = a->v + (a->npos > first + 1 ? first + 1 : a->npos),
+	struct args ta = { .v = a->npos > first + 1 ? a->v + first + 1 : NULL,
 		.npos = a->npos > first + 1 ? a->npos - first - 1 : 0 };
 	struct list *l = list_new(c, nd, 0);
 	if (!l)
@@ -3991,7 +3999,7 @@ static int apply_filter(struct ctx *c, const struct node *nd, uint16_t id, const
 		if (!(l = list_new(c, nd, items->n)))
 			return c->rc;
 		if (items->n)
-			memcpy(l->v, items->v, items->n * sizeof(*l->v));
+			vcopy(l->v, items->v, items->n);
 		l->n = items->n;
 		*out = v_list(l, false);
 		return 0;
@@ -4153,7 +4161,7 @@ static int apply_filter(struct ctx *c, const struct node *nd, uint16_t id, const
 			if (!(fid = lookup_named(FILTERS, fname->u.s, fname->n)))
 				return rerr(c, nd, RWD_E_UNSUPPORTED, "filter '%.*s' is not supported", (int)fname->n,
 					fname->u.s);
-			fa = (struct args){ .v = a->v + 1, .npos = a->npos - 1, .nkw = a->nkw, .names = a->names };
+			fa = (struct args){ .v = a->v ? a->v + 1 : NULL, .npos = a->npos - 1, .nkw = a->nkw, .names = a->names };
 		}
 		struct list *l = list_new(c, nd, items->n);
 		if (!l)
@@ -4392,7 +4400,7 @@ static int call_method(struct ctx *c, const struct node *nd, const struct value 
 		struct list *l = list_new(c, nd, d->n);
 		if (!l)
 			return c->rc;
-		memcpy(l->v, fv->id == M_KEYS ? d->k : d->v, d->n * sizeof(*l->v));
+		vcopy(l->v, fv->id == M_KEYS ? d->k : d->v, d->n);
 		l->n = d->n;
 		*out = v_list(l, false);
 		return 0;

@@ -109,6 +109,11 @@ def conversation(rng, roles):
         role = rng.choice(roles)
         if role == "assistant":
             m = {"role": "assistant", "content": assistant_content(rng)}
+            if rng.random() < 0.08:
+                # not on the fast path: the engine renders these (null content, tool calls)
+                m = {"role": "assistant", "content": rng.choice([None, "", text(rng)]),
+                     "tool_calls": [{"type": "function", "function": {
+                         "name": "f", "arguments": rng.choice([{"x": 1, "s": "é\n"}, '{"x": 2}'])}}]}
             r = rng.random()
             if r < 0.15:
                 m["reasoning_content"] = text(rng)
@@ -190,7 +195,12 @@ def token_check(requests, meta):
         res = [json.loads(l) for l in p.stdout.decode().split("\n") if l]
         for (r, m), out in zip(reqs, res):
             for c, ids in zip(r["cases"], out["outputs"]):
-                texts.append(jinja_render(m[1], m[2], c["messages"], c["add_generation_prompt"]))
+                try:
+                    texts.append(jinja_render(m[1], m[2], c["messages"], c["add_generation_prompt"]))
+                except Exception:
+                    if isinstance(ids, dict):
+                        continue  # refused by both (compared in main)
+                    raise
                 ours.append(ids)
         json.dump(texts, open(os.path.join(d, "in.json"), "w", encoding="utf-8"), ensure_ascii=False)
         q = subprocess.run([node, "-e", HF_ENCODE_JS, mod, tokfile, os.path.join(d, "in.json"),
@@ -251,8 +261,6 @@ def main():
                     variants.append((name + "-broken", tpl.replace(a, b, 1), False))
         for label, t, exp in variants:
             roles = ["user", "assistant", "system", "tool"]
-            if "llama3.1" in name or "llama3.2" in name:
-                roles = ["user", "assistant", "system"]
             cases = []
             ncases = 300 if exp and label == name else 60
             for _ in range(ncases):
@@ -297,7 +305,6 @@ def main():
                     mismatches += 1
                     first_diff = first_diff or (label, c, repr(want), got)
             elif isinstance(got, dict) or got != want:
-                # the fast path refuses only tool messages with Llama-3.1/3.2 (never generated for them)
                 mismatches += 1
                 if first_diff is None:
                     first_diff = (label, c, want, got)
