@@ -286,14 +286,20 @@ def test_seqcls(d, client, folder):
     dr = direct(d, [{"messages": p + c} for p, c in zip(prompts, completions)], "cls")
     C.check(rpf[:, 0].tolist() == [torch.tensor(x["scores"]["score"]).item() for x in dr],
             "seqcls via adapter == messages through /v1/rewards")
-    # a parsed tool call cannot be rendered by rewardd's seqcls: an error, never a reward
+    # a parsed tool call is rendered by the chat template engine, as TRL's own RM path renders it
     tc = [[parse_response("<tool_call>\n" + json.dumps(CALL) + "\n</tool_call>")]]
     try:
         out = tr.calculate_rewards(inputs[:1], prompts[:1], tc, [[1]])
-        C.check(False, "seqcls with tool_calls must raise, got %r" % (out,))
     except RewarddError as e:
-        print("seqcls with parsed tool_calls refused: %s" % e)
-        C.check(e.status in (400, 415, 422) and "tool" in str(e), "seqcls tool_calls refused: %s" % e)
+        C.check(False, "seqcls with tool_calls failed: %s" % e)
+        return
+    got = out[0, 0].item()
+    C.check(got == got, "seqcls with tool_calls gives a reward: %r" % got)
+    if L.have_hf_tokenizers():
+        want, rendered = L.TrlRewardModelOracle(folder).scores([prompts[0] + tc[0]])
+        print("seqcls tool call: TRL's RM path %r vs rewardd %r" % (want[0], got))
+        C.check("<tool_call>" in rendered[0], "the oracle's rendering has the tool call")
+        C.check(L.close(got, want[0], 1e-4), "seqcls with a tool call == TRL's own reward-model path")
 
 
 def test_readme(d):
