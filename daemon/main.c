@@ -532,20 +532,18 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	/*
-	 * lib/nn's threading model (one worker: BLAS gets the cores; several:
-	 * one BLAS thread each), minus the cores the HTTP threads need: idle
-	 * OpenBLAS threads spin, and on a small machine they starve the polling
-	 * thread. Measured on 2 cores with wrk (bench/): 64 connections of
-	 * 1-item requests to the aesthetic head gave ~1750 req/s with 1 BLAS
-	 * thread against ~730 with 2.
+	 * lib/nn's threading model: one compute worker gets every core for
+	 * BLAS, several get one thread each. No cores are held back for the
+	 * HTTP threads: lib/nn runs GEMMs under 16M multiply-adds on one thread,
+	 * so a tiny head never wakes OpenBLAS's spinning pool (measured on 2
+	 * shared cores, aesthetic head, 1-item requests, c=16: 2 BLAS threads
+	 * gave 459-477 req/s against 814-1324 with 1 before that rule, and
+	 * 1177-1668 against 841-2302 with it), while CLIP and seqcls get both
+	 * cores (issue 13: edit rewards 8.1 against 5.0 items/s).
 	 */
 	int blas = cfg.blas_threads;
-	if (!blas) {
-		int spare = rwd_cpu_count() - (int)cfg.http_threads;
+	if (!blas)
 		blas = rwd_nn_blas_threads_for(workers);
-		if (blas > 1 && spare < blas)
-			blas = spare > 1 ? spare : 1;
-	}
 	app.blas_threads = rwd_nn_threading_init(blas, app.blas_desc, sizeof(app.blas_desc));
 	rwd_log(RWD_LOG_INFO, "rewardd %s starting: %d cores, %d compute workers, OpenBLAS: %s",
 		RWD_VERSION, rwd_cpu_count(), workers, app.blas_desc);

@@ -136,6 +136,39 @@ static size_t blocked_min_rows(size_t n, size_t k)
 	return by_mn < by_mnk ? by_mn : by_mnk;
 }
 
+/*
+ * GEMMs below RWD_NN_MT_MIN_MACS multiply-adds run on one BLAS thread
+ * whatever the process-wide count: waking OpenBLAS's pool for them gains
+ * nothing (nn.c's table: a 1x768 -> 1024 head 9.0 against 9.5 GFLOP/s,
+ * attention 77x64x77 60 against 72), and a woken pool thread then spins
+ * for OpenBLAS's thread timeout (2^28 cycles, ~0.1 s) on the core the HTTP
+ * threads need. So a model whose GEMMs are all small (an MLP head at small
+ * batches) never wakes the pool, and the default can give BLAS every core
+ * for the heavy models (CLIP, seqcls: 25M+ MAC GEMMs, ~2x faster on 2
+ * threads). The count is lowered around the call and restored from
+ * OpenBLAS's own setting, so lib/ keeps no state; this is safe because a
+ * count above 1 implies one compute worker (the threading model below:
+ * never K > 1 workers with BLAS threads > 1), so no other thread is inside
+ * BLAS. Row results do not depend on the thread count (test_nn.c).
+ */
+#define RWD_NN_MT_MIN_MACS (16.0 * 1024 * 1024)
+
+static void sgemm_sized(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, size_t m, size_t n,
+	size_t k, float alpha, const float *a, size_t lda, const float *b, size_t ldb, float beta,
+	float *c, size_t ldc)
+{
+	int saved = 0;
+	if ((double)m * (double)n * (double)k < RWD_NN_MT_MIN_MACS) {
+		saved = openblas_get_num_threads();
+		if (saved > 1)
+			openblas_set_num_threads(1);
+	}
+	cblas_sgemm(CblasRowMajor, ta, tb, BI(m), BI(n), BI(k), alpha, a, BI(lda), b, BI(ldb),
+		beta, c, BI(ldc));
+	if (saved > 1)
+		openblas_set_num_threads(saved);
+}
+
 static void gemm_rows(const float *x, size_t m, size_t k, size_t ldx,
 	const float *w, const float *b, size_t n, float *y, size_t ldy)
 {
@@ -147,8 +180,7 @@ static void gemm_rows(const float *x, size_t m, size_t k, size_t ldx,
 		beta = 1.0f;
 	}
 	/* w is [n, k] row-major = w^T [k, n] read through CblasTrans: no copy */
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, BI(m), BI(n), BI(k),
-		1.0f, x, BI(ldx), w, BI(k), beta, y, BI(ldy));
+	sgemm_sized(CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, ldx, w, k, beta, y, ldy);
 }
 
 /* m < mr rows through an mr-row sgemm; mr * k <= PAD_IN, mr * n <= PAD_OUT. */
@@ -486,9 +518,8 @@ void rwd_nn_attention(const rwd_nn_attn *p, const float *q, const float *k, cons
 			const size_t r1 = t - r0 < block ? t : r0 + block, rows = r1 - r0;
 			float *sb = s + r0 * t; /* [rows, r1] with row stride t */
 			/* sb = scale * q_h[r0:r1, d] . k_g[0:r1, d]^T */
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, BI(rows), BI(r1), BI(d),
-				p->scale, q + r0 * ldq + h * d, BI(ldq), k + g * d, BI(ldk),
-				0.0f, sb, BI(t));
+			sgemm_sized(CblasNoTrans, CblasTrans, rows, r1, d, p->scale,
+				q + r0 * ldq + h * d, ldq, k + g * d, ldk, 0.0f, sb, t);
 			for (size_t i = r0; i < r1; i++) {
 				float *row = sb + (i - r0) * t;
 				const size_t nk = p->causal ? i + 1 : r1;
@@ -496,8 +527,8 @@ void rwd_nn_attention(const rwd_nn_attn *p, const float *q, const float *k, cons
 				memset(row + nk, 0, (r1 - nk) * sizeof(*row));
 			}
 			/* out_h[r0:r1, d] = sb[rows, r1] . v_g[0:r1, d] */
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, BI(rows), BI(d), BI(r1),
-				1.0f, sb, BI(t), v + g * d, BI(ldv), 0.0f, out + r0 * ldo + h * d, BI(ldo));
+			sgemm_sized(CblasNoTrans, CblasNoTrans, rows, d, r1, 1.0f, sb, t, v + g * d, ldv,
+				0.0f, out + r0 * ldo + h * d, ldo);
 		}
 	}
 }

@@ -20,7 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* y[m, n] = x[m, k] · w[n, k]^T (+ b[n] when b != NULL). ldx/ldy: row strides (0 = dense). */
+/* y[m, n] = x[m, k] · w[n, k]^T (+ b[n] when b != NULL). ldx/ldy: row strides (0 = dense).
+ * Batch-invariant: row i's bits depend only on x's row i, w, b, n and k — never on m, the
+ * row's position or the BLAS thread count (the kernel is chosen from (n, k); nn.c). */
 void rwd_nn_linear(const float *x, size_t m, size_t k, size_t ldx,
 	const float *w, const float *b, size_t n, float *y, size_t ldy);
 
@@ -113,6 +115,11 @@ void rwd_nn_rope_apply(float *x, size_t t, size_t n_heads, size_t head_dim, size
  *       the cores are shared with other busy processes (BLAS's spinning
  *       pool threads then stall; measured in nn.c).
  *   Never K > 1 workers with BLAS threads > 1.
+ * Under (i), GEMMs issued through this module below 16M multiply-adds run
+ * on one BLAS thread (the count is lowered around the call and restored),
+ * so models made of small GEMMs never wake OpenBLAS's pool, whose idle
+ * threads spin on the cores the HTTP threads need; see nn.c. Results do
+ * not depend on the thread count (rows are batch- and thread-invariant).
  *
  * rwd_nn_threading_init sets OpenBLAS's process-wide thread count once at
  * start-up, before any worker runs and never while a thread is inside BLAS
