@@ -7,8 +7,11 @@
 
 #include "models/mlp.h"
 #include "models/model.h"
+#include "core/base64.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 static rwd_model *load_or_fail(const char *path, const char *opts_json)
 {
@@ -81,6 +84,90 @@ START_TEST(aesthetic_fixture_reference_outputs)
 	worst = fmax(worst, d);
 	printf("aesthetic fixture: worst |ours - published PyTorch output| = %.3g\n", worst);
 	ck_assert_msg(worst <= 1e-5, "worst error %g > 1e-5", worst);
+	rwd_model_free(m);
+}
+END_TEST
+
+/* One item through check + run: its input JSON, or a decoded vector (vec). */
+static float score_item(const rwd_model *m, json_t *item, const float *vec, size_t n, int *status)
+{
+	rwd_item it;
+	memset(&it, 0, sizeof(it));
+	it.input = item;
+	it.vec = vec;
+	it.vec_n = n;
+	rwd_error err;
+	rwd_error_clear(&err);
+	ck_assert_int_eq(rwd_model_check_item(m, &it, &it.cost, &err), 0);
+	void *scratch;
+	ck_assert_int_eq(rwd_model_scratch_new(m, &scratch, &err), 0);
+	rwd_arena *a = rwd_arena_create(0, 0);
+	rwd_item *items[1] = {&it};
+	ck_assert_int_eq(rwd_model_run(m, scratch, items, 1, a), 0);
+	*status = it.status;
+	rwd_arena_destroy(a);
+	rwd_model_scratch_free(m, scratch);
+	return it.scores[0];
+}
+
+/* "embedding_b64" through the kind (check decodes and validates, forward
+ * decodes into the batch) and a request-decoded item->vec give the JSON
+ * array's score bit for bit; the kind reports its vector width. */
+START_TEST(embedding_b64_and_vec_match_the_array)
+{
+	char path[4096];
+	if (!rwd_fixture_path("aesthetic/aesthetic-linearMSE.safetensors", path, sizeof(path))) {
+		printf("SKIP embedding_b64_and_vec_match_the_array: ../shared/fixtures/aesthetic is absent\n");
+		return;
+	}
+	rwd_model *m = load_or_fail(path, NULL);
+	ck_assert_uint_eq(rwd_model_get_info(m)->vector_input, 768);
+	float x[768];
+	uint8_t le[768 * 4];
+	for (int i = 0; i < 768; i++) {
+		x[i] = (float)sin(i * 0.37) * 0.05f;
+		uint32_t u;
+		memcpy(&u, &x[i], 4);
+		for (int k = 0; k < 4; k++)
+			le[4 * i + k] = (uint8_t)(u >> (8 * k));
+	}
+	float want = score_one(m, x, 768);
+	char *enc = malloc(rwd_base64_encoded_len(sizeof(le), 0) + 1);
+	rwd_base64_encode(le, sizeof(le), 0, enc);
+	json_t *item = json_pack("{ss}", "embedding_b64", enc);
+	int st;
+	float got = score_item(m, item, NULL, 0, &st);
+	ck_assert_int_eq(st, 0);
+	ck_assert_int_eq(memcmp(&got, &want, 4), 0);
+	json_t *empty = json_object();
+	got = score_item(m, empty, x, 768, &st);
+	ck_assert_int_eq(st, 0);
+	ck_assert_int_eq(memcmp(&got, &want, 4), 0);
+	/* a vector of another width is refused by check_item */
+	rwd_item it;
+	memset(&it, 0, sizeof(it));
+	it.input = empty;
+	it.vec = x;
+	it.vec_n = 767;
+	rwd_error err;
+	rwd_error_clear(&err);
+	size_t cost;
+	ck_assert_int_eq(rwd_model_check_item(m, &it, &cost, &err), RWD_E_INVALID);
+	/* both fields, a non-string, bad base64: refused by the kind's check */
+	json_t *both = json_pack("{ss s[i]}", "embedding_b64", enc, "embedding", 1);
+	ck_assert_int_eq(rwd_model_check(m, both, &cost, &err), RWD_E_INVALID);
+	ck_assert_str_eq(err.object, "embedding_b64");
+	json_t *num = json_pack("{si}", "embedding_b64", 3);
+	ck_assert_int_eq(rwd_model_check(m, num, &cost, &err), RWD_E_INVALID);
+	json_t *bad = json_pack("{ss}", "embedding_b64", "AA*A");
+	ck_assert_int_eq(rwd_model_check(m, bad, &cost, &err), RWD_E_FORMAT);
+	ck_assert_str_eq(err.object, "embedding_b64");
+	json_decref(both);
+	json_decref(num);
+	json_decref(bad);
+	json_decref(empty);
+	json_decref(item);
+	free(enc);
 	rwd_model_free(m);
 }
 END_TEST
@@ -160,6 +247,7 @@ static Suite *mlp_suite(void)
 	tcase_set_tags(tc, "fixture");
 	tcase_add_test(tc, aesthetic_fixture_reference_outputs);
 	tcase_add_test(tc, aesthetic_fixture_named_output_and_errors);
+	tcase_add_test(tc, embedding_b64_and_vec_match_the_array);
 	suite_add_tcase(s, tc);
 	return s;
 }
