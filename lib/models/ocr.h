@@ -68,9 +68,25 @@
  *     Lines with confidence < drop_score (0.5) are dropped, as TextSystem
  *     drops them.
  *
- * Threads: the loaded state is immutable; every call allocates its own
- * memory (the graphs' intermediates are sized by the image), so concurrent
- * calls are safe.
+ * Batching (rwd_ocr_read_batch, what a worker's forward pass calls): the
+ * results are those of PaddleOCR run on each image alone. Images whose
+ * DetResizeForTest sizes are equal run through the detector stacked, up to
+ * det_batch_pixels (config.json; default 2 x 960 x 960) pixels per run. Each
+ * image's crops are sorted and cut into batches of rec_batch_num exactly as
+ * PaddleOCR cuts them (the padded width is that batch's, which changes the
+ * outputs, so it is never widened by other images' crops); crops of all
+ * images whose padded widths are equal then share recogniser runs of up to
+ * 4 x rec_batch_num crops. Both networks compute every sample on its own
+ * (the interpreter's Conv and MatMul loop over the batch), so stacking
+ * changes no value; ocr-pipeline checks it bit for bit on the real weights.
+ *
+ * Threads: the loaded state is immutable. Each thread passes its own
+ * rwd_ocr_ws (the kind's per-worker scratch): the pre- and post-processing
+ * buffers (detector input for det_batch_pixels, resize buffers, the DB
+ * bitmap and contour buffers for the largest "max"-limited map, the
+ * recogniser input for one run of 320-wide crops), reserved when it is made
+ * and grown only for wider crops or "min"-limited images. The graphs'
+ * intermediates are still allocated per run (their sizes follow the image).
  */
 #ifndef RWD_MODELS_OCR_H
 #define RWD_MODELS_OCR_H
@@ -103,6 +119,29 @@ uint64_t rwd_ocr_weight_bytes(const rwd_ocr *o);
 int rwd_ocr_read(const rwd_ocr *o, const rwd_image *img, rwd_ocr_line **lines, size_t *n,
 	rwd_error *err);
 void rwd_ocr_lines_free(rwd_ocr_line *lines, size_t n);
+
+/* Per-thread working memory, reserved for o's limits (see Threads above). */
+typedef struct rwd_ocr_ws rwd_ocr_ws;
+int rwd_ocr_ws_new(const rwd_ocr *o, rwd_ocr_ws **out, rwd_error *err);
+void rwd_ocr_ws_free(rwd_ocr_ws *ws); /* accepts NULL */
+size_t rwd_ocr_ws_bytes(const rwd_ocr_ws *ws); /* bytes reserved now */
+
+/* One image's outcome: status 0 and lines[n] (free with rwd_ocr_lines_free), or status/err. */
+typedef struct rwd_ocr_result {
+	rwd_ocr_line *lines;
+	size_t n;
+	int status;
+	rwd_error err;
+} rwd_ocr_result;
+
+/*
+ * Run the pipeline on n images at once (batched as described above; the
+ * lines of each image are those rwd_ocr_read gives for it alone). ws may
+ * be NULL (a temporary one is made). Failures are per image, in res[i];
+ * returns 0, or RWD_E_NOMEM when nothing could run (every res[i] says so).
+ */
+int rwd_ocr_read_batch(const rwd_ocr *o, rwd_ocr_ws *ws, const rwd_image *const *imgs, size_t n,
+	rwd_ocr_result *res);
 
 /*
  * flow_grpo's reward of recognised text `text` (the joined lines) against
