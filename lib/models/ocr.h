@@ -78,7 +78,8 @@
  * images whose padded widths are equal then share recogniser runs of up to
  * 4 x rec_batch_num crops. Both networks compute every sample on its own
  * (the interpreter's Conv and MatMul loop over the batch), so stacking
- * changes no value; ocr-pipeline checks it bit for bit on the real weights.
+ * changes no value; ocr-pipeline checks it bit for bit on the real weights,
+ * tests/unit/test_ocr.c on a toy pair through the model interface.
  *
  * Threads: the loaded state is immutable. Each thread passes its own
  * rwd_ocr_ws (the kind's per-worker scratch): the pre- and post-processing
