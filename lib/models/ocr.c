@@ -312,6 +312,93 @@ static double box_score(const float *pred, int w, int h, const pt *box)
 	return cnt ? sum / (double)cnt : 0;
 }
 
+/* Clipper's Round: half away from zero, to an integer. */
+static double clipper_round(double v)
+{
+	return (double)(v < 0 ? (long long)(v - 0.5) : (long long)(v + 0.5));
+}
+
+/*
+ * The vertices of Clipper 6.4's ClipperOffset (pyclipper's PyclipperOffset:
+ * arc_tolerance 0.25, JT_ROUND, ET_CLOSEDPOLYGON) of the closed integer
+ * polygon q[4] by delta > 0, before its clean-up union (which only drops
+ * vertices, leaving the convex hull unchanged): each corner emits the
+ * offset points of its two edges with the arc between them stepped as
+ * DoRound steps it, every point rounded half away from zero. malloc'd;
+ * *n set. NULL when out of memory.
+ */
+static pt *clipper_round_offset(const pt *q_in, double delta, size_t *n)
+{
+	pt q[4];
+	size_t m = 0;
+	for (int k = 0; k < 4; k++) /* AddPath drops repeated points */
+		if (m == 0 || q_in[k].x != q[m - 1].x || q_in[k].y != q[m - 1].y)
+			q[m++] = q_in[k];
+	while (m > 1 && q[m - 1].x == q[0].x && q[m - 1].y == q[0].y)
+		m--;
+	double area = 0;
+	for (size_t k = 0; k < m; k++)
+		area += q[k].x * q[(k + 1) % m].y - q[(k + 1) % m].x * q[k].y;
+	if (area < 0) /* FixOrientations: a negative path is reversed */
+		for (size_t k = 0; k < m / 2; k++) {
+			pt t = q[k];
+			q[k] = q[m - 1 - k];
+			q[m - 1 - k] = t;
+		}
+	double y = 0.25 > fabs(delta) * 0.25 ? fabs(delta) * 0.25 : 0.25;
+	double steps = M_PI / acos(1 - y / fabs(delta));
+	if (steps > fabs(delta) * M_PI)
+		steps = fabs(delta) * M_PI;
+	double sn = sin(2 * M_PI / steps), cs = cos(2 * M_PI / steps), per_rad = steps / (2 * M_PI);
+	size_t cap = m * ((size_t)(per_rad * M_PI) + 4) + 4;
+	pt *out = malloc(sizeof(pt) * cap), nrm[4];
+	if (!out)
+		return NULL;
+	*n = 0;
+	if (m < 3 || !(delta > 0)) {
+		memcpy(out, q, sizeof(pt) * m);
+		*n = m;
+		return out;
+	}
+	for (size_t j = 0; j < m; j++) { /* GetUnitNormal(pts[j], pts[j + 1]) */
+		double dx = q[(j + 1) % m].x - q[j].x, dy = q[(j + 1) % m].y - q[j].y, f = 1 / sqrt(dx * dx + dy * dy);
+		nrm[j] = (pt){dy * f, -dx * f};
+	}
+	for (size_t j = 0, k = m - 1; j < m; k = j, j++) { /* OffsetPoint(j, k) */
+		double sinA = nrm[k].x * nrm[j].y - nrm[j].x * nrm[k].y, cosA = nrm[k].x * nrm[j].x + nrm[j].y * nrm[k].y;
+		pt p = q[j];
+		if (fabs(sinA * delta) < 1.0) {
+			if (cosA > 0) {
+				out[(*n)++] = (pt){clipper_round(p.x + nrm[k].x * delta), clipper_round(p.y + nrm[k].y * delta)};
+				continue;
+			}
+		} else if (sinA > 1.0) {
+			sinA = 1.0;
+		} else if (sinA < -1.0) {
+			sinA = -1.0;
+		}
+		if (sinA * delta < 0) { /* a concave corner (not in a rectangle; kept for completeness) */
+			out[(*n)++] = (pt){clipper_round(p.x + nrm[k].x * delta), clipper_round(p.y + nrm[k].y * delta)};
+			out[(*n)++] = p;
+			out[(*n)++] = (pt){clipper_round(p.x + nrm[j].x * delta), clipper_round(p.y + nrm[j].y * delta)};
+			continue;
+		}
+		double a = atan2(sinA, cosA);
+		long st = (long)clipper_round(per_rad * fabs(a));
+		if (st < 1)
+			st = 1;
+		double X = nrm[k].x, Y = nrm[k].y;
+		for (long i = 0; i < st && *n + 1 < cap; i++) {
+			out[(*n)++] = (pt){clipper_round(p.x + X * delta), clipper_round(p.y + Y * delta)};
+			double X2 = X;
+			X = X * cs - sn * Y;
+			Y = X2 * sn + Y * cs;
+		}
+		out[(*n)++] = (pt){clipper_round(p.x + nrm[j].x * delta), clipper_round(p.y + nrm[j].y * delta)};
+	}
+	return out;
+}
+
 typedef struct qbox {
 	pt p[4];
 } qbox;
@@ -398,10 +485,19 @@ static int db_boxes(const rwd_ocr *o, rwd_ocr_ws *ws, const float *pred, int w, 
 			}
 			area = fabs(area) / 2;
 			double dist = len > 0 ? area * o->unclip_ratio / len : 0;
-			pt qh[9];
-			size_t nq = convex_hull(q, 4, qh);
 			pt ex[4];
-			sside = min_area_rect(qh, nq, dist, ex);
+			size_t nq = 0;
+			pt *off = clipper_round_offset(q, dist, &nq);
+			pt *qh = off ? malloc(sizeof(pt) * (2 * nq + 1)) : NULL;
+			if (!qh) {
+				free(off);
+				r = RWD_E_NOMEM;
+				goto done;
+			}
+			nq = convex_hull(off, nq, qh);
+			sside = min_area_rect(qh, nq, 0, ex);
+			free(off);
+			free(qh);
 			if (nq < 3)
 				sside = 0;
 			if (sside < 3 + 2)
