@@ -42,13 +42,18 @@
  *     minAreaRect of its contour), ordered as get_mini_boxes orders it;
  *     skipped if its short side < 3; box score = mean of P inside the
  *     rectangle filled as cv2.fillPoly fills it (scan-line, edges included);
- *     skipped below box_thresh; unclip: the rectangle grown by
- *     d = area * 1.5 / perimeter on every side — the minimum-area rectangle
- *     of Clipper's round-joined offset of a rectangle, computed directly
- *     over the corner points truncated to integers as pyclipper takes them
- *     (no polygon library: for a convex input the offset's min-area
- *     rectangle is the grown bounding rectangle in one of the input's edge
- *     directions); skipped if its short side < 5; scaled back to the image
+ *     skipped below box_thresh; unclip: d = area * 1.5 / perimeter (of the
+ *     float box, as shapely measures it), then Clipper 6.4's round-joined
+ *     offset by d of the corners truncated to integers as pyclipper takes
+ *     them, re-done here for a 4-point closed path (its unit normals, the
+ *     arc stepped by arc tolerance 0.25 as DoRound steps it, each vertex
+ *     rounded half away from zero; the clean-up union only drops vertices,
+ *     so the convex hull is unchanged), and the minimum-area rectangle of
+ *     those vertices. Not linked to libpolyclipping: it is C++, and the
+ *     4-point case is ~60 lines. Known gap: OpenCV's minAreaRect computes
+ *     in float32, so a corner can come out as 355.99994 where ours is 356
+ *     and truncate to 355 before the offset: boxes may differ by 1 px.
+ *     Skipped if its short side < 5; scaled back to the image
  *     with round-half-even and clipped; then order_points_clockwise,
  *     clip to [0, w-1] x [0, h-1], dropped when a side is <= 3 pixels, and
  *     sorted_boxes (by top-left y then x, then the swap pass for boxes whose
