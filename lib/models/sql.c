@@ -1643,6 +1643,14 @@ static void score_item(const sql_state *s, sql_scratch *w, rwd_item *it)
 	size_t ro, rn;
 	rwd_sql_extract(resp, json_string_length(jr), &ro, &rn);
 	const char *psql = resp + ro;
+	if (rn > s->max_sql_bytes) {
+		/* a server limit, not a wrong answer: refused, never scored 0 (sql.h) */
+		char msg[160];
+		snprintf(msg, sizeof(msg), "the SQL extracted from the response is %zu bytes, over max_sql_bytes (%zu)",
+			rn, s->max_sql_bytes);
+		item_fail(it, RWD_E_LIMIT, "response", "", msg);
+		return;
+	}
 	const char *gsql = NULL;
 	size_t go = 0, gn = 0;
 	if (json_is_string(jl)) {

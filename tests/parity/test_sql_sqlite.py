@@ -30,7 +30,8 @@ empty_results_match false, schema_score "recall", ngram_n 1 and 3), and the
 sandbox: the gold query as a runaway recursive CTE, a huge cross join, an
 ATTACH, a PRAGMA, a write or two statements fails the item naming "label";
 a database name that leaves database_root (.., absolute, a symlink out)
-fails the item naming "database"; the same statements as the policy's
+fails the item naming "database"; a label, response or extracted SQL over
+its byte limit fails the item naming its field (long inputs: never cut); the same statements as the policy's
 query score syntax 0 / execution 0 (never executed: the files' bytes are
 unchanged) and never hang.
 Exit 1 on any mismatch.
@@ -424,7 +425,14 @@ def main():
                                 ("link.sqlite", RWD_E_INVALID, "outside database_root"),
                                 ("missing.sqlite", RWD_E_NOTFOUND, "not found")):
             cases.append(({"response": ok_q, "label": ok_q, "database": name}, (code, "database", why)))
-        res = harness({"database_root": root, "max_instructions": 3000000}, [c[0] for c in cases], tmp)
+        # long inputs (max_sql_bytes 1024, max_response_bytes 4096): refused naming the field, never cut
+        long_q = "SELECT id FROM %s WHERE id IN (%s)" % (t0, ", ".join(str(i) for i in range(400)))
+        cases.append(({"response": ok_q, "label": long_q, "database": db0}, (RWD_E_LIMIT, "label", "bytes")))
+        cases.append(({"response": "```sql\n%s\n```" % long_q, "label": ok_q, "database": db0},
+                      (RWD_E_LIMIT, "response", "max_sql_bytes")))
+        cases.append(({"response": "x" * 5000, "label": ok_q, "database": db0}, (RWD_E_LIMIT, "response", "bytes")))
+        res = harness({"database_root": root, "max_instructions": 3000000, "max_sql_bytes": 1024,
+                       "max_response_bytes": 4096}, [c[0] for c in cases], tmp)
         for (item, want), r in zip(cases, res):
             counts["sandbox"] += 1
             if isinstance(want, tuple):
