@@ -907,19 +907,19 @@ static char *resolve_under_root(rwd_app *app, const char *path, rwd_reply *reply
 {
 	char root[PATH_MAX], want[PATH_MAX], real[PATH_MAX];
 	if (!realpath(app->cfg->admin_model_root, root)) {
-		rwd_api_error(reply, 503, "unavailable", "admin.model_root does not resolve", NULL, 0, 0);
+		rwd_reply_error(reply, 503, "unavailable", "admin.model_root does not resolve", NULL, 0, 0);
 		return NULL;
 	}
 	int wn = path[0] == '/' ? snprintf(want, sizeof(want), "%s", path) :
 		snprintf(want, sizeof(want), "%s/%s", root, path);
 	if (wn < 0 || (size_t)wn >= sizeof(want) || !realpath(want, real)) {
-		rwd_api_error(reply, 404, "not_found", "no such model folder or file under the model root",
+		rwd_reply_error(reply, 404, "not_found", "no such model folder or file under the model root",
 			"path", 0, 0);
 		return NULL;
 	}
 	size_t n = strlen(root);
 	if (n > 1 && (strncmp(real, root, n) != 0 || (real[n] != '/' && real[n] != '\0'))) {
-		rwd_api_error(reply, 403, "forbidden", "the path is outside admin.model_root", "path", 0, 0);
+		rwd_reply_error(reply, 403, "forbidden", "the path is outside admin.model_root", "path", 0, 0);
 		return NULL;
 	}
 	return strdup(real);
@@ -934,12 +934,12 @@ void rwd__api_admin(rwd_call *call, rwd_reply *reply)
 	int is_unload = slash && strcmp(slash, "/unload") == 0;
 	char nm[72];
 	if (!slash || !valid_name(name, nlen)) {
-		rwd_api_error(reply, 400, "invalid_request", "a model name is 1 to 64 of [A-Za-z0-9._-]", "name", 0, 0);
+		rwd_reply_error(reply, 400, "invalid_request", "a model name is 1 to 64 of [A-Za-z0-9._-]", "name", 0, 0);
 		return;
 	}
 	snprintf(nm, sizeof(nm), "%.*s", (int)nlen, name);
 	if (!app->admin || !app->admin->started) {
-		rwd_api_error(reply, 503, "unavailable", "the server is starting or stopping", NULL, 0, 0);
+		rwd_reply_error(reply, 503, "unavailable", "the server is starting or stopping", NULL, 0, 0);
 		return;
 	}
 	json_t *body = NULL;
@@ -948,7 +948,7 @@ void rwd__api_admin(rwd_call *call, rwd_reply *reply)
 		body = json_loadb(call->body, call->body_len, JSON_REJECT_DUPLICATES, &je);
 		if (!json_is_object(body)) {
 			json_decref(body);
-			rwd_api_error(reply, 400, "invalid_json", body ? "the body must be a JSON object" : je.text,
+			rwd_reply_error(reply, 400, "invalid_json", body ? "the body must be a JSON object" : je.text,
 				NULL, je.line, je.column);
 			return;
 		}
@@ -956,7 +956,7 @@ void rwd__api_admin(rwd_call *call, rwd_reply *reply)
 	admin_op *op = calloc(1, sizeof(*op));
 	if (!op) {
 		json_decref(body);
-		rwd_api_error(reply, 503, "out_of_memory", "out of memory", NULL, 0, 0);
+		rwd_reply_error(reply, 503, "out_of_memory", "out of memory", NULL, 0, 0);
 		return;
 	}
 	snprintf(op->name, sizeof(op->name), "%s", nm);
@@ -966,13 +966,13 @@ void rwd__api_admin(rwd_call *call, rwd_reply *reply)
 		json_decref(body);
 		if (st != RWD_SERVED_REMOVED && rwd__rl_is_ensemble(s)) {
 			free(op);
-			rwd_api_error(reply, 400, "invalid_request", "an ensemble is changed by a restart, not unloaded",
+			rwd_reply_error(reply, 400, "invalid_request", "an ensemble is changed by a restart, not unloaded",
 				"name", 0, 0);
 			return;
 		}
 		if (st == RWD_SERVED_REMOVED) {
 			free(op);
-			rwd_api_error(reply, 404, "not_found", "no model of that name (see GET /v1/models)", "name", 0, 0);
+			rwd_reply_error(reply, 404, "not_found", "no model of that name (see GET /v1/models)", "name", 0, 0);
 			return;
 		}
 		rwd__admin_lock(app);
@@ -984,7 +984,7 @@ void rwd__api_admin(rwd_call *call, rwd_reply *reply)
 		rwd__admin_unlock(app);
 		if (ens) {
 			free(op);
-			rwd_api_error(reply, 409, "conflict", msg, "name", 0, 0);
+			rwd_reply_error(reply, 409, "conflict", msg, "name", 0, 0);
 			return;
 		}
 		op->type = OP_UNLOAD;
@@ -1016,11 +1016,11 @@ void rwd__api_admin(rwd_call *call, rwd_reply *reply)
 		field = "options";
 	}
 	if (fail) {
-		rwd_api_error(reply, 400, "invalid_request", fail, field, 0, 0);
+		rwd_reply_error(reply, 400, "invalid_request", fail, field, 0, 0);
 		goto bad;
 	}
 	if (!app->cfg->admin_model_root) {
-		rwd_api_error(reply, 403, "forbidden", "loading models through the API is off (set admin.model_root)",
+		rwd_reply_error(reply, 403, "forbidden", "loading models through the API is off (set admin.model_root)",
 			NULL, 0, 0);
 		goto bad;
 	}
@@ -1030,7 +1030,7 @@ void rwd__api_admin(rwd_call *call, rwd_reply *reply)
 	rwd_model_config *mc = calloc(1, sizeof(*mc));
 	if (!mc) {
 		free(real);
-		rwd_api_error(reply, 503, "out_of_memory", "out of memory", NULL, 0, 0);
+		rwd_reply_error(reply, 503, "out_of_memory", "out of memory", NULL, 0, 0);
 		goto bad;
 	}
 	mc->name = strdup(nm);
@@ -1047,7 +1047,7 @@ void rwd__api_admin(rwd_call *call, rwd_reply *reply)
 		tmp.models = mc;
 		tmp.n_models = 1;
 		rwd_config_free(&tmp);
-		rwd_api_error(reply, 400, "invalid_request", "that name is an ensemble (change it by a restart)",
+		rwd_reply_error(reply, 400, "invalid_request", "that name is an ensemble (change it by a restart)",
 			"name", 0, 0);
 		goto bad;
 	}

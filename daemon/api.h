@@ -13,25 +13,12 @@
 #define RWD_DAEMON_API_H
 
 #include "app.h"
+#include "reply.h"
 #include "core/arena.h"
 
 #include <jansson.h>
 #include <stddef.h>
 
-typedef struct rwd_reply {
-	int status;
-	json_t *json;              /* body (owned), or */
-	char *text;                /* malloc'd text body */
-	size_t text_len;
-	const char *content_type;  /* for text */
-	unsigned retry_after_s;    /* > 0: a Retry-After header */
-	const char *allow;         /* for 405: the Allow header */
-	int www_authenticate;      /* 401: add WWW-Authenticate: Bearer */
-	char timing[128];          /* non-empty: a Server-Timing header */
-	/* > 0: an Inference-Header-Content-Length header (an OIP binary reply in
-	 * text[0..text_len): the JSON header is its first infer_header_length bytes) */
-	size_t infer_header_length;
-} rwd_reply;
 
 typedef struct rwd_call rwd_call;
 struct rwd_call {
@@ -85,10 +72,6 @@ void rwd_api_finish(rwd_call *call, rwd_reply *reply);
 
 /* The request finished (reply sent or connection lost): metrics. */
 void rwd_api_completed(rwd_call *call, int status);
-
-/* Fill an error reply {"error": {code, message, field?, line?, column?}}. */
-void rwd_api_error(rwd_reply *r, int status, const char *code, const char *message,
-	const char *field, int line, int column);
 
 /* The body over max_body_bytes (413), for http.c's running count. */
 void rwd_api_too_large(rwd_call *call, rwd_reply *reply);

@@ -31,6 +31,9 @@ enum {
 	RWD_ROUTE_COUNT_
 };
 
+/* api.c: application/json, with optional parameters (charset=utf-8). */
+int rwd__api_is_json_type(const char *content_type);
+
 /* api_models.c */
 void rwd__api_models(rwd_call *call, rwd_reply *reply);
 void rwd__api_model(rwd_call *call, const char *name, rwd_reply *reply);
@@ -44,10 +47,5 @@ int rwd__api_rewards_submit(rwd_call *call, rwd_reply *reply);
 void rwd__api_rewards_finish(rwd_call *call, rwd_reply *reply);
 void rwd__api_rewards_completed(rwd_call *call, int status);
 
-/* api.c: the HTTP status and error code for an RWD_E_* status. */
-int rwd__api_http_status(int rwd_code);
-const char *rwd__api_error_code(int rwd_code);
-/* An error reply from an rwd_error record (field from err->object). */
-void rwd__api_error_from(rwd_reply *r, const rwd_error *err);
 
 #endif

@@ -89,7 +89,7 @@ void rwd__api_model(rwd_call *call, const char *name, rwd_reply *reply)
 		}
 	}
 	rwd__admin_unlock(call->app);
-	rwd_api_error(reply, 404, "not_found", "no model of that name (see GET /v1/models)", "name", 0, 0);
+	rwd_reply_error(reply, 404, "not_found", "no model of that name (see GET /v1/models)", "name", 0, 0);
 }
 
 void rwd__api_healthz(rwd_call *call, rwd_reply *reply)
@@ -131,7 +131,7 @@ void rwd__api_metrics(rwd_call *call, rwd_reply *reply)
 	size_t len = 0;
 	char *txt = rwd_metrics_render(call->app->metrics, &len);
 	if (!txt) {
-		rwd_api_error(reply, 503, "out_of_memory", "cannot render the metrics", NULL, 0, 0);
+		rwd_reply_error(reply, 503, "out_of_memory", "cannot render the metrics", NULL, 0, 0);
 		return;
 	}
 	reply->status = 200;

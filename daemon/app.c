@@ -56,6 +56,20 @@ static int pin(rwd_call *call, rwd_served *v)
 	return 0;
 }
 
+size_t rwd_app_n_models(const rwd_app *app)
+{
+	return __atomic_load_n(&app->n_models, __ATOMIC_ACQUIRE);
+}
+
+rwd_served *rwd_app_slot(rwd_app *app, const char *name)
+{
+	size_t n = rwd_app_n_models(app);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(app->models[i].cfg->name, name) == 0)
+			return &app->models[i];
+	return NULL;
+}
+
 static const char *unavailable_why(int st)
 {
 	switch (st) {

@@ -78,6 +78,11 @@ typedef struct rwd_app {
 	int listen_fd;              /* socket activation: the passed listener, or -1 (main.c, http.c) */
 } rwd_app;
 
+/* Slots in app->models now (an acquire load: admin loads append slots at run time). */
+size_t rwd_app_n_models(const rwd_app *app);
+/* The slot named `name` (any state), or NULL. */
+rwd_served *rwd_app_slot(rwd_app *app, const char *name);
+
 /* Find a served model by name (NULL name: the only one). For request.h. */
 const rwd_model *rwd_app_find_model(void *app, const char *name, void **user, rwd_error *err);
 
