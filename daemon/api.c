@@ -1,8 +1,11 @@
 /* daemon/api.c — routing, auth, content checks and error replies (see api.h). */
-#include "api_internal.h"
-#include "api_rl.h"
-#include "api_compat.h"
+#include "api.h"
+
 #include "admin.h"
+#include "api_compat.h"
+#include "api_models.h"
+#include "api_rewards.h"
+#include "api_rl.h"
 #include "dashboard.h"
 
 #include <stdio.h>
@@ -50,14 +53,6 @@ static int route_of(const char *url, const char **name)
 	if (strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0)
 		return RWD_ROUTE_DASHBOARD;
 	return rwd__api_compat_route(url);
-}
-
-int rwd__api_is_json_type(const char *ct)
-{
-	size_t n = strlen("application/json");
-	if (strncasecmp(ct, "application/json", n) != 0)
-		return 0;
-	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
 }
 
 int rwd_api_headers(rwd_call *call, long long content_length, rwd_reply *reply)
@@ -132,13 +127,13 @@ int rwd_api_headers(rwd_call *call, long long content_length, rwd_reply *reply)
 	default:
 		break;
 	}
-	if (call->content_type && !rwd__api_is_json_type(call->content_type)) {
+	if (call->content_type && !rwd_call_is_json_type(call->content_type)) {
 		rwd_reply_error(reply, 415, "unsupported_media_type",
 			"the body must be JSON (Content-Type: application/json)", NULL, 0, 0);
 		return RWD_API_REPLY;
 	}
 	if (content_length >= 0 && (unsigned long long)content_length > app->cfg->max_body_bytes) {
-		rwd_api_too_large(call, reply);
+		rwd_call_too_large(call, reply);
 		return RWD_API_REPLY;
 	}
 	if (atomic_load(&app->draining)) {
@@ -146,14 +141,6 @@ int rwd_api_headers(rwd_call *call, long long content_length, rwd_reply *reply)
 		return RWD_API_REPLY;
 	}
 	return RWD_API_READ_BODY;
-}
-
-void rwd_api_too_large(rwd_call *call, rwd_reply *reply)
-{
-	char msg[128];
-	snprintf(msg, sizeof(msg), "the body is larger than the limit of %zu bytes",
-		call->app->cfg->max_body_bytes);
-	rwd_reply_error(reply, 413, "too_large", msg, NULL, 0, 0);
 }
 
 static int api_body(rwd_call *call, rwd_reply *reply);
@@ -164,11 +151,8 @@ int rwd_api_body(rwd_call *call, rwd_reply *reply)
 		rwd__api_admin(call, reply);
 		return RWD_API_REPLY;
 	}
-	/* models resolved while parsing are pinned to this call until it completes */
-	rwd_app_pin_to(call);
-	int r = api_body(call, reply);
-	rwd_app_pin_to(NULL);
-	return r;
+	/* models resolved while parsing are pinned to call->pins until it completes */
+	return api_body(call, reply);
 }
 
 static int api_body(rwd_call *call, rwd_reply *reply)
@@ -205,5 +189,5 @@ void rwd_api_completed(rwd_call *call, int status)
 	else if (rwd__api_compat_is(call->route))
 		rwd__api_compat_completed(call, status);
 	/* last: the completed functions read the pinned versions (their series) */
-	rwd_app_unpin(call);
+	rwd_app_unpin(call->app, &call->pins);
 }

@@ -36,7 +36,6 @@
  */
 #include "api_compat.h"
 
-#include "api_internal.h"
 #include "compat/compat.h"
 #include "core/base64.h"
 #include "core/thread.h"
@@ -335,7 +334,7 @@ int rwd__api_compat_headers(rwd_call *call, long long content_length, rwd_reply 
 	/* OIP binary bodies: tritonclient sends no Content-Type, KServe application/octet-stream */
 	int octet = call->route == RWD_ROUTE_V2_INFER && call->content_type &&
 		strncasecmp(call->content_type, "application/octet-stream", 24) == 0;
-	if (call->content_type && !rwd__api_is_json_type(call->content_type) && !octet) {
+	if (call->content_type && !rwd_call_is_json_type(call->content_type) && !octet) {
 		fail(call, reply, 415, "unsupported_media_type", NULL, "%s",
 			call->route == RWD_ROUTE_V2_INFER ?
 			"the body must be JSON (Content-Type: application/json) or OIP binary "
@@ -376,7 +375,8 @@ static void decref_cleanup(void *p)
 static const rwd_model *find_model(rwd_call *call, const char *name, int by_path, void **user,
 	rwd_error *err)
 {
-	const rwd_model *m = rwd_app_find_model(call->app, name, user, err);
+	rwd_app_finder f = rwd_call_finder(call);
+	const rwd_model *m = rwd_app_find_model(&f, name, user, err);
 	if (m || !by_path || !name || err->code != RWD_E_NOTFOUND)
 		return m;
 	rwd_app *app = call->app;
@@ -399,7 +399,7 @@ static const rwd_model *find_model(rwd_call *call, const char *name, int by_path
 		}
 		if (hit) {
 			rwd_error_clear(err);
-			return rwd_app_find_model(app, c->name, user, err);
+			return rwd_app_find_model(&f, c->name, user, err);
 		}
 	}
 	return NULL;
@@ -503,7 +503,8 @@ int rwd__api_compat_body(rwd_call *call, rwd_reply *reply)
 		fail(call, reply, 503, "out_of_memory", NULL, "out of memory");
 		return RWD_API_REPLY;
 	}
-	r = rwd_request_parse(text, strlen(text), &app->cfg->requests, rwd_app_find_model, app, call->arena,
+	rwd_app_finder finder = rwd_call_finder(call);
+	r = rwd_request_parse(text, strlen(text), &app->cfg->requests, rwd_app_find_model, &finder, call->arena,
 		&cj->s.req, &err);
 	free(text);
 	if (r) {

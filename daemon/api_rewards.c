@@ -11,7 +11,7 @@
  *     when no item could be scored, the reply takes the first failed item's
  *     status and error. A failed item never becomes a reward of 0.
  */
-#include "api_internal.h"
+#include "api_rewards.h"
 #include "scoring.h"
 
 #include "core/thread.h"
@@ -50,8 +50,9 @@ int rwd__api_rewards_body(rwd_call *call, rwd_reply *reply)
 	call->state = rs;
 	rwd_error err;
 	rwd_error_clear(&err);
+	rwd_app_finder finder = rwd_call_finder(call);
 	int r = rwd_request_parse(call->body, call->body_len, &app->cfg->requests, rwd_app_find_model,
-		app, call->arena, &rs->req, &err);
+		&finder, call->arena, &rs->req, &err);
 	if (r) {
 		if (!err.code)
 			rwd_errorf(&err, r, "%s", rwd_strerror(r));

@@ -1,7 +1,6 @@
 /* daemon/api_rl.c — the RL state of served models and GET /v1/stats (see api_rl.h). */
 #include "api_rl.h"
 
-#include "api_internal.h"
 #include "core/thread.h"
 #include "reward/group.h"
 #include "reward/reward.h"
@@ -73,7 +72,7 @@ void rwd__rl_free(rwd_app *app)
 			rwd_reward_config_free(rs->own);
 		free(rs);
 		app->models[i].rl = NULL;
-		if (rwd__rl_is_ensemble(&app->models[i]))
+		if (rwd_app_is_ensemble(&app->models[i]))
 			app->models[i].model = NULL; /* borrowed from the first member */
 	}
 	rwd_rl *rl = app->rl;
@@ -87,9 +86,12 @@ void rwd__rl_free(rwd_app *app)
 	app->rl = NULL;
 }
 
-int rwd__rl_is_ensemble(const rwd_served *s)
+void rwd__rl_version_free(rwd_served *v)
 {
-	return s->cfg->ensemble.n_members > 0;
+	if (v->rl)
+		rwd_reward_config_free(v->rl->own);
+	free(v->rl);
+	v->rl = NULL;
 }
 
 int rwd__rl_load_ensemble(rwd_app *app, rwd_served *s, rwd_error *err)
@@ -187,7 +189,7 @@ int rwd__rl_target(rwd_call *call, rwd_served *s, const rwd_model *model, rwd_sc
 		 * member swaps the slot, never what this request runs on */
 		t->ensemble = &s->cfg->ensemble;
 		for (size_t k = 0; k < s->cfg->ensemble.n_members; k++) {
-			rwd_served *mv = rwd_app_pinned(call, s->cfg->ensemble.members[k]);
+			rwd_served *mv = rwd_app_pinned(&call->pins, s->cfg->ensemble.members[k]);
 			if (!mv || !mv->batcher)
 				return rwd_errorf(err, RWD_E_STATE, "ensemble member '%s' is not available",
 					s->cfg->ensemble.members[k]);

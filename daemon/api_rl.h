@@ -12,7 +12,7 @@
 #ifndef RWD_DAEMON_API_RL_H
 #define RWD_DAEMON_API_RL_H
 
-#include "api.h"
+#include "call.h"
 #include "serve/score.h"
 
 /* App-wide state (after setup of the metrics registry); 0 or RWD_E_NOMEM. */
@@ -29,11 +29,12 @@ void rwd__rl_free(rwd_app *app);
  */
 int rwd__rl_load_ensemble(rwd_app *app, rwd_served *s, rwd_error *err);
 
-/* A model (or ensemble) is loaded: check its reward config against its dimensions, set up its series. */
+/* A model (or ensemble) is loaded: check its reward config against its dimensions, set up its
+ * series (app->hooks.model_ready; app NULL: the check only). */
 int rwd__rl_model_ready(rwd_app *app, rwd_served *s, rwd_error *err);
 
-/* Non-zero when s is an ensemble (it has no batcher of its own). */
-int rwd__rl_is_ensemble(const rwd_served *s);
+/* A version is freed: its RL state goes with it (app->hooks.version_free). */
+void rwd__rl_version_free(rwd_served *v);
 
 /*
  * The pipeline target of a request on served model s (a version, or an

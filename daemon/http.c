@@ -527,7 +527,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		}
 		if (n > max - r->len) {
 			r->discarded = r->len + n;
-			rwd_api_too_large(&r->call, &r->reply);
+			rwd_call_too_large(&r->call, &r->reply);
 			return refuse(r, 0, -1);
 		}
 		int br = body_reserve(r, n, max);

@@ -15,7 +15,7 @@
 #ifndef RWD_DAEMON_SCORING_H
 #define RWD_DAEMON_SCORING_H
 
-#include "api.h"
+#include "call.h"
 #include "serve/request.h"
 #include "serve/score.h"
 
