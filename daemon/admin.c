@@ -849,27 +849,138 @@ static int valid_name(const char *s, size_t n)
 	return 1;
 }
 
+enum { ROOT_OK, ROOT_UNRESOLVED, ROOT_MISSING, ROOT_OUTSIDE };
+
+/* path (relative: to the root) resolved through symlinks into real[PATH_MAX], and checked under the root. */
+static int under_root(const rwd_app *app, const char *path, char *real)
+{
+	char root[PATH_MAX], want[PATH_MAX];
+	if (!realpath(app->cfg->admin_model_root, root))
+		return ROOT_UNRESOLVED;
+	int wn = path[0] == '/' ? snprintf(want, sizeof(want), "%s", path) :
+		snprintf(want, sizeof(want), "%s/%s", root, path);
+	if (wn < 0 || (size_t)wn >= sizeof(want) || !realpath(want, real))
+		return ROOT_MISSING;
+	size_t n = strlen(root);
+	if (n > 1 && (strncmp(real, root, n) != 0 || (real[n] != '/' && real[n] != '\0')))
+		return ROOT_OUTSIDE;
+	return ROOT_OK;
+}
+
 /* path resolved under the model root, or NULL with reply filled. */
 static char *resolve_under_root(rwd_app *app, const char *path, rwd_reply *reply)
 {
-	char root[PATH_MAX], want[PATH_MAX], real[PATH_MAX];
-	if (!realpath(app->cfg->admin_model_root, root)) {
+	char real[PATH_MAX];
+	switch (under_root(app, path, real)) {
+	case ROOT_UNRESOLVED:
 		rwd_reply_error(reply, 503, "unavailable", "admin.model_root does not resolve", NULL, 0, 0);
 		return NULL;
-	}
-	int wn = path[0] == '/' ? snprintf(want, sizeof(want), "%s", path) :
-		snprintf(want, sizeof(want), "%s/%s", root, path);
-	if (wn < 0 || (size_t)wn >= sizeof(want) || !realpath(want, real)) {
+	case ROOT_MISSING:
 		rwd_reply_error(reply, 404, "not_found", "no such model folder or file under the model root",
 			"path", 0, 0);
 		return NULL;
-	}
-	size_t n = strlen(root);
-	if (n > 1 && (strncmp(real, root, n) != 0 || (real[n] != '/' && real[n] != '\0'))) {
+	case ROOT_OUTSIDE:
 		rwd_reply_error(reply, 403, "forbidden", "the path is outside admin.model_root", "path", 0, 0);
 		return NULL;
+	default:
+		return strdup(real);
 	}
-	return strdup(real);
+}
+
+/*
+ * An option key that names a file or folder: path, file, dir, directory,
+ * root, folder, tokenizer, or one ending in _path, _file, _dir, _directory,
+ * _root, _folder (and their plurals).
+ */
+static int path_key(const char *k)
+{
+	static const char *const whole[] = {"path", "file", "dir", "directory", "root", "folder", "tokenizer",
+		"paths", "files", "dirs", "directories", "roots", "folders"};
+	static const char *const tails[] = {"_path", "_file", "_dir", "_directory", "_root", "_folder",
+		"_paths", "_files", "_dirs", "_directories", "_roots", "_folders"};
+	for (size_t i = 0; i < sizeof(whole) / sizeof(whole[0]); i++)
+		if (strcmp(k, whole[i]) == 0)
+			return 1;
+	size_t n = strlen(k);
+	for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+		size_t t = strlen(tails[i]);
+		if (n > t && strcmp(k + n - t, tails[i]) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* One path-valued option: resolved, refused (400 naming it) unless under the root, rewritten to its real path. */
+static int confine_one(rwd_app *app, json_t *parent, const char *key, size_t idx, json_t *v,
+	const char *field, rwd_reply *reply)
+{
+	char real[PATH_MAX], msg[160];
+	if (!json_is_string(v) || json_string_length(v) == 0)
+		return 0; /* the kind checks its own types */
+	int w = under_root(app, json_string_value(v), real);
+	if (w == ROOT_UNRESOLVED) {
+		rwd_reply_error(reply, 503, "unavailable", "admin.model_root does not resolve", NULL, 0, 0);
+		return 1;
+	}
+	if (w != ROOT_OK) {
+		snprintf(msg, sizeof(msg), "%s", w == ROOT_MISSING ?
+			"the option names a file or folder that does not exist under admin.model_root" :
+			"the option names a file or folder outside admin.model_root");
+		rwd_reply_error(reply, 400, "invalid_request", msg, field, 0, 0);
+		return 1;
+	}
+	/* the kind opens exactly what was checked */
+	int r = key ? json_object_set_new(parent, key, json_string(real)) :
+		json_array_set_new(parent, idx, json_string(real));
+	if (r) {
+		rwd_reply_error(reply, 503, "out_of_memory", "out of memory", NULL, 0, 0);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Walk admin-loaded options (a deep copy the load keeps): every path-valued
+ * option, at any depth (CLIP's heads[].path), must resolve under
+ * admin.model_root. Returns 0, or 1 with reply filled.
+ */
+static int confine_options(rwd_app *app, json_t *o, const char *at, int depth, rwd_reply *reply)
+{
+	char field[RWD_ERROR_OBJECT_MAX];
+	if (depth > 16) {
+		rwd_reply_error(reply, 400, "invalid_request", "options nest too deeply", at, 0, 0);
+		return 1;
+	}
+	if (json_is_object(o)) {
+		const char *k;
+		json_t *v;
+		void *tmp;
+		json_object_foreach_safe(o, tmp, k, v) {
+			snprintf(field, sizeof(field), "%s.%s", at, k);
+			if (path_key(k)) {
+				if (json_is_array(v)) {
+					for (size_t i = 0; i < json_array_size(v); i++) {
+						char f2[RWD_ERROR_OBJECT_MAX];
+						snprintf(f2, sizeof(f2), "%.*s[%zu]", (int)sizeof(field) - 24, field, i);
+						if (confine_one(app, v, NULL, i, json_array_get(v, i), f2, reply))
+							return 1;
+					}
+				} else if (confine_one(app, o, k, 0, v, field, reply)) {
+					return 1;
+				}
+				continue;
+			}
+			if (confine_options(app, v, field, depth + 1, reply))
+				return 1;
+		}
+	} else if (json_is_array(o)) {
+		for (size_t i = 0; i < json_array_size(o); i++) {
+			snprintf(field, sizeof(field), "%.*s[%zu]", (int)sizeof(field) - 24, at, i);
+			if (confine_options(app, json_array_get(o, i), field, depth + 1, reply))
+				return 1;
+		}
+	}
+	return 0;
 }
 
 void rwd__api_admin(rwd_call *call, rwd_reply *reply)
@@ -974,8 +1085,18 @@ void rwd__api_admin(rwd_call *call, rwd_reply *reply)
 	char *real = resolve_under_root(app, json_string_value(jp), reply);
 	if (!real)
 		goto bad;
+	/* the options may name files too (CLIP's heads[].path, sql's database_root): the same root */
+	json_t *opts = jo ? json_deep_copy(jo) : NULL;
+	if (jo && (!opts || confine_options(app, opts, "options", 0, reply))) {
+		if (!opts)
+			rwd_reply_error(reply, 503, "out_of_memory", "out of memory", NULL, 0, 0);
+		json_decref(opts);
+		free(real);
+		goto bad;
+	}
 	rwd_model_config *mc = calloc(1, sizeof(*mc));
 	if (!mc) {
+		json_decref(opts);
 		free(real);
 		rwd_reply_error(reply, 503, "out_of_memory", "out of memory", NULL, 0, 0);
 		goto bad;
@@ -983,7 +1104,7 @@ void rwd__api_admin(rwd_call *call, rwd_reply *reply)
 	mc->name = strdup(nm);
 	mc->path = real;
 	mc->kind = jk ? strdup(json_string_value(jk)) : NULL;
-	mc->options = jo ? json_incref((json_t *)jo) : NULL;
+	mc->options = opts;
 	mc->batching = app->cfg->batching;
 	mc->max_tokens = app->cfg->model_max_tokens;
 	mc->max_image_pixels = app->cfg->model_max_image_pixels;
