@@ -12,6 +12,7 @@ Fails (exit 1) on:
   - any file of lib/ including a file of daemon/ (lib never depends on the
     process shell).
 Run: scripts/layering.py [SOURCE_ROOT]   (meson test `layering`)
+     scripts/layering.py --self-test     (the check fails on a circle and on lib -> daemon)
 """
 import os
 import re
@@ -24,9 +25,41 @@ def module_of(rel):
     return os.path.splitext(rel)[0]
 
 
+def self_test():
+    """Trees with a known fault must fail, a clean one must pass."""
+    import tempfile
+    trees = {
+        "clean": ({"daemon/a.c": '#include "a.h"\n#include "b.h"\n', "daemon/a.h": "",
+                   "daemon/b.c": '#include "b.h"\n#include "core/x.h"\n', "daemon/b.h": "",
+                   "lib/core/x.h": ""}, 0),
+        "circle": ({"daemon/a.c": '#include "a.h"\n#include "b.h"\n', "daemon/a.h": "",
+                    "daemon/b.c": '#include "b.h"\n', "daemon/b.h": '#include "c.h"\n',
+                    "daemon/c.c": '#include "a.h"\n', "daemon/c.h": ""}, 1),
+        "lib-daemon": ({"lib/core/x.c": '#include "../../daemon/a.h"\n', "daemon/a.h": ""}, 1),
+    }
+    ok = True
+    for name, (files, want) in trees.items():
+        with tempfile.TemporaryDirectory() as d:
+            for rel, text in files.items():
+                os.makedirs(os.path.dirname(os.path.join(d, rel)), exist_ok=True)
+                with open(os.path.join(d, rel), "w") as f:
+                    f.write(text)
+            got = check(d)
+        print("self-test %s: exit %d (want %d)" % (name, got, want))
+        ok &= got == want
+    return 0 if ok else 1
+
+
 def main():
-    root = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
-                           os.path.join(os.path.dirname(__file__), ".."))
+    if len(sys.argv) > 1 and sys.argv[1] == "--self-test":
+        return self_test()
+    if self_test():
+        return 1
+    return check(os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
+                                 os.path.join(os.path.dirname(__file__), "..")))
+
+
+def check(root):
     files = []
     for top in ("daemon", "lib"):
         for dp, _, names in os.walk(os.path.join(root, top)):
