@@ -815,13 +815,38 @@ static json_t *classify_data(compat_job *cj, const rwd_model_info *info, const i
 	return data;
 }
 
+/*
+ * A process reward model's per-step output as vLLM's STEP pooler gives it
+ * for Qwen2ForProcessRewardModel (token_classify: the softmax over both
+ * classes at each step_tag_id token, [[p0, p1], ...]; a 1-label head: its
+ * value, [[v], ...]), from what seqcls attached (item->extra); NULL for
+ * other models.
+ */
+static json_t *step_data(const rwd_item *it)
+{
+	json_t *probs = it->extra ? json_object_get(it->extra, "step_probs") : NULL;
+	if (probs)
+		return json_deep_copy(probs);
+	json_t *steps = it->extra ? json_object_get(it->extra, "step_rewards") : NULL;
+	if (!json_is_array(steps))
+		return NULL;
+	json_t *out = json_array();
+	size_t j;
+	json_t *v;
+	json_array_foreach(steps, j, v)
+		json_array_append_new(out, json_pack("[O]", v));
+	return out;
+}
+
 static json_t *pooling_data(compat_job *cj, const int *sel, size_t n, int embeddings)
 {
 	json_t *data = json_array();
-	for (size_t i = 0; i < cj->s.req.n_items; i++)
+	for (size_t i = 0; i < cj->s.req.n_items; i++) {
+		json_t *v = embeddings ? NULL : step_data(&cj->s.req.items[i]);
 		json_array_append_new(data, json_pack("{sI ss so}", "index", (json_int_t)i,
 			"object", embeddings ? "embedding" : "pooling", embeddings ? "embedding" : "data",
-			vector_json(cj, i, sel, n, cj->vreq.base64)));
+			v ? v : vector_json(cj, i, sel, n, cj->vreq.base64)));
+	}
 	return data;
 }
 
