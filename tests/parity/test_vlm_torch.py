@@ -62,6 +62,40 @@ def check_vision(harness, folder, grids, work, tag):
     return 0 if ok else 1
 
 
+def check_full(harness, folder, blocks, mode, work, tag):
+    """blocks: list of ("text", n) | ("image", (t, h, w)) | ("video", (t, h, w))."""
+    cfg, w = vlm_ref.load_folder(folder)
+    vc = cfg["vision_config"]
+    merge = vc.get("spatial_merge_size", 2)
+    in_dim = 3 * vc.get("temporal_patch_size", 2) * vc.get("patch_size", 14) ** 2
+    rng = np.random.default_rng(abs(hash(tag)) % (1 << 32))
+    ids, grids = [], []
+    for kind, val in blocks:
+        if kind == "text":
+            ids += rng.integers(0, 400, val).tolist()
+        else:
+            t, h, ww = val
+            tok = cfg["image_token_id"] if kind == "image" else cfg["video_token_id"]
+            ids += [cfg["vision_start_token_id"]] + [tok] * (t * h * ww // merge // merge) + [cfg["vision_end_token_id"]]
+            grids.append(val)
+    n = sum(t * h * ww for t, h, ww in grids)
+    rows = rng.standard_normal((n, in_dim)).astype(np.float32)
+    rp, ip, op = (os.path.join(work, tag + s) for s in (".rows", ".ids", ".out"))
+    rows.tofile(rp)
+    np.array(ids, dtype=np.int32).tofile(ip)
+    res = subprocess.run([harness, "full", folder, rp, ip, mode, op] + [str(v) for g in grids for v in g],
+                         capture_output=True, text=True)
+    if res.returncode:
+        print(f"FAIL {tag}: harness: {res.stderr.strip()}")
+        return 1
+    ref = vlm_ref.backbone(cfg, w, torch.from_numpy(rows).double(), grids, ids, mode).numpy()
+    got = np.fromfile(op, dtype=np.float32).reshape(ref.shape)
+    e = rel(got, ref)
+    ok = e <= TOL
+    print(f"{'ok  ' if ok else 'FAIL'} backbone {tag} ({mode}): {len(ids)} tokens, grids {grids}, rel err {e:.2e}")
+    return 0 if ok else 1
+
+
 def main():
     harness, src, work = sys.argv[1], sys.argv[2], sys.argv[3]
     os.makedirs(work, exist_ok=True)
@@ -79,6 +113,14 @@ def main():
     for tag in models:
         for i, grids in enumerate(grid_sets):
             fails += check_vision(harness, os.path.join(work, tag), grids, work, f"{tag}-{i}")
+    seqs = [[("text", 5), ("image", (1, 6, 8)), ("text", 9)],
+            [("text", 3), ("image", (1, 4, 4)), ("image", (1, 10, 6)), ("text", 7)],  # source + edited
+            [("text", 4), ("video", (2, 4, 6)), ("text", 6)],                          # frames
+            [("text", 12)]]
+    for tag in models:
+        for i, blocks in enumerate(seqs):
+            for mode in ("seq", "mrope"):
+                fails += check_full(harness, os.path.join(work, tag), blocks, mode, work, f"{tag}-full{i}-{mode}")
     print("vlm torch parity:", "FAIL" if fails else "pass")
     return 1 if fails else 0
 

@@ -6,8 +6,15 @@
  *       loads DIR/config.json's vision_config and DIR's weights (hub or
  *       v4.52 names), reads ROWS (float32 patch rows of the grids given),
  *       writes the tower's output (float32) to OUT and prints its shape.
+ *   vlm_harness full DIR ROWS IDS MODE OUT [T H W ...]
+ *       the whole backbone: IDS (int32 token ids of one sequence), the
+ *       placeholder runs replaced by the tower's output for ROWS / grids in
+ *       order, positions "seq" (0..n-1 on all three streams) or "mrope"
+ *       (get_rope_index; Qwen2.5-VL videos use second_per_grid_t 1.0),
+ *       the decoder and its final norm; writes [n, hidden] float32 to OUT.
  * Errors go to stderr with the library's message; exit 1.
  */
+#include "models/qwen_lm.h"
 #include "models/qwen_vision.h"
 
 #include <jansson.h>
@@ -88,8 +95,141 @@ static int run_vision(int argc, char **argv)
 	return 0;
 }
 
+static void *slurp(const char *path, size_t *n)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	long sz = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	void *buf = malloc((size_t)sz + 4);
+	if (buf && fread(buf, 1, (size_t)sz, f) != (size_t)sz) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	*n = (size_t)sz;
+	return buf;
+}
+
+static int run_full(int argc, char **argv)
+{
+	const char *dir = argv[2], *mode = argv[5], *out_path = argv[6];
+	size_t nb = (size_t)(argc - 7) / 3, nbytes, nrows_bytes;
+	rwd_error err;
+	rwd_error_clear(&err);
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/config.json", dir);
+	json_error_t jerr;
+	json_t *cfg = json_load_file(path, 0, &jerr);
+	int32_t *ids = slurp(argv[4], &nbytes);
+	float *rows = slurp(argv[3], &nrows_bytes);
+	if (!cfg || !ids || !rows)
+		return 1;
+	size_t n = nbytes / 4;
+	int32_t grids[3 * 64];
+	double tstep[64];
+	const char *mt = json_string_value(json_object_get(cfg, "model_type"));
+	int q25 = mt && strcmp(mt, "qwen2_5_vl") == 0;
+	const json_t *tc = json_object_get(cfg, "text_config");
+	if (!tc)
+		tc = cfg;
+	int32_t img = (int32_t)json_integer_value(json_object_get(cfg, "image_token_id"));
+	int32_t vid = (int32_t)json_integer_value(json_object_get(cfg, "video_token_id"));
+	const json_t *vc = json_object_get(cfg, "vision_config");
+	double tps = json_number_value(json_object_get(vc, "tokens_per_second"));
+	if (nb > 64)
+		return 1;
+	size_t N = 0, S = 0;
+	for (size_t i = 0; i < nb; i++) {
+		for (int k = 0; k < 3; k++)
+			grids[3 * i + k] = atoi(argv[7 + 3 * i + k]);
+		size_t fr = (size_t)grids[3 * i + 1] * grids[3 * i + 2];
+		N += fr * grids[3 * i];
+		S = fr > S ? fr : S;
+	}
+	rwd_weights *w = NULL;
+	if (rwd_weights_open(dir, NULL, &w, &err))
+		return fail("weights", &err);
+	int v452 = rwd_weights_find(w, "model.visual.patch_embed.proj.weight") != NULL;
+	rwd_qwen_vision *v = NULL;
+	rwd_qwen_lm *lm = NULL;
+	if (rwd_qwen_vision_load(w, v452 ? "model.visual" : "visual", vc,
+		q25 ? RWD_QWEN_VISION_2_5 : RWD_QWEN_VISION_2, &v, &err))
+		return fail("vision", &err);
+	if (rwd_qwen_lm_load(w, v452 ? "model.language_model" : "model", tc, &lm, &err))
+		return fail("lm", &err);
+	const rwd_qwen_vision_info *vi = rwd_qwen_vision_get_info(v);
+	const size_t H = rwd_qwen_lm_get_info(lm)->hidden;
+	size_t C = N / (vi->merge * vi->merge);
+	float *vis = malloc((C + 1) * H * sizeof(float));
+	size_t ns = N ? rwd_qwen_vision_scratch(v, N, S) : 0;
+	float *vs = malloc((ns + 1) * sizeof(float));
+	if (N && rwd_qwen_vision_forward(v, rows, grids, nb, vis, vs, ns))
+		return 1;
+	float *x = malloc(n * H * sizeof(float));
+	size_t used = 0, b = 0;
+	for (size_t i = 0; i < n; i++) {
+		if ((ids[i] == img || ids[i] == vid) && used < C) {
+			memcpy(x + i * H, vis + used++ * H, H * sizeof(float));
+		} else if (rwd_qwen_lm_embed(lm, ids[i], x + i * H)) {
+			fprintf(stderr, "bad id %d\n", ids[i]);
+			return 1;
+		}
+		if (i > 0 && (ids[i - 1] == img || ids[i - 1] == vid) && ids[i] != ids[i - 1])
+			b++;
+	}
+	(void)b;
+	/* t_step per block, in order of appearance */
+	size_t bi = 0;
+	for (size_t i = 0; i < n && bi < nb; i++) {
+		if ((ids[i] == img || ids[i] == vid) && (i == 0 || ids[i - 1] != ids[i])) {
+			tstep[bi] = !q25 ? 1.0 : ids[i] == vid ? 1.0 * tps : 0.0;
+			bi++;
+		}
+	}
+	int32_t *pos = malloc(3 * n * sizeof(int32_t));
+	if (strcmp(mode, "mrope") == 0) {
+		if (rwd_qwen_lm_rope_index(ids, n, img, vid, grids, tstep, nb, vi->merge, pos)) {
+			fprintf(stderr, "rope index refused\n");
+			return 1;
+		}
+	} else {
+		for (size_t i = 0; i < 3 * n; i++)
+			pos[i] = (int32_t)(i % n);
+	}
+	size_t starts[2] = {0, n}, *pick = malloc(n * sizeof(size_t));
+	for (size_t i = 0; i < n; i++)
+		pick[i] = i;
+	size_t ls = rwd_qwen_lm_scratch(lm, n, n);
+	float *lsc = malloc(ls * sizeof(float)), *out = malloc(n * H * sizeof(float));
+	if (rwd_qwen_lm_forward(lm, x, starts, 1, pos, pick, n, out, lsc, ls))
+		return 1;
+	FILE *f = fopen(out_path, "wb");
+	if (!f || fwrite(out, sizeof(float), n * H, f) != n * H || fclose(f))
+		return 1;
+	printf("full %zu %zu\n", n, H);
+	free(out);
+	free(lsc);
+	free(pick);
+	free(pos);
+	free(x);
+	free(vs);
+	free(vis);
+	rwd_qwen_lm_free(lm);
+	rwd_qwen_vision_free(v);
+	rwd_weights_free(w);
+	free(rows);
+	free(ids);
+	json_decref(cfg);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc >= 7 && strcmp(argv[1], "full") == 0 && (argc - 7) % 3 == 0)
+		return run_full(argc, argv);
 	if (argc >= 8 && strcmp(argv[1], "vision") == 0 && (argc - 5) % 3 == 0)
 		return run_vision(argc, argv);
 	fprintf(stderr, "usage: %s vision DIR ROWS OUT T H W [T H W ...]\n", argv[0]);

@@ -143,3 +143,101 @@ def vision_forward(cfg, w, rows, grids):
     if q25:
         h = h[torch.argsort(order)]
     return h
+
+
+def get_rope_index(cfg, ids, grids, second_per_grid_ts=None):
+    """transformers' get_rope_index for one unpadded sequence, as written there
+    (vision_start-driven scan, text max + 1); ids: list of ints."""
+    vc = cfg["vision_config"]
+    merge = vc.get("spatial_merge_size", 2)
+    q25 = cfg["model_type"] == "qwen2_5_vl"
+    img, vid, vstart = cfg["image_token_id"], cfg["video_token_id"], cfg["vision_start_token_id"]
+    starts = [i for i, t in enumerate(ids) if t == vstart]
+    kinds = [ids[i + 1] for i in starts if i + 1 < len(ids)]
+    n_img, n_vid = kinds.count(img), kinds.count(vid)
+    parts, st, gi, vi = [], 0, 0, 0
+    rem_i, rem_v = n_img, n_vid
+    for _ in range(n_img + n_vid):
+        ed_i = ids.index(img, st) if img in ids[st:] and rem_i > 0 else len(ids) + 1
+        ed_v = ids.index(vid, st) if vid in ids[st:] and rem_v > 0 else len(ids) + 1
+        t, h, w = grids[gi + vi]
+        if ed_i < ed_v:
+            sp, ed, rem_i = 0.0, ed_i, rem_i - 1
+        else:
+            sp = (second_per_grid_ts[vi] if second_per_grid_ts else 1.0)
+            ed, rem_v = ed_v, rem_v - 1
+        if ed_i < ed_v:
+            gi += 1
+        else:
+            vi += 1
+        lt, lh, lw = t, h // merge, w // merge
+        st_idx = int(parts[-1].max()) + 1 if parts else 0
+        parts.append(torch.arange(ed - st).view(1, -1).expand(3, -1) + st_idx)
+        rng = torch.arange(lt).view(-1, 1).expand(-1, lh * lw)
+        if q25:
+            t_index = (rng * sp * vc.get("tokens_per_second", 2)).long().flatten()
+        else:
+            t_index = rng.flatten()
+        h_index = torch.arange(lh).view(1, -1, 1).expand(lt, -1, lw).flatten()
+        w_index = torch.arange(lw).view(1, 1, -1).expand(lt, lh, -1).flatten()
+        parts.append(torch.stack([t_index, h_index, w_index]) + (ed - st) + st_idx)
+        st = ed + lt * lh * lw
+    if st < len(ids):
+        st_idx = int(parts[-1].max()) + 1 if parts else 0
+        parts.append(torch.arange(len(ids) - st).view(1, -1).expand(3, -1) + st_idx)
+    return torch.cat(parts, 1)
+
+
+def lm_forward(cfg, w, embeds, pos3):
+    """The Qwen2 decoder with M-RoPE: embeds [n, H], pos3 [3, n] -> final-norm hidden [n, H]."""
+    tc = cfg.get("text_config", cfg)
+    p = "model.language_model." if "model.language_model.norm.weight" in w else "model."
+    H, heads, kv = tc["hidden_size"], tc["num_attention_heads"], tc["num_key_value_heads"]
+    hd = H // heads
+    eps = tc.get("rms_norm_eps", 1e-6)
+    sec = tc["rope_scaling"]["mrope_section"]
+    n = embeds.shape[0]
+    inv = 1.0 / (tc.get("rope_theta", 1e6) ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+    freqs = pos3.double()[:, :, None] * inv  # [3, n, hd/2]
+    emb = torch.cat([freqs, freqs], -1)      # [3, n, hd]
+    cos, sin = emb.cos(), emb.sin()
+    chunks = sec * 2
+    cos = torch.cat([m[i % 3] for i, m in enumerate(cos.split(chunks, dim=-1))], -1)
+    sin = torch.cat([m[i % 3] for i, m in enumerate(sin.split(chunks, dim=-1))], -1)
+    cos, sin = cos.to(embeds.dtype), sin.to(embeds.dtype)
+    mask = torch.full((n, n), float("-inf"), dtype=embeds.dtype).triu(1)
+    x = embeds
+    for i in range(tc["num_hidden_layers"]):
+        b = f"{p}layers.{i}."
+        h = rms(x, w[b + "input_layernorm.weight"], eps)
+        q = (h @ w[b + "self_attn.q_proj.weight"].T + w[b + "self_attn.q_proj.bias"]).view(n, heads, hd).transpose(0, 1)
+        k = (h @ w[b + "self_attn.k_proj.weight"].T + w[b + "self_attn.k_proj.bias"]).view(n, kv, hd).transpose(0, 1)
+        v = (h @ w[b + "self_attn.v_proj.weight"].T + w[b + "self_attn.v_proj.bias"]).view(n, kv, hd).transpose(0, 1)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        k = k.repeat_interleave(heads // kv, 0)
+        v = v.repeat_interleave(heads // kv, 0)
+        a = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(hd) + mask, -1) @ v
+        x = x + a.transpose(0, 1).reshape(n, H) @ w[b + "self_attn.o_proj.weight"].T
+        h = rms(x, w[b + "post_attention_layernorm.weight"], eps)
+        g = torch.nn.functional.silu(h @ w[b + "mlp.gate_proj.weight"].T) * (h @ w[b + "mlp.up_proj.weight"].T)
+        x = x + g @ w[b + "mlp.down_proj.weight"].T
+    return rms(x, w[p + "norm.weight"], eps)
+
+
+def backbone(cfg, w, rows, grids, ids, mode):
+    """inputs_embeds with placeholders replaced by the tower's rows, positions
+    per mode ("seq": arange, as the reward models get without image_grid_thw;
+    "mrope": get_rope_index), decoder, final norm."""
+    p = "model.language_model." if "model.language_model.norm.weight" in w else "model."
+    ids_t = torch.tensor(ids)
+    x = w[p + "embed_tokens.weight"][ids_t].clone()
+    if grids:
+        vis = vision_forward(cfg, w, rows, grids)
+        m = (ids_t == cfg["image_token_id"]) | (ids_t == cfg["video_token_id"])
+        x[m] = vis.to(x.dtype)
+    if mode == "mrope":
+        pos3 = get_rope_index(cfg, ids, grids)
+    else:
+        pos3 = torch.arange(len(ids)).view(1, -1).expand(3, -1)
+    return lm_forward(cfg, w, x, pos3)
