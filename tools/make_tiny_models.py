@@ -55,6 +55,8 @@ def main():
                     help="clip: old config layout (*_config_dict overrides, eos_token_id 2)")
     ap.add_argument("--names", default=None, choices=("hub", "v452"),
                     help="qwen2_vl/qwen2_5_vl: hub tensor names (default) or transformers >= 4.52's")
+    ap.add_argument("--vlm-head", default=None, choices=("hpsv3", "editreward"),
+                    help="qwen2_vl/qwen2_5_vl: add that reward model's head tensors and reward_head.json")
     args = ap.parse_args()
     os.makedirs(args.outdir, exist_ok=True)
     gens[args.kind].make(args.kind, args.size, args.outdir, args)

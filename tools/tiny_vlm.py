@@ -173,6 +173,38 @@ def make_weights(kind, cfg, gen, names="hub"):
     return w
 
 
+def make_head(kind, cfg, gen, style, weights):
+    """HPSv3 (rm_head.{0,3,5}: H -> 1024 -> 16 -> 2, ReLU) or EditReward
+    (rm_heads.head_{0,1}, the same Sequential each) tensors, float32 as the
+    authors keep them, and the reward_head.json that describes them."""
+    text = cfg.get("text_config", cfg)
+    H = text["hidden_size"]
+    vocab = text["vocab_size"]
+    reward_id = 151657 if vocab > 151657 else 505
+
+    def seq(prefix):
+        for name, o, i in (("0", 1024, H), ("3", 16, 1024), ("5", 2, 16)):
+            weights[f"{prefix}.{name}.weight"] = torch.randn(o, i, generator=gen) / math.sqrt(i)
+            weights[f"{prefix}.{name}.bias"] = torch.randn(o, generator=gen) * 0.1
+        return {"file": "model.safetensors",
+                "layers": [{"weight": f"{prefix}.0.weight", "bias": f"{prefix}.0.bias", "activation": "relu"},
+                           {"weight": f"{prefix}.3.weight", "bias": f"{prefix}.3.bias", "activation": "relu"},
+                           {"weight": f"{prefix}.5.weight", "bias": f"{prefix}.5.bias", "activation": None}]}
+
+    if style == "hpsv3":
+        heads = {"rm_head": seq("rm_head")}
+        dims = [{"name": "hpsv3", "prompt": "overall", "pool": "<|Reward|>", "head": "rm_head",
+                 "mu": 0, "log_sigma": 1}]
+    else:
+        heads = {"head_0": seq("rm_heads.head_0"), "head_1": seq("rm_heads.head_1")}
+        dims = [{"name": "instruction_following", "prompt": "dim1", "pool": "<|Reward|>", "head": "head_0",
+                 "mu": 0, "log_sigma": 1},
+                {"name": "visual_quality", "prompt": "dim2", "pool": "<|Reward|>", "head": "head_1",
+                 "mu": 0, "log_sigma": 1}]
+    return {"heads": heads, "dimensions": dims, "position_ids": "sequential",
+            "special_tokens": {"<|Reward|>": reward_id}, "source": f"tools/tiny_vlm.py ({style}, random)"}
+
+
 def make(kind, size, outdir, args):
     if size not in SIZES:
         raise SystemExit(f"{kind}: unknown size {size!r} (have {', '.join(SIZES)})")
@@ -182,6 +214,13 @@ def make(kind, size, outdir, args):
     weights = make_weights(kind, cfg, gen, names)
     dt = DTYPES[args.dtype]
     weights = {k: v.to(dt) for k, v in weights.items()}
+    style = getattr(args, "vlm_head", None)
+    if style:
+        head_w = {}
+        spec = make_head(kind, cfg, gen, style, head_w)
+        weights.update(head_w)  # float32, whatever the backbone's dtype
+        with open(os.path.join(outdir, "reward_head.json"), "w") as f:
+            json.dump(spec, f, indent=2)
     with open(os.path.join(outdir, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
     safetensors_io.save(weights, os.path.join(outdir, "model.safetensors"),

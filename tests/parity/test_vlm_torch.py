@@ -96,6 +96,46 @@ def check_full(harness, folder, blocks, mode, work, tag):
     return 0 if ok else 1
 
 
+def check_reward(harness, folder, work, tag):
+    """HPSv3 / EditReward layout: image(s) + prompt ending in <|Reward|>, sequential positions."""
+    import json
+    cfg, w = vlm_ref.load_folder(folder)
+    with open(os.path.join(folder, "reward_head.json")) as f:
+        spec = json.load(f)
+    merge = cfg["vision_config"].get("spatial_merge_size", 2)
+    rng = np.random.default_rng(11)
+    grids = [(1, 6, 8), (1, 4, 10)]
+    ids = rng.integers(0, 400, 6).tolist()
+    for g in grids:
+        ids += [cfg["vision_start_token_id"]] + [cfg["image_token_id"]] * (g[1] * g[2] // merge // merge) + \
+               [cfg["vision_end_token_id"]]
+    ids += rng.integers(0, 400, 5).tolist() + [spec["special_tokens"]["<|Reward|>"]] + rng.integers(0, 400, 3).tolist()
+    rows = rng.standard_normal((sum(g[1] * g[2] for g in grids), 1176)).astype(np.float32)
+    rp, ip, op = (os.path.join(work, tag + s) for s in (".rows", ".ids", ".out"))
+    rows.tofile(rp)
+    np.array(ids, dtype=np.int32).tofile(ip)
+    res = subprocess.run([harness, "reward", folder, rp, ip, "seq", op] + [str(v) for g in grids for v in g],
+                         capture_output=True, text=True)
+    if res.returncode:
+        print(f"FAIL {tag}: harness: {res.stderr.strip()}")
+        return 1
+    got = {l.split()[1]: (float(l.split()[2]), float(l.split()[3])) for l in res.stdout.splitlines()
+           if l.startswith("dim ")}
+    ref = vlm_ref.reward(cfg, w, spec, torch.from_numpy(rows).double(), grids, ids, "seq")
+    fails = 0
+    for name, (mu, sg) in ref.items():
+        if name not in got:
+            print(f"FAIL {tag}: no dimension {name}")
+            fails += 1
+            continue
+        e = max(abs(got[name][0] - mu) / max(abs(mu), 1e-3), abs(got[name][1] - sg) / sg)
+        ok = e <= TOL
+        fails += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} reward {tag} {name}: mu {got[name][0]:.6f} (ref {mu:.6f}), "
+              f"sigma {got[name][1]:.6f} (ref {sg:.6f}), rel err {e:.2e}")
+    return fails
+
+
 def main():
     harness, src, work = sys.argv[1], sys.argv[2], sys.argv[3]
     os.makedirs(work, exist_ok=True)
@@ -121,6 +161,9 @@ def main():
         for i, blocks in enumerate(seqs):
             for mode in ("seq", "mrope"):
                 fails += check_full(harness, os.path.join(work, tag), blocks, mode, work, f"{tag}-full{i}-{mode}")
+    for tag, kind, style in (("hpsv3", "qwen2_vl", "hpsv3"), ("editreward", "qwen2_5_vl", "editreward")):
+        make(src, kind, os.path.join(work, tag), "--vlm-head", style, "--seed", "5")
+        fails += check_reward(harness, os.path.join(work, tag), work, tag)
     print("vlm torch parity:", "FAIL" if fails else "pass")
     return 1 if fails else 0
 

@@ -12,10 +12,17 @@
  *       order, positions "seq" (0..n-1 on all three streams) or "mrope"
  *       (get_rope_index; Qwen2.5-VL videos use second_per_grid_t 1.0),
  *       the decoder and its final norm; writes [n, hidden] float32 to OUT.
+ *   vlm_harness reward DIR ROWS IDS MODE OUT [T H W ...]
+ *       as full, then DIR/reward_head.json's heads at each dimension's pool
+ *       token (its special_tokens id, exactly once in IDS): prints
+ *       "dim NAME MU SIGMA" per dimension
  * Errors go to stderr with the library's message; exit 1.
  */
 #include "models/qwen_lm.h"
 #include "models/qwen_vision.h"
+#include "models/vlm_head.h"
+
+#include <math.h>
 
 #include <jansson.h>
 #include <stdio.h>
@@ -210,6 +217,34 @@ static int run_full(int argc, char **argv)
 	if (!f || fwrite(out, sizeof(float), n * H, f) != n * H || fclose(f))
 		return 1;
 	printf("full %zu %zu\n", n, H);
+	if (strcmp(argv[1], "reward") == 0) {
+		snprintf(path, sizeof(path), "%s/reward_head.json", dir);
+		json_t *spec = json_load_file(path, 0, &jerr);
+		rwd_vlm_heads *hs = NULL;
+		if (!spec || rwd_vlm_heads_load(dir, spec, H, &hs, &err))
+			return fail("heads", &err);
+		float hsc[4096], ho[256];
+		for (size_t d = 0; d < rwd_vlm_heads_n_dims(hs); d++) {
+			const rwd_vlm_dim *dm = rwd_vlm_heads_dim(hs, d);
+			json_t *tid = json_object_get(json_object_get(spec, "special_tokens"), dm->pool);
+			size_t at = n, hits = 0;
+			for (size_t i = 0; i < n; i++)
+				if (tid && ids[i] == (int32_t)json_integer_value(tid)) {
+					at = i;
+					hits++;
+				}
+			if (hits != 1 || rwd_vlm_heads_scratch(hs) > 4096 || rwd_vlm_heads_out_dim(hs, dm->head) > 256) {
+				fprintf(stderr, "%s: pool token %s found %zu times\n", dm->name, dm->pool, hits);
+				return 1;
+			}
+			float mu, sigma;
+			rwd_vlm_head_run(hs, dm->head, out + at * H, ho, hsc);
+			rwd_vlm_dim_values(hs, d, ho, &mu, &sigma);
+			printf("dim %s %.9g %.9g\n", dm->name, mu, sigma);
+		}
+		rwd_vlm_heads_free(hs);
+		json_decref(spec);
+	}
 	free(out);
 	free(lsc);
 	free(pick);
@@ -228,7 +263,8 @@ static int run_full(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	if (argc >= 7 && strcmp(argv[1], "full") == 0 && (argc - 7) % 3 == 0)
+	if (argc >= 7 && (strcmp(argv[1], "full") == 0 || strcmp(argv[1], "reward") == 0) &&
+		(argc - 7) % 3 == 0)
 		return run_full(argc, argv);
 	if (argc >= 8 && strcmp(argv[1], "vision") == 0 && (argc - 5) % 3 == 0)
 		return run_vision(argc, argv);

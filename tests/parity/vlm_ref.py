@@ -241,3 +241,23 @@ def backbone(cfg, w, rows, grids, ids, mode):
     else:
         pos3 = torch.arange(len(ids)).view(1, -1).expand(3, -1)
     return lm_forward(cfg, w, x, pos3)
+
+
+def reward(cfg, w, spec, rows, grids, ids, mode):
+    """The reward models' forward: backbone, then each dimension's head at its
+    pool token (HPSv3/EditReward: the <|Reward|> token), mu = out[mu],
+    sigma = exp(out[log_sigma])."""
+    hid = backbone(cfg, w, rows, grids, ids, mode)
+    res = {}
+    for d in spec["dimensions"]:
+        tid = spec["special_tokens"][d["pool"]]
+        at = [i for i, t in enumerate(ids) if t == tid]
+        assert len(at) == 1
+        x = hid[at[0]]
+        for layer in spec["heads"][d["head"]]["layers"]:
+            x = x @ w[layer["weight"]].T + (w[layer["bias"]] if layer["bias"] else 0)
+            if layer["activation"] == "relu":
+                x = torch.relu(x)
+        ls = d.get("log_sigma")
+        res[d["name"]] = (float(x[d["mu"]]), math.exp(float(x[ls])) if ls is not None else float("nan"))
+    return res
