@@ -10,6 +10,9 @@
 #include "image/qwen_vl.h"
 #include "models/qwen_lm.h"
 #include "models/qwen_vision.h"
+#include "models/vlm_head.h"
+
+#include <math.h>
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -281,6 +284,87 @@ START_TEST(smart_resize_limits)
 }
 END_TEST
 
+/* Write a head file into a fresh directory and load `spec` against it. */
+static int load_heads(const char *spec_text, char *dir, rwd_vlm_heads **h, rwd_error *err)
+{
+	static const struct st_tensor HEAD[] = {
+		{"rm_head.0.weight", 2, {4, 8}},
+		{"rm_head.0.bias", 1, {4}},
+		{"rm_head.2.weight", 2, {2, 4}},
+	};
+	strcpy(dir, "/tmp/rwd-vlm-head-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	size_t len;
+	void *st = build_st(HEAD, 3, NULL, &len);
+	char path[256];
+	snprintf(path, sizeof(path), "%s/head.safetensors", dir);
+	FILE *f = fopen(path, "wb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(st, 1, len, f), len);
+	fclose(f);
+	free(st);
+	json_t *spec = json_loads(spec_text, 0, NULL);
+	ck_assert_ptr_nonnull(spec);
+	int r = rwd_vlm_heads_load(dir, spec, 8, h, err);
+	json_decref(spec);
+	unlink(path);
+	rmdir(dir);
+	return r;
+}
+
+START_TEST(heads_compute_mu_sigma_and_refuse_bad_specs)
+{
+	const char *good = "{\"heads\":{\"rm_head\":{\"file\":\"head.safetensors\",\"layers\":["
+		"{\"weight\":\"rm_head.0.weight\",\"bias\":\"rm_head.0.bias\",\"activation\":\"relu\"},"
+		"{\"weight\":\"rm_head.2.weight\",\"bias\":null,\"activation\":null}]}},"
+		"\"dimensions\":[{\"name\":\"q\",\"prompt\":\"p\",\"pool\":\"<|Reward|>\",\"head\":\"rm_head\","
+		"\"mu\":0,\"log_sigma\":1},{\"name\":\"m\",\"prompt\":\"p\",\"pool\":\"last\","
+		"\"head\":\"rm_head\",\"mu\":1,\"log_sigma\":null}]}";
+	char dir[64], buf[1024];
+	rwd_vlm_heads *h = NULL;
+	rwd_error err;
+	rwd_error_clear(&err);
+	ck_assert_int_eq(load_heads(good, dir, &h, &err), 0);
+	ck_assert_uint_eq(rwd_vlm_heads_n_dims(h), 2);
+	ck_assert_uint_eq(rwd_vlm_heads_out_dim(h, 0), 2);
+	float x[8] = {1, -1, 0.5f, 2, -2, 0, 1, 1}, out[2], sc[16], mu, sg;
+	rwd_vlm_head_run(h, 0, x, out, sc);
+	rwd_vlm_dim_values(h, 0, out, &mu, &sg);
+	ck_assert(mu == out[0]);
+	ck_assert_float_eq_tol(sg, expf(out[1]), 1e-6f * sg);
+	rwd_vlm_dim_values(h, 1, out, &mu, &sg);
+	ck_assert(mu == out[1] && isnan(sg));
+	rwd_vlm_heads_free(h);
+
+	/* a missing tensor is named; mu beyond the head's output; unknown head; a path */
+	static const char *bad[][2] = {
+		{"rm_head.9.weight", "\"rm_head.0.weight\",\"bias\":\"rm_head.0.bias\""},
+		{"\"mu\"", "\"mu\":0,\"log_sigma\":1}"},
+		{"\"head\"", "\"head\":\"rm_head\",\"mu\":0"},
+		{"\"file\"", "\"file\":\"head.safetensors\""},
+	};
+	static const char *repl[] = {
+		"\"rm_head.9.weight\",\"bias\":\"rm_head.0.bias\"",
+		"\"mu\":2,\"log_sigma\":1}",
+		"\"head\":\"nope\",\"mu\":0",
+		"\"file\":\"../head.safetensors\"",
+	};
+	static const int codes[] = {RWD_E_NOTFOUND, RWD_E_INVALID, RWD_E_INVALID, RWD_E_INVALID};
+	for (int i = 0; i < 4; i++) {
+		char spec[2048];
+		const char *at = strstr(good, bad[i][1]);
+		ck_assert_ptr_nonnull(at);
+		snprintf(spec, sizeof(spec), "%.*s%s%s", (int)(at - good), good, repl[i], at + strlen(bad[i][1]));
+		h = NULL;
+		rwd_error_clear(&err);
+		ck_assert_int_eq(load_heads(spec, dir, &h, &err), codes[i]);
+		ck_assert_ptr_null(h);
+		if (i == 0)
+			ck_assert_msg(strstr(rwd_error_format(&err, buf, sizeof(buf)), "rm_head.9.weight"), "%s", buf);
+	}
+}
+END_TEST
+
 static Suite *vlm_suite(void)
 {
 	Suite *s = suite_create("vlm");
@@ -289,6 +373,7 @@ static Suite *vlm_suite(void)
 	tcase_add_test(tc, lm_refuses_bad_mrope_section_and_missing_tensors);
 	tcase_add_test(tc, rope_index_follows_get_rope_index);
 	tcase_add_test(tc, smart_resize_limits);
+	tcase_add_test(tc, heads_compute_mu_sigma_and_refuse_bad_specs);
 	suite_add_tcase(s, tc);
 	return s;
 }
