@@ -92,8 +92,12 @@ def main():
         if r.status == 200:
             for (rew, dist, n, texts), res in zip(want, r.json["results"]):
                 sc = res.get("scores", {})
+                # the item's extra, rendered into its result: flow_grpo's joined text and PaddleOCR's lines
+                got_lines = res.get("lines", [])
                 ok = abs(sc.get("ocr", -1) - rew) <= 1e-6 and sc.get("edit_distance") == dist and \
-                    sc.get("detections") == n
+                    sc.get("detections") == n and [l.get("text") for l in got_lines] == texts and \
+                    res.get("text") == "".join(texts) and \
+                    all(isinstance(l.get("confidence"), float) and len(l.get("box", [])) == 4 for l in got_lines)
                 C.check(ok, "item %s: ours %s, oracle reward %.6f dist %d lines %d %s" % (
                     res.get("id"), sc, rew, dist, n, texts))
         # bad items next to a good one: per-item errors naming the field
