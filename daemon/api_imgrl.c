@@ -299,20 +299,24 @@ int rwd__api_imgrl_submit(rwd_call *call, rwd_reply *reply)
 	imgrl_job *ij = call->state;
 	if (!rwd_scoring_submit(&ij->s, reply))
 		return 0;
-	if (call->route == RWD_ROUTE_IMGRL) {
-		/* the refusal (429/503/413) in the protocol's shape: a pickled {"error"} */
-		json_t *e = json_object_get(reply->json, "error");
-		const char *msg = json_string_value(json_object_get(e, "message"));
-		const char *code = json_string_value(json_object_get(e, "code"));
-		unsigned retry = reply->retry_after_s;
-		char cbuf[32];
-		snprintf(cbuf, sizeof(cbuf), "%s", code ? code : "unavailable");
-		char mbuf[RWD_ERROR_MSG_MAX];
-		snprintf(mbuf, sizeof(mbuf), "%s", msg ? msg : "unavailable");
-		fail(call, reply, reply->status, cbuf, NULL, "%s", mbuf);
-		reply->retry_after_s = retry;
-	}
+	rwd__api_imgrl_reshape(call, reply); /* the refusal (429/503/413) in the protocol's shape */
 	return 1;
+}
+
+void rwd__api_imgrl_reshape(rwd_call *call, rwd_reply *reply)
+{
+	if (call->route != RWD_ROUTE_IMGRL || !reply->json)
+		return; /* /compute answers the native JSON error already */
+	json_t *e = json_object_get(reply->json, "error");
+	const char *msg = json_string_value(json_object_get(e, "message"));
+	const char *code = json_string_value(json_object_get(e, "code"));
+	unsigned retry = reply->retry_after_s;
+	char cbuf[32];
+	snprintf(cbuf, sizeof(cbuf), "%s", code ? code : "unavailable");
+	char mbuf[RWD_ERROR_MSG_MAX];
+	snprintf(mbuf, sizeof(mbuf), "%s", msg ? msg : "unavailable");
+	fail(call, reply, reply->status, cbuf, NULL, "%s", mbuf);
+	reply->retry_after_s = retry;
 }
 
 /* The reply body: pickled under POST /, JSON under /compute. */
