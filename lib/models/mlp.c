@@ -537,7 +537,10 @@ static int kind_forward(const void *state, void *scr, rwd_item *const *items, si
 		if (it->status)
 			memset(row, 0, in * sizeof(float));
 	}
+	/* serial GEMMs: a head gains nothing from BLAS threads (nn.h) */
+	const int saved = rwd_nn_serial_begin();
 	rwd_mlp_forward(m, s->x, n, s->y, s->tmp);
+	rwd_nn_serial_end(saved);
 	for (size_t r = 0; r < n; r++) {
 		if (items[r]->status)
 			continue;
@@ -551,6 +554,7 @@ static int kind_forward(const void *state, void *scr, rwd_item *const *items, si
 
 const rwd_model_ops rwd__mlp_ops = {
 	.kind = "mlp",
+	.serial_blas = 1,
 	.inputs = mlp_inputs,
 	.load = kind_load,
 	.free = kind_free,

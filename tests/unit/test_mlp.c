@@ -219,6 +219,22 @@ START_TEST(aesthetic_fixture_named_output_and_errors)
 }
 END_TEST
 
+/* The BLAS thread rule's kind table: serial kinds are not counted. */
+START_TEST(kinds_that_run_threaded_gemms)
+{
+	ck_assert_int_eq(rwd_model_kind_threaded("mlp"), 0);
+	ck_assert_int_eq(rwd_model_kind_threaded("rules"), 0);
+	ck_assert_int_eq(rwd_model_kind_threaded("image_metrics"), 0);
+	ck_assert_int_eq(rwd_model_kind_threaded("sql"), 0);
+	ck_assert_int_eq(rwd_model_kind_threaded("clip"), 1);
+	ck_assert_int_eq(rwd_model_kind_threaded("seqcls"), 1);
+	ck_assert_int_eq(rwd_model_kind_threaded("imagereward"), 1);
+	ck_assert_int_eq(rwd_model_kind_threaded("ocr"), 1);
+	ck_assert_int_eq(rwd_model_kind_threaded(NULL), 1);
+	ck_assert_int_eq(rwd_model_kind_threaded("no-such-kind"), 1);
+}
+END_TEST
+
 START_TEST(missing_path_and_unknown_kind)
 {
 	rwd_model_params p = rwd_model_default_params();
@@ -241,6 +257,7 @@ static Suite *mlp_suite(void)
 	Suite *s = suite_create("mlp");
 	TCase *tc = tcase_create("mlp");
 	tcase_add_test(tc, missing_path_and_unknown_kind);
+	tcase_add_test(tc, kinds_that_run_threaded_gemms);
 	suite_add_tcase(s, tc);
 	/* the real head in ../shared/fixtures: meson test mlp-fixture */
 	tc = tcase_create("fixture");
