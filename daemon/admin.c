@@ -1,8 +1,6 @@
-/* daemon/admin.c — reloads, the admin API and versioned model slots (see admin.h). */
+/* daemon/admin.c — reloads, the admin API and model installs (see admin.h). */
 #include "admin.h"
 
-#include "api_internal.h"
-#include "api_rl.h"
 #include "config.h"
 #include "core/thread.h"
 #include "log.h"
@@ -36,7 +34,6 @@ typedef struct kept_cfg {
 } kept_cfg;
 
 struct rwd_admin {
-	pthread_mutex_t mu;       /* the registry: slots' cur/model/batcher/cfg/state */
 	pthread_mutex_t qmu;      /* the operation queue */
 	pthread_cond_t qcv;
 	admin_op *head, *tail;
@@ -56,65 +53,8 @@ struct rwd_admin {
 
 /* ---- the registry ------------------------------------------------------------- */
 
-void rwd__admin_lock(rwd_app *app)
-{
-	if (app->admin)
-		pthread_mutex_lock(&app->admin->mu);
-}
-
-void rwd__admin_unlock(rwd_app *app)
-{
-	if (app->admin)
-		pthread_mutex_unlock(&app->admin->mu);
-}
-
-rwd_served *rwd__admin_current(rwd_app *app, rwd_served *s)
-{
-	(void)app;
-	/* an ensemble (api_rl.c) runs on its members' versions: it has none of its own */
-	if (s->cur || !s->model || rwd__rl_is_ensemble(s))
-		return s->cur;
-	/* a start-up load (main.c): adopt its model and batcher as the first version */
-	rwd_served *v = calloc(1, sizeof(*v));
-	if (!v)
-		return NULL;
-	*v = *s;
-	v->cur = NULL;
-	atomic_init(&v->state, RWD_SERVED_READY);
-	atomic_init(&v->refs, 1); /* the slot's reference */
-	s->cur = v;
-	return v;
-}
-
-/*
- * The last reference to a version is gone (its slot replaced or unloaded it,
- * and every request that pinned it has rendered its reply): nothing can reach
- * it, so drain its (idle) batcher and free it, on the dropping thread.
- */
-static void version_free(rwd_served *v)
-{
-	rwd_batcher_free(v->batcher);
-	rwd_model_free(v->model);
-	if (v->rl) {
-		/* api_rl.c frees a model's reward state through an app's slots */
-		rwd_app one;
-		memset(&one, 0, sizeof(one));
-		one.models = v;
-		one.n_models = 1;
-		rwd__rl_free(&one);
-	}
-	rwd_log(RWD_LOG_INFO, "model %s: previous version released", v->cfg->name);
-	free(v);
-}
-
-void rwd__admin_version_unref(rwd_served *v)
-{
-	if (v && atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) == 1)
-		version_free(v);
-}
-
 /* Drop the slot's reference to a version it no longer serves (no waiting). */
-static void retire(rwd_served *v, const char *name)
+static void retire(rwd_app *app, rwd_served *v, const char *name)
 {
 	if (!v)
 		return;
@@ -122,7 +62,7 @@ static void retire(rwd_served *v, const char *name)
 	if (held > 0)
 		rwd_log(RWD_LOG_INFO, "model %s: old version freed when its %ld pinning requests complete",
 			name, held);
-	rwd__admin_version_unref(v);
+	rwd_app_version_unref(app, v);
 }
 
 /* The live ensemble (READY or loading) listing `name` as a member, or NULL (registry lock held). */
@@ -132,7 +72,7 @@ static rwd_served *ensemble_using(rwd_app *app, const char *name)
 	for (size_t i = 0; i < n; i++) {
 		rwd_served *e = &app->models[i];
 		int st = atomic_load(&e->state);
-		if (st == RWD_SERVED_REMOVED || st == RWD_SERVED_FAILED || !rwd__rl_is_ensemble(e))
+		if (st == RWD_SERVED_REMOVED || st == RWD_SERVED_FAILED || !rwd_app_is_ensemble(e))
 			continue;
 		for (size_t k = 0; k < e->cfg->ensemble.n_members; k++)
 			if (strcmp(e->cfg->ensemble.members[k], name) == 0)
@@ -346,25 +286,25 @@ out:
 
 static void set_pending(rwd_app *app, rwd_served *s, int fresh, const char *what, int state)
 {
-	rwd__admin_lock(app);
+	rwd_app_lock(app);
 	if (fresh)
 		atomic_store_explicit(&s->state, state, memory_order_release);
 	else
 		s->pending = what;
-	rwd__admin_unlock(app);
+	rwd_app_unlock(app);
 }
 
 static void install_failed(rwd_app *app, rwd_served *s, int fresh, const char *what, const rwd_error *err)
 {
 	char buf[512];
 	rwd_error_format(err, buf, sizeof(buf));
-	rwd__admin_lock(app);
+	rwd_app_lock(app);
 	snprintf(s->reason, sizeof(s->reason), "%s%.24s: %.160s", fresh ? "" : "reload failed (the old version serves): ",
 		what, buf);
 	s->pending = NULL;
 	if (fresh)
 		atomic_store_explicit(&s->state, RWD_SERVED_FAILED, memory_order_release);
-	rwd__admin_unlock(app);
+	rwd_app_unlock(app);
 	rwd_log(RWD_LOG_ERROR, "model %s: %s", s->cfg->name, s->reason);
 }
 
@@ -396,11 +336,11 @@ static int install(rwd_app *app, rwd_model_config *mc)
 		__atomic_store_n(&app->n_models, n + 1, __ATOMIC_RELEASE);
 	} else if (fresh) {
 		/* a failed or removed slot of that name is reused */
-		rwd__admin_lock(app);
+		rwd_app_lock(app);
 		s->cfg = mc;
 		s->reason[0] = '\0';
 		atomic_store_explicit(&s->state, RWD_SERVED_LOADING, memory_order_release);
-		rwd__admin_unlock(app);
+		rwd_app_unlock(app);
 	}
 	set_pending(app, s, fresh, "loading", RWD_SERVED_LOADING);
 	rwd_log(RWD_LOG_INFO, "model %s: loading %s%s", mc->name, mc->path ? mc->path : mc->kind,
@@ -450,9 +390,9 @@ static int install(rwd_app *app, rwd_model_config *mc)
 
 	rwd_served *v = calloc(1, sizeof(*v));
 	if (v) {
-		rwd__admin_lock(app);
+		rwd_app_lock(app);
 		*v = *s;
-		rwd__admin_unlock(app);
+		rwd_app_unlock(app);
 		v->cur = NULL;
 		v->cfg = mc;
 		v->model = model;
@@ -464,7 +404,7 @@ static int install(rwd_app *app, rwd_model_config *mc)
 		atomic_init(&v->refs, 1); /* the slot's reference */
 	}
 	/* api_rl.c: this version's reward config against its dimensions, its series */
-	if (!v || (r = rwd__rl_model_ready(app, v, &err))) {
+	if (!v || (app->hooks.model_ready && (r = app->hooks.model_ready(app, v, &err)))) {
 		free(v);
 		rwd_batcher_free(batcher);
 		rwd_model_free(model);
@@ -473,7 +413,7 @@ static int install(rwd_app *app, rwd_model_config *mc)
 		install_failed(app, s, fresh, "cannot install", &err);
 		return v ? r : RWD_E_NOMEM;
 	}
-	rwd__admin_lock(app);
+	rwd_app_lock(app);
 	/* a member of a live ensemble must keep the ensemble's dimensions, in order */
 	rwd_served *ens = ensemble_using(app, mc->name);
 	if (ens && ens->model) {
@@ -482,20 +422,20 @@ static int install(rwd_app *app, rwd_model_config *mc)
 		for (size_t d = 0; same && d < info->n_dims; d++)
 			same = strcmp(ei->dims[d], info->dims[d]) == 0;
 		if (!same) {
-			rwd__admin_unlock(app);
-			rwd__admin_version_unref(v); /* frees the new batcher and model */
+			rwd_app_unlock(app);
+			rwd_app_version_unref(app, v); /* frees the new batcher and model */
 			rwd_errorf(&err, RWD_E_INVALID, "its dimensions differ from those of ensemble '%s'",
 				ens->cfg->name);
 			install_failed(app, s, fresh, "cannot install", &err);
 			return RWD_E_INVALID;
 		}
 	}
-	rwd_served *old = rwd__admin_current(app, s);
+	rwd_served *old = rwd_app_current(app, s);
 	/* ensembles led by this member name dimensions with its new model */
 	size_t n_all = __atomic_load_n(&app->n_models, __ATOMIC_ACQUIRE);
 	for (size_t i = 0; i < n_all; i++) {
 		rwd_served *e = &app->models[i];
-		if (rwd__rl_is_ensemble(e) && e->model && strcmp(e->cfg->ensemble.members[0], mc->name) == 0)
+		if (rwd_app_is_ensemble(e) && e->model && strcmp(e->cfg->ensemble.members[0], mc->name) == 0)
 			e->model = model;
 	}
 	s->cur = v;
@@ -509,13 +449,13 @@ static int install(rwd_app *app, rwd_model_config *mc)
 	json_decref(a->cfg_json[idx]);
 	a->cfg_json[idx] = model_cfg_json(mc);
 	a->stamp[idx] = stamp;
-	rwd__admin_unlock(app);
+	rwd_app_unlock(app);
 	rwd_metric_set(s->weight_bytes, (double)info->weight_bytes);
 	rwd_metric_set(s->loaded, 1);
 	rwd_log(RWD_LOG_INFO, "model %s: kind %s, %zu dimensions, %zu weight bytes, loaded in %.3f s, "
 		"warmed up in %.3f s; %s", mc->name, info->kind, info->n_dims, info->weight_bytes,
 		info->load_seconds, warm_s, old ? "swapped in" : "serving");
-	retire(old, mc->name);
+	retire(app, old, mc->name);
 	return 0;
 }
 
@@ -524,20 +464,20 @@ static int unload(rwd_app *app, const char *name)
 	rwd_served *s = slot_find(app, name, NULL);
 	if (!s || atomic_load(&s->state) == RWD_SERVED_REMOVED)
 		return RWD_E_NOTFOUND;
-	if (rwd__rl_is_ensemble(s)) {
+	if (rwd_app_is_ensemble(s)) {
 		rwd_log(RWD_LOG_WARN, "model %s: an ensemble is not unloaded at run time (restart)", name);
 		return RWD_E_UNSUPPORTED;
 	}
-	rwd__admin_lock(app);
+	rwd_app_lock(app);
 	rwd_served *ens = ensemble_using(app, name);
 	if (ens) {
-		rwd__admin_unlock(app);
+		rwd_app_unlock(app);
 		rwd_log(RWD_LOG_WARN, "model %s: not unloaded: a member of the live ensemble %s", name,
 			ens->cfg->name);
 		return RWD_E_STATE;
 	}
 	int was = atomic_load(&s->state);
-	rwd_served *old = was == RWD_SERVED_READY ? rwd__admin_current(app, s) : NULL;
+	rwd_served *old = was == RWD_SERVED_READY ? rwd_app_current(app, s) : NULL;
 	/* new requests get 503 from now; the ones that pinned `old` finish on it */
 	s->cur = NULL;
 	s->model = NULL;
@@ -545,11 +485,11 @@ static int unload(rwd_app *app, const char *name)
 	s->rl = NULL;         /* the version's: freed with it */
 	s->pending = NULL;
 	atomic_store_explicit(&s->state, RWD_SERVED_REMOVED, memory_order_release);
-	rwd__admin_unlock(app);
+	rwd_app_unlock(app);
 	rwd_metric_set(s->loaded, 0);
 	rwd_metric_set(s->weight_bytes, 0);
 	rwd_log(RWD_LOG_INFO, "model %s: unloaded (requests holding it finish on it)", name);
-	retire(old, name);
+	retire(app, old, name);
 	return 0;
 }
 
@@ -746,7 +686,14 @@ int rwd_admin_init(rwd_app *app, const char **model_args, size_t n_model_args, r
 		free(a);
 		return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
 	}
-	pthread_mutex_init(&a->mu, NULL);
+	if (rwd_app_registry_init(app)) {
+		free(a->wd_done);
+		free(a->wd_since);
+		free(a->cfg_json);
+		free(a->stamp);
+		free(a);
+		return rwd_errorf(err, RWD_E_NOMEM, "cannot create the registry lock");
+	}
 	pthread_mutex_init(&a->qmu, NULL);
 	pthread_cond_init(&a->qcv, NULL);
 	a->model_args = model_args;
@@ -779,7 +726,7 @@ int rwd_admin_alive(void *vapp)
 		return 1;
 	uint64_t now = rwd_now_ns();
 	int alive = 1;
-	rwd__admin_lock(app);
+	rwd_app_lock(app);
 	size_t n = __atomic_load_n(&app->n_models, __ATOMIC_ACQUIRE);
 	for (size_t i = 0; i < n && i < a->cap; i++) {
 		rwd_served *s = &app->models[i];
@@ -799,7 +746,7 @@ int rwd_admin_alive(void *vapp)
 			alive = 0;
 		}
 	}
-	rwd__admin_unlock(app);
+	rwd_app_unlock(app);
 	return alive;
 }
 
@@ -867,11 +814,11 @@ void rwd_admin_free(rwd_app *app)
 	free(a->stamp);
 	free(a->wd_done);
 	free(a->wd_since);
-	pthread_mutex_destroy(&a->mu);
 	pthread_mutex_destroy(&a->qmu);
 	pthread_cond_destroy(&a->qcv);
 	free(a);
 	app->admin = NULL;
+	rwd_app_registry_free(app);
 }
 
 /* ---- the admin API ------------------------------------------------------------- */
@@ -906,27 +853,138 @@ static int valid_name(const char *s, size_t n)
 	return 1;
 }
 
+enum { ROOT_OK, ROOT_UNRESOLVED, ROOT_MISSING, ROOT_OUTSIDE };
+
+/* path (relative: to the root) resolved through symlinks into real[PATH_MAX], and checked under the root. */
+static int under_root(const rwd_app *app, const char *path, char *real)
+{
+	char root[PATH_MAX], want[PATH_MAX];
+	if (!realpath(app->cfg->admin_model_root, root))
+		return ROOT_UNRESOLVED;
+	int wn = path[0] == '/' ? snprintf(want, sizeof(want), "%s", path) :
+		snprintf(want, sizeof(want), "%s/%s", root, path);
+	if (wn < 0 || (size_t)wn >= sizeof(want) || !realpath(want, real))
+		return ROOT_MISSING;
+	size_t n = strlen(root);
+	if (n > 1 && (strncmp(real, root, n) != 0 || (real[n] != '/' && real[n] != '\0')))
+		return ROOT_OUTSIDE;
+	return ROOT_OK;
+}
+
 /* path resolved under the model root, or NULL with reply filled. */
 static char *resolve_under_root(rwd_app *app, const char *path, rwd_reply *reply)
 {
-	char root[PATH_MAX], want[PATH_MAX], real[PATH_MAX];
-	if (!realpath(app->cfg->admin_model_root, root)) {
-		rwd_api_error(reply, 503, "unavailable", "admin.model_root does not resolve", NULL, 0, 0);
+	char real[PATH_MAX];
+	switch (under_root(app, path, real)) {
+	case ROOT_UNRESOLVED:
+		rwd_reply_error(reply, 503, "unavailable", "admin.model_root does not resolve", NULL, 0, 0);
 		return NULL;
-	}
-	int wn = path[0] == '/' ? snprintf(want, sizeof(want), "%s", path) :
-		snprintf(want, sizeof(want), "%s/%s", root, path);
-	if (wn < 0 || (size_t)wn >= sizeof(want) || !realpath(want, real)) {
-		rwd_api_error(reply, 404, "not_found", "no such model folder or file under the model root",
+	case ROOT_MISSING:
+		rwd_reply_error(reply, 404, "not_found", "no such model folder or file under the model root",
 			"path", 0, 0);
 		return NULL;
-	}
-	size_t n = strlen(root);
-	if (n > 1 && (strncmp(real, root, n) != 0 || (real[n] != '/' && real[n] != '\0'))) {
-		rwd_api_error(reply, 403, "forbidden", "the path is outside admin.model_root", "path", 0, 0);
+	case ROOT_OUTSIDE:
+		rwd_reply_error(reply, 403, "forbidden", "the path is outside admin.model_root", "path", 0, 0);
 		return NULL;
+	default:
+		return strdup(real);
 	}
-	return strdup(real);
+}
+
+/*
+ * An option key that names a file or folder: path, file, dir, directory,
+ * root, folder, tokenizer, or one ending in _path, _file, _dir, _directory,
+ * _root, _folder (and their plurals).
+ */
+static int path_key(const char *k)
+{
+	static const char *const whole[] = {"path", "file", "dir", "directory", "root", "folder", "tokenizer",
+		"paths", "files", "dirs", "directories", "roots", "folders"};
+	static const char *const tails[] = {"_path", "_file", "_dir", "_directory", "_root", "_folder",
+		"_paths", "_files", "_dirs", "_directories", "_roots", "_folders"};
+	for (size_t i = 0; i < sizeof(whole) / sizeof(whole[0]); i++)
+		if (strcmp(k, whole[i]) == 0)
+			return 1;
+	size_t n = strlen(k);
+	for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+		size_t t = strlen(tails[i]);
+		if (n > t && strcmp(k + n - t, tails[i]) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* One path-valued option: resolved, refused (400 naming it) unless under the root, rewritten to its real path. */
+static int confine_one(rwd_app *app, json_t *parent, const char *key, size_t idx, json_t *v,
+	const char *field, rwd_reply *reply)
+{
+	char real[PATH_MAX], msg[160];
+	if (!json_is_string(v) || json_string_length(v) == 0)
+		return 0; /* the kind checks its own types */
+	int w = under_root(app, json_string_value(v), real);
+	if (w == ROOT_UNRESOLVED) {
+		rwd_reply_error(reply, 503, "unavailable", "admin.model_root does not resolve", NULL, 0, 0);
+		return 1;
+	}
+	if (w != ROOT_OK) {
+		snprintf(msg, sizeof(msg), "%s", w == ROOT_MISSING ?
+			"the option names a file or folder that does not exist under admin.model_root" :
+			"the option names a file or folder outside admin.model_root");
+		rwd_reply_error(reply, 400, "invalid_request", msg, field, 0, 0);
+		return 1;
+	}
+	/* the kind opens exactly what was checked */
+	int r = key ? json_object_set_new(parent, key, json_string(real)) :
+		json_array_set_new(parent, idx, json_string(real));
+	if (r) {
+		rwd_reply_error(reply, 503, "out_of_memory", "out of memory", NULL, 0, 0);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Walk admin-loaded options (a deep copy the load keeps): every path-valued
+ * option, at any depth (CLIP's heads[].path), must resolve under
+ * admin.model_root. Returns 0, or 1 with reply filled.
+ */
+static int confine_options(rwd_app *app, json_t *o, const char *at, int depth, rwd_reply *reply)
+{
+	char field[RWD_ERROR_OBJECT_MAX];
+	if (depth > 16) {
+		rwd_reply_error(reply, 400, "invalid_request", "options nest too deeply", at, 0, 0);
+		return 1;
+	}
+	if (json_is_object(o)) {
+		const char *k;
+		json_t *v;
+		void *tmp;
+		json_object_foreach_safe(o, tmp, k, v) {
+			snprintf(field, sizeof(field), "%s.%s", at, k);
+			if (path_key(k)) {
+				if (json_is_array(v)) {
+					for (size_t i = 0; i < json_array_size(v); i++) {
+						char f2[RWD_ERROR_OBJECT_MAX];
+						snprintf(f2, sizeof(f2), "%.*s[%zu]", (int)sizeof(field) - 24, field, i);
+						if (confine_one(app, v, NULL, i, json_array_get(v, i), f2, reply))
+							return 1;
+					}
+				} else if (confine_one(app, o, k, 0, v, field, reply)) {
+					return 1;
+				}
+				continue;
+			}
+			if (confine_options(app, v, field, depth + 1, reply))
+				return 1;
+		}
+	} else if (json_is_array(o)) {
+		for (size_t i = 0; i < json_array_size(o); i++) {
+			snprintf(field, sizeof(field), "%.*s[%zu]", (int)sizeof(field) - 24, at, i);
+			if (confine_options(app, json_array_get(o, i), field, depth + 1, reply))
+				return 1;
+		}
+	}
+	return 0;
 }
 
 void rwd__api_admin(rwd_call *call, rwd_reply *reply)
@@ -938,12 +996,12 @@ void rwd__api_admin(rwd_call *call, rwd_reply *reply)
 	int is_unload = slash && strcmp(slash, "/unload") == 0;
 	char nm[72];
 	if (!slash || !valid_name(name, nlen)) {
-		rwd_api_error(reply, 400, "invalid_request", "a model name is 1 to 64 of [A-Za-z0-9._-]", "name", 0, 0);
+		rwd_reply_error(reply, 400, "invalid_request", "a model name is 1 to 64 of [A-Za-z0-9._-]", "name", 0, 0);
 		return;
 	}
 	snprintf(nm, sizeof(nm), "%.*s", (int)nlen, name);
 	if (!app->admin || !app->admin->started) {
-		rwd_api_error(reply, 503, "unavailable", "the server is starting or stopping", NULL, 0, 0);
+		rwd_reply_error(reply, 503, "unavailable", "the server is starting or stopping", NULL, 0, 0);
 		return;
 	}
 	json_t *body = NULL;
@@ -952,7 +1010,7 @@ void rwd__api_admin(rwd_call *call, rwd_reply *reply)
 		body = json_loadb(call->body, call->body_len, JSON_REJECT_DUPLICATES, &je);
 		if (!json_is_object(body)) {
 			json_decref(body);
-			rwd_api_error(reply, 400, "invalid_json", body ? "the body must be a JSON object" : je.text,
+			rwd_reply_error(reply, 400, "invalid_json", body ? "the body must be a JSON object" : je.text,
 				NULL, je.line, je.column);
 			return;
 		}
@@ -960,7 +1018,7 @@ void rwd__api_admin(rwd_call *call, rwd_reply *reply)
 	admin_op *op = calloc(1, sizeof(*op));
 	if (!op) {
 		json_decref(body);
-		rwd_api_error(reply, 503, "out_of_memory", "out of memory", NULL, 0, 0);
+		rwd_reply_error(reply, 503, "out_of_memory", "out of memory", NULL, 0, 0);
 		return;
 	}
 	snprintf(op->name, sizeof(op->name), "%s", nm);
@@ -968,27 +1026,27 @@ void rwd__api_admin(rwd_call *call, rwd_reply *reply)
 		rwd_served *s = slot_find(app, nm, NULL);
 		int st = s ? atomic_load(&s->state) : RWD_SERVED_REMOVED;
 		json_decref(body);
-		if (st != RWD_SERVED_REMOVED && rwd__rl_is_ensemble(s)) {
+		if (st != RWD_SERVED_REMOVED && rwd_app_is_ensemble(s)) {
 			free(op);
-			rwd_api_error(reply, 400, "invalid_request", "an ensemble is changed by a restart, not unloaded",
+			rwd_reply_error(reply, 400, "invalid_request", "an ensemble is changed by a restart, not unloaded",
 				"name", 0, 0);
 			return;
 		}
 		if (st == RWD_SERVED_REMOVED) {
 			free(op);
-			rwd_api_error(reply, 404, "not_found", "no model of that name (see GET /v1/models)", "name", 0, 0);
+			rwd_reply_error(reply, 404, "not_found", "no model of that name (see GET /v1/models)", "name", 0, 0);
 			return;
 		}
-		rwd__admin_lock(app);
+		rwd_app_lock(app);
 		rwd_served *ens = ensemble_using(app, nm);
 		char msg[200];
 		if (ens)
 			snprintf(msg, sizeof(msg), "model '%s' is a member of the live ensemble '%s'; it cannot be unloaded "
 				"while the ensemble serves", nm, ens->cfg->name);
-		rwd__admin_unlock(app);
+		rwd_app_unlock(app);
 		if (ens) {
 			free(op);
-			rwd_api_error(reply, 409, "conflict", msg, "name", 0, 0);
+			rwd_reply_error(reply, 409, "conflict", msg, "name", 0, 0);
 			return;
 		}
 		op->type = OP_UNLOAD;
@@ -1020,38 +1078,48 @@ void rwd__api_admin(rwd_call *call, rwd_reply *reply)
 		field = "options";
 	}
 	if (fail) {
-		rwd_api_error(reply, 400, "invalid_request", fail, field, 0, 0);
+		rwd_reply_error(reply, 400, "invalid_request", fail, field, 0, 0);
 		goto bad;
 	}
 	if (!app->cfg->admin_model_root) {
-		rwd_api_error(reply, 403, "forbidden", "loading models through the API is off (set admin.model_root)",
+		rwd_reply_error(reply, 403, "forbidden", "loading models through the API is off (set admin.model_root)",
 			NULL, 0, 0);
 		goto bad;
 	}
 	char *real = resolve_under_root(app, json_string_value(jp), reply);
 	if (!real)
 		goto bad;
+	/* the options may name files too (CLIP's heads[].path, sql's database_root): the same root */
+	json_t *opts = jo ? json_deep_copy(jo) : NULL;
+	if (jo && (!opts || confine_options(app, opts, "options", 0, reply))) {
+		if (!opts)
+			rwd_reply_error(reply, 503, "out_of_memory", "out of memory", NULL, 0, 0);
+		json_decref(opts);
+		free(real);
+		goto bad;
+	}
 	rwd_model_config *mc = calloc(1, sizeof(*mc));
 	if (!mc) {
+		json_decref(opts);
 		free(real);
-		rwd_api_error(reply, 503, "out_of_memory", "out of memory", NULL, 0, 0);
+		rwd_reply_error(reply, 503, "out_of_memory", "out of memory", NULL, 0, 0);
 		goto bad;
 	}
 	mc->name = strdup(nm);
 	mc->path = real;
 	mc->kind = jk ? strdup(json_string_value(jk)) : NULL;
-	mc->options = jo ? json_incref((json_t *)jo) : NULL;
+	mc->options = opts;
 	mc->batching = app->cfg->batching;
 	mc->max_tokens = app->cfg->model_max_tokens;
 	mc->max_image_pixels = app->cfg->model_max_image_pixels;
 	rwd_served *s = slot_find(app, nm, NULL);
-	if (s && atomic_load(&s->state) != RWD_SERVED_REMOVED && rwd__rl_is_ensemble(s)) {
+	if (s && atomic_load(&s->state) != RWD_SERVED_REMOVED && rwd_app_is_ensemble(s)) {
 		rwd_config tmp;
 		memset(&tmp, 0, sizeof(tmp));
 		tmp.models = mc;
 		tmp.n_models = 1;
 		rwd_config_free(&tmp);
-		rwd_api_error(reply, 400, "invalid_request", "that name is an ensemble (change it by a restart)",
+		rwd_reply_error(reply, 400, "invalid_request", "that name is an ensemble (change it by a restart)",
 			"name", 0, 0);
 		goto bad;
 	}

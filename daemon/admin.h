@@ -8,7 +8,7 @@
  * that name, runs a warm-up batch (one synthetic item through the model's
  * real batcher and workers), then swaps it in under the registry lock; the
  * old version is released once every request that pinned it has completed
- * (rwd_app_find_model pins, rwd_app_unpin releases), so no request is
+ * (rwd_app_find_model pins, rwd_app_unpin releases; app.c), so no request is
  * dropped or failed by a reload. A model that fails to load or warm up
  * changes nothing: the old version keeps serving and the reason is logged
  * and shown in GET /v1/models. Removing a model (gone from the config, or
@@ -26,8 +26,8 @@
 #ifndef RWD_DAEMON_ADMIN_H
 #define RWD_DAEMON_ADMIN_H
 
-#include "api.h"
 #include "app.h"
+#include "call.h"
 #include "core/error.h"
 
 typedef struct rwd_admin rwd_admin;
@@ -66,13 +66,6 @@ int rwd_admin_authorized(const rwd_app *app, const char *authorization);
 /* POST /v1/models/{name}/load|unload with its body read (api.c). */
 void rwd__api_admin(rwd_call *call, rwd_reply *reply);
 
-/* For app.c: the registry lock (no-op before init), and the version serving a
- * READY slot, created from the slot's model on first use (call locked). */
-void rwd__admin_lock(rwd_app *app);
-void rwd__admin_unlock(rwd_app *app);
-rwd_served *rwd__admin_current(rwd_app *app, rwd_served *slot);
-/* Drop one reference to a version; the last one frees it (any thread but its own workers). */
-void rwd__admin_version_unref(rwd_served *v);
 /* One synthetic item through the model's real batcher (start-up and install share it). */
 int rwd__admin_warm_up(const rwd_model *m, rwd_batcher *b, rwd_error *err);
 

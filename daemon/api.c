@@ -1,9 +1,12 @@
 /* daemon/api.c — routing, auth, content checks and error replies (see api.h). */
-#include "api_internal.h"
-#include "api_rl.h"
+#include "api.h"
+
+#include "admin.h"
 #include "api_compat.h"
 #include "api_imgrl.h"
-#include "admin.h"
+#include "api_models.h"
+#include "api_rewards.h"
+#include "api_rl.h"
 #include "dashboard.h"
 
 #include <stdio.h>
@@ -25,89 +28,6 @@ static const char *const route_names[RWD_ROUTE_COUNT_] = {
 const char *rwd_api_route_name(int route)
 {
 	return route >= 0 && route < RWD_ROUTE_COUNT_ ? route_names[route] : "other";
-}
-
-int rwd__api_http_status(int code)
-{
-	switch (code) {
-	case RWD_E_FORMAT:
-	case RWD_E_INVALID:
-	case RWD_E_OVERFLOW:
-		return 400;
-	case RWD_E_NOTFOUND:
-		return 404;
-	case RWD_E_LIMIT:
-		return 413;
-	case RWD_E_UNSUPPORTED:
-		return 415;
-	case RWD_E_UNPROCESSABLE:
-		return 422;
-	case RWD_E_FULL:
-		return 429;
-	case RWD_E_STATE:
-	case RWD_E_NOMEM:
-	case RWD_E_CANCELLED:
-		return 503;
-	case RWD_E_TIMEOUT:
-		return 504;
-	default:
-		return 500;
-	}
-}
-
-const char *rwd__api_error_code(int code)
-{
-	switch (code) {
-	case RWD_E_FORMAT:
-		return "invalid_json";
-	case RWD_E_INVALID:
-	case RWD_E_OVERFLOW:
-		return "invalid_request";
-	case RWD_E_NOTFOUND:
-		return "not_found";
-	case RWD_E_LIMIT:
-		return "too_large";
-	case RWD_E_UNSUPPORTED:
-		return "unsupported_media_type";
-	case RWD_E_UNPROCESSABLE:
-		return "unprocessable";
-	case RWD_E_FULL:
-		return "queue_full";
-	case RWD_E_STATE:
-		return "unavailable";
-	case RWD_E_NOMEM:
-		return "out_of_memory";
-	case RWD_E_CANCELLED:
-		return "cancelled";
-	case RWD_E_TIMEOUT:
-		return "deadline_exceeded";
-	default:
-		return "internal";
-	}
-}
-
-void rwd_api_error(rwd_reply *r, int status, const char *code, const char *message,
-	const char *field, int line, int column)
-{
-	json_t *e = json_pack("{ss ss}", "code", code, "message", message ? message : "");
-	if (field && *field)
-		json_object_set_new(e, "field", json_string(field));
-	if (line > 0) {
-		json_object_set_new(e, "line", json_integer(line));
-		json_object_set_new(e, "column", json_integer(column));
-	}
-	json_decref(r->json);
-	r->json = json_pack("{so}", "error", e);
-	r->status = status;
-}
-
-void rwd__api_error_from(rwd_reply *r, const rwd_error *err)
-{
-	int code = err->code ? err->code : RWD_E_INTERNAL;
-	rwd_api_error(r, rwd__api_http_status(code), rwd__api_error_code(code), err->msg,
-		err->object, err->line, err->column);
-	if (code == RWD_E_FULL)
-		r->retry_after_s = 1;
 }
 
 static int route_of(const char *url, const char **name)
@@ -137,15 +57,6 @@ static int route_of(const char *url, const char **name)
 	return rwd__api_compat_route(url);
 }
 
-/* application/json, with optional parameters (charset=utf-8). */
-static int is_json_type(const char *ct)
-{
-	size_t n = strlen("application/json");
-	if (strncasecmp(ct, "application/json", n) != 0)
-		return 0;
-	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
-}
-
 int rwd_api_headers(rwd_call *call, long long content_length, rwd_reply *reply)
 {
 	rwd_app *app = call->app;
@@ -158,23 +69,23 @@ int rwd_api_headers(rwd_call *call, long long content_length, rwd_reply *reply)
 	if (rwd__api_compat_is(call->route))
 		return rwd__api_compat_headers(call, content_length, reply);
 	if (call->route == RWD_ROUTE_NONE) {
-		rwd_api_error(reply, 404, "not_found", "no such endpoint", NULL, 0, 0);
+		rwd_reply_error(reply, 404, "not_found", "no such endpoint", NULL, 0, 0);
 		return RWD_API_REPLY;
 	}
 	if (call->route == RWD_ROUTE_ADMIN) {
 		/* admin.c: POST only, and the admin key (not an API key) */
 		if (strcmp(call->method, "POST") != 0) {
-			rwd_api_error(reply, 405, "method_not_allowed", "this endpoint takes POST", NULL, 0, 0);
+			rwd_reply_error(reply, 405, "method_not_allowed", "this endpoint takes POST", NULL, 0, 0);
 			reply->allow = "POST";
 			return RWD_API_REPLY;
 		}
 		if (!app->admin_key) {
-			rwd_api_error(reply, 403, "forbidden", "the admin API is off (no admin key is configured)",
+			rwd_reply_error(reply, 403, "forbidden", "the admin API is off (no admin key is configured)",
 				NULL, 0, 0);
 			return RWD_API_REPLY;
 		}
 		if (!rwd_admin_authorized(app, call->authorization)) {
-			rwd_api_error(reply, 401, "unauthorized", "the admin key is required (Authorization: Bearer <admin key>)",
+			rwd_reply_error(reply, 401, "unauthorized", "the admin key is required (Authorization: Bearer <admin key>)",
 				NULL, 0, 0);
 			reply->www_authenticate = 1;
 			return RWD_API_REPLY;
@@ -182,7 +93,7 @@ int rwd_api_headers(rwd_call *call, long long content_length, rwd_reply *reply)
 	}
 	int post = call->route == RWD_ROUTE_REWARDS || call->route == RWD_ROUTE_ADMIN;
 	if (strcmp(call->method, post ? "POST" : "GET") != 0) {
-		rwd_api_error(reply, 405, "method_not_allowed",
+		rwd_reply_error(reply, 405, "method_not_allowed",
 			post ? "this endpoint takes POST" : "this endpoint takes GET", NULL, 0, 0);
 		reply->allow = post ? "POST" : "GET";
 		return RWD_API_REPLY;
@@ -191,7 +102,7 @@ int rwd_api_headers(rwd_call *call, long long content_length, rwd_reply *reply)
 		call->route == RWD_ROUTE_MODEL || call->route == RWD_ROUTE_STATS ||
 		(call->route == RWD_ROUTE_METRICS && app->cfg->metrics_requires_key);
 	if (needs_key && !rwd_app_authorized(app, call->authorization)) {
-		rwd_api_error(reply, 401, "unauthorized",
+		rwd_reply_error(reply, 401, "unauthorized",
 			call->authorization ? "the API key is not valid" : "an API key is required (Authorization: Bearer <key>)",
 			NULL, 0, 0);
 		reply->www_authenticate = 1;
@@ -222,28 +133,20 @@ int rwd_api_headers(rwd_call *call, long long content_length, rwd_reply *reply)
 	default:
 		break;
 	}
-	if (call->content_type && !is_json_type(call->content_type)) {
-		rwd_api_error(reply, 415, "unsupported_media_type",
+	if (call->content_type && !rwd_call_is_json_type(call->content_type)) {
+		rwd_reply_error(reply, 415, "unsupported_media_type",
 			"the body must be JSON (Content-Type: application/json)", NULL, 0, 0);
 		return RWD_API_REPLY;
 	}
 	if (content_length >= 0 && (unsigned long long)content_length > app->cfg->max_body_bytes) {
-		rwd_api_too_large(call, reply);
+		rwd_call_too_large(call, reply);
 		return RWD_API_REPLY;
 	}
 	if (atomic_load(&app->draining)) {
-		rwd_api_error(reply, 503, "draining", "the server is shutting down", NULL, 0, 0);
+		rwd_reply_error(reply, 503, "draining", "the server is shutting down", NULL, 0, 0);
 		return RWD_API_REPLY;
 	}
 	return RWD_API_READ_BODY;
-}
-
-void rwd_api_too_large(rwd_call *call, rwd_reply *reply)
-{
-	char msg[128];
-	snprintf(msg, sizeof(msg), "the body is larger than the limit of %zu bytes",
-		call->app->cfg->max_body_bytes);
-	rwd_api_error(reply, 413, "too_large", msg, NULL, 0, 0);
 }
 
 static int api_body(rwd_call *call, rwd_reply *reply);
@@ -254,11 +157,8 @@ int rwd_api_body(rwd_call *call, rwd_reply *reply)
 		rwd__api_admin(call, reply);
 		return RWD_API_REPLY;
 	}
-	/* models resolved while parsing are pinned to this call until it completes */
-	rwd_app_pin_to(call);
-	int r = api_body(call, reply);
-	rwd_app_pin_to(NULL);
-	return r;
+	/* models resolved while parsing are pinned to call->pins until it completes */
+	return api_body(call, reply);
 }
 
 static int api_body(rwd_call *call, rwd_reply *reply)
@@ -305,5 +205,5 @@ void rwd_api_completed(rwd_call *call, int status)
 	else if (rwd__api_imgrl_is(call->route))
 		rwd__api_imgrl_completed(call, status);
 	/* last: the completed functions read the pinned versions (their series) */
-	rwd_app_unpin(call);
+	rwd_app_unpin(call->app, &call->pins);
 }

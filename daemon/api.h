@@ -12,53 +12,10 @@
 #ifndef RWD_DAEMON_API_H
 #define RWD_DAEMON_API_H
 
-#include "app.h"
-#include "core/arena.h"
+#include "call.h"
 
 #include <jansson.h>
 #include <stddef.h>
-
-typedef struct rwd_reply {
-	int status;
-	json_t *json;              /* body (owned), or */
-	char *text;                /* malloc'd text body */
-	size_t text_len;
-	const char *content_type;  /* for text */
-	unsigned retry_after_s;    /* > 0: a Retry-After header */
-	const char *allow;         /* for 405: the Allow header */
-	int www_authenticate;      /* 401: add WWW-Authenticate: Bearer */
-	char timing[128];          /* non-empty: a Server-Timing header */
-	/* > 0: an Inference-Header-Content-Length header (an OIP binary reply in
-	 * text[0..text_len): the JSON header is its first infer_header_length bytes) */
-	size_t infer_header_length;
-} rwd_reply;
-
-typedef struct rwd_call rwd_call;
-struct rwd_call {
-	rwd_app *app;
-	const char *method;
-	const char *url;
-	const char *authorization;  /* header value or NULL */
-	const char *content_type;   /* header value or NULL */
-	const char *query_model;    /* the URL's ?model= argument or NULL */
-	/* The Inference-Header-Content-Length header or NULL (OIP binary bodies),
-	 * and whether http.c sends reply->infer_header_length (binary replies). */
-	const char *infer_header;
-	int binary_replies;
-	const char *body;
-	size_t body_len;
-	rwd_arena *arena;           /* per request, freed when the request completes */
-	uint64_t start_ns;
-	int route;                  /* set by rwd_api_route() */
-	/* set by http.c */
-	void (*resume)(rwd_call *call); /* any thread; the call's last touch */
-	int (*gone)(rwd_call *call);    /* non-zero when the client went away */
-	void *http;
-	void *state;                /* the route's (a rewards job) */
-	void *pins;                 /* app.c: model versions this request holds */
-};
-
-enum { RWD_API_REPLY = 0, RWD_API_READ_BODY = 1, RWD_API_SUSPEND = 2 };
 
 /* Route names for metrics labels (index = call->route). */
 const char *rwd_api_route_name(int route);
@@ -85,12 +42,5 @@ void rwd_api_finish(rwd_call *call, rwd_reply *reply);
 
 /* The request finished (reply sent or connection lost): metrics. */
 void rwd_api_completed(rwd_call *call, int status);
-
-/* Fill an error reply {"error": {code, message, field?, line?, column?}}. */
-void rwd_api_error(rwd_reply *r, int status, const char *code, const char *message,
-	const char *field, int line, int column);
-
-/* The body over max_body_bytes (413), for http.c's running count. */
-void rwd_api_too_large(rwd_call *call, rwd_reply *reply);
 
 #endif

@@ -36,13 +36,11 @@
  */
 #include "api_compat.h"
 
-#include "api_internal.h"
-#include "api_rl.h"
 #include "compat/compat.h"
 #include "core/base64.h"
 #include "core/thread.h"
 #include "rwd_config.h"
-#include "serve/request.h"
+#include "scoring.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -57,17 +55,15 @@
 enum { OUT_REWARDS = RWD_COMPAT_OUT_REWARDS, OUT_REWARD = RWD_COMPAT_OUT_REWARD };
 
 typedef struct compat_job {
-	rwd_job job;
+	rwd_scoring s;         /* the request and its pipeline (scoring.h) */
 	rwd_call *call;
-	rwd_request req;
-	int submitted;
 	const char *name;      /* /v2/models/{name}: from the URL (arena) */
 	rwd_compat_vllm_req vreq; /* /classify etc.: activation, base64, SGLang's shape */
 	const rwd_compat_options *opts; /* the served model's "compat" (its config) */
 	rwd_compat_oip oip;    /* /v2 infer: id, requested outputs */
-	rwd_rl_req *rl;        /* api_rl.c: the configured reward, ensembles */
 	double *reward;        /* [n_items]: the configured reward, where has_reward */
 	uint8_t *has_reward;
+	const double **values; /* [n_items]: the transformed scores (rwd_score_result.values) */
 } compat_job;
 
 static int is_v2(int route)
@@ -143,7 +139,7 @@ int rwd__api_compat_route(const char *url)
 	return RWD_ROUTE_NONE;
 }
 
-/* An error in the route's shape: OIP's {"error": "..."} under /v2/. */
+/* An error reply (in OIP's shape under /v2/: rwd_reply.oip_errors). */
 static void fail(rwd_call *call, rwd_reply *r, int status, const char *code, const char *field,
 	const char *fmt, ...) RWD_PRINTF(6, 7);
 
@@ -155,46 +151,11 @@ static void fail(rwd_call *call, rwd_reply *r, int status, const char *code, con
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (!is_v2(call->route)) {
-		rwd_api_error(r, status, code, msg, field, 0, 0);
-		return;
-	}
-	char full[sizeof(msg) + RWD_ERROR_OBJECT_MAX + 4];
-	if (field && *field)
-		snprintf(full, sizeof(full), "%s: %s", field, msg);
-	else
-		snprintf(full, sizeof(full), "%s", msg);
-	json_decref(r->json);
-	r->json = json_pack("{ss}", "error", full);
-	r->status = status;
-}
-
-/* An rwd_error as the route's error reply (status and code from err->code). */
-static void fail_err(rwd_call *call, rwd_reply *r, const rwd_error *err)
-{
-	int code = err->code ? err->code : RWD_E_INTERNAL;
-	if (!is_v2(call->route)) {
-		rwd__api_error_from(r, err);
-		return;
-	}
-	char at[48] = "";
-	if (err->line > 0)
-		snprintf(at, sizeof(at), " (line %d, column %d)", err->line, err->column);
-	fail(call, r, rwd__api_http_status(code), rwd__api_error_code(code), err->object, "%s%s",
-		err->msg[0] ? err->msg : rwd_strerror(code), at);
-	if (code == RWD_E_FULL)
-		r->retry_after_s = 1;
+	(void)call;
+	rwd_reply_error(r, status, code, msg, field, 0, 0);
 }
 
 /* ---- GET routes -------------------------------------------------------- */
-
-static rwd_served *served_by_name(rwd_app *app, const char *name)
-{
-	for (size_t i = 0; i < app->n_models; i++)
-		if (strcmp(app->models[i].cfg->name, name) == 0)
-			return &app->models[i];
-	return NULL;
-}
 
 static int served_ready(rwd_served *s)
 {
@@ -296,14 +257,15 @@ static void answer_get(rwd_call *call, compat_job *cj, rwd_reply *reply)
 	}
 	if (call->route == RWD_ROUTE_V2_READY) {
 		/* the same rule as /readyz: not draining, >= 1 model, all loaded */
-		int ready = app->n_models > 0 && !atomic_load(&app->draining);
-		for (size_t i = 0; i < app->n_models; i++)
+		size_t nm = rwd_app_n_models(app);
+		int ready = nm > 0 && !atomic_load(&app->draining);
+		for (size_t i = 0; i < nm; i++)
 			ready &= served_ready(&app->models[i]);
 		reply->status = ready ? 200 : 400;
 		reply->json = json_pack("{sb}", "ready", ready);
 		return;
 	}
-	rwd_served *s = served_by_name(app, cj->name);
+	rwd_served *s = rwd_app_slot(app, cj->name);
 	if (!s) {
 		fail(call, reply, 404, "not_found", NULL, "no model named '%.64s'", cj->name);
 		return;
@@ -324,15 +286,6 @@ static void answer_get(rwd_call *call, compat_job *cj, rwd_reply *reply)
 		v2_model_metadata(call, s, reply);
 }
 
-/* application/json with optional parameters. */
-static int is_json_type(const char *ct)
-{
-	size_t n = strlen("application/json");
-	if (strncasecmp(ct, "application/json", n) != 0)
-		return 0;
-	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
-}
-
 int rwd__api_compat_headers(rwd_call *call, long long content_length, rwd_reply *reply)
 {
 	rwd_app *app = call->app;
@@ -342,7 +295,9 @@ int rwd__api_compat_headers(rwd_call *call, long long content_length, rwd_reply 
 		return RWD_API_REPLY;
 	}
 	cj->call = call;
+	cj->s.call = call;
 	call->state = cj;
+	reply->oip_errors = is_v2(call->route);
 	if (call->route == RWD_ROUTE_V2_MODEL || call->route == RWD_ROUTE_V2_MODEL_READY ||
 	    call->route == RWD_ROUTE_V2_INFER || call->route == RWD_ROUTE_V2_MODEL_CONFIG) {
 		const char *n;
@@ -379,7 +334,7 @@ int rwd__api_compat_headers(rwd_call *call, long long content_length, rwd_reply 
 	/* OIP binary bodies: tritonclient sends no Content-Type, KServe application/octet-stream */
 	int octet = call->route == RWD_ROUTE_V2_INFER && call->content_type &&
 		strncasecmp(call->content_type, "application/octet-stream", 24) == 0;
-	if (call->content_type && !is_json_type(call->content_type) && !octet) {
+	if (call->content_type && !rwd_call_is_json_type(call->content_type) && !octet) {
 		fail(call, reply, 415, "unsupported_media_type", NULL, "%s",
 			call->route == RWD_ROUTE_V2_INFER ?
 			"the body must be JSON (Content-Type: application/json) or OIP binary "
@@ -420,7 +375,8 @@ static void decref_cleanup(void *p)
 static const rwd_model *find_model(rwd_call *call, const char *name, int by_path, void **user,
 	rwd_error *err)
 {
-	const rwd_model *m = rwd_app_find_model(call->app, name, user, err);
+	rwd_app_finder f = rwd_call_finder(call);
+	const rwd_model *m = rwd_app_find_model(&f, name, user, err);
 	if (m || !by_path || !name || err->code != RWD_E_NOTFOUND)
 		return m;
 	rwd_app *app = call->app;
@@ -432,7 +388,7 @@ static const rwd_model *find_model(rwd_call *call, const char *name, int by_path
 		if (name[i] == '/')
 			base = name + i + 1;
 	size_t blen = nlen - (size_t)(base - name);
-	for (size_t i = 0; i < app->n_models; i++) {
+	for (size_t i = 0; i < rwd_app_n_models(app); i++) {
 		const rwd_model_config *c = app->models[i].cfg;
 		int hit = blen == strlen(c->name) && strncmp(base, c->name, blen) == 0;
 		if (c->path) {
@@ -443,7 +399,7 @@ static const rwd_model *find_model(rwd_call *call, const char *name, int by_path
 		}
 		if (hit) {
 			rwd_error_clear(err);
-			return rwd_app_find_model(app, c->name, user, err);
+			return rwd_app_find_model(&f, c->name, user, err);
 		}
 	}
 	return NULL;
@@ -451,19 +407,6 @@ static const rwd_model *find_model(rwd_call *call, const char *name, int by_path
 
 
 /* ---- the scoring path ------------------------------------------------- */
-
-static void job_done(rwd_job *job)
-{
-	compat_job *cj = job->user;
-	/* rewards and statistics (api_rl.c), which resumes the call: the last touch */
-	rwd__rl_scored(cj->rl);
-}
-
-static int job_gone(rwd_job *job)
-{
-	compat_job *cj = job->user;
-	return cj->call->gone ? cj->call->gone(cj->call) : 0;
-}
 
 static void reply_empty(rwd_call *call, compat_job *cj, rwd_reply *reply);
 
@@ -495,7 +438,7 @@ int rwd__api_compat_body(rwd_call *call, rwd_reply *reply)
 		rwd_compat_oip_binary(call->body, call->body_len, header_len, &lim, &root, &err) :
 		rwd_compat_load(call->body, call->body_len, &lim, &root, &err);
 	if (lr) {
-		fail_err(call, reply, &err);
+		rwd_reply_error_from(reply, &err);
 		return RWD_API_REPLY;
 	}
 	if (rwd_arena_add_cleanup(call->arena, decref_cleanup, root)) {
@@ -527,7 +470,7 @@ int rwd__api_compat_body(rwd_call *call, rwd_reply *reply)
 			rwd_errorf(&err, RWD_E_NOTFOUND, "no such model");
 		if (name && err.code == RWD_E_NOTFOUND)
 			rwd_error_where(&err, NULL, "model");
-		fail_err(call, reply, &err);
+		rwd_reply_error_from(reply, &err);
 		if (!is_v2(call->route) && err.code == RWD_E_NOTFOUND)
 			json_object_set_new(json_object_get(reply->json, "error"), "code", json_string("unknown_model"));
 		return RWD_API_REPLY;
@@ -553,71 +496,42 @@ int rwd__api_compat_body(rwd_call *call, rwd_reply *reply)
 			/* the kind takes no such input: name the model in the message */
 			rwd_errorf(&err, r, "model '%s' is of kind '%s', which does not take this input; "
 				"use POST /v1/rewards", served_name, info->kind);
-		fail_err(call, reply, &err);
+		rwd_reply_error_from(reply, &err);
 		return RWD_API_REPLY;
 	}
 	if (!text) {
 		fail(call, reply, 503, "out_of_memory", NULL, "out of memory");
 		return RWD_API_REPLY;
 	}
-	r = rwd_request_parse(text, strlen(text), &app->cfg->requests, rwd_app_find_model, app, call->arena,
-		&cj->req, &err);
+	rwd_app_finder finder = rwd_call_finder(call);
+	r = rwd_request_parse(text, strlen(text), &app->cfg->requests, rwd_app_find_model, &finder, call->arena,
+		&cj->s.req, &err);
 	free(text);
 	if (r) {
 		if (!err.code)
 			rwd_errorf(&err, r, "%s", rwd_strerror(r));
 		rwd_compat_remap_field(proto_of(call->route), err.object, sizeof(err.object));
 		err.line = err.column = 0;
-		fail_err(call, reply, &err);
+		rwd_reply_error_from(reply, &err);
 		return RWD_API_REPLY;
 	}
-	cj->req.model_name = served_name;
-	if (cj->req.n_items == 0) {
+	cj->s.req.model_name = served_name;
+	if (cj->s.req.n_items == 0) {
 		reply_empty(call, cj, reply);
 		return RWD_API_REPLY;
 	}
-	if (rwd__rl_body(call, cj->req.model_user, &cj->req, &cj->job, &cj->rl, reply)) {
-		if (is_v2(call->route)) {
-			json_t *e = json_object_get(reply->json, "error");
-			const char *msg = json_string_value(json_object_get(e, "message"));
-			fail(call, reply, reply->status, "invalid_request", json_string_value(json_object_get(e, "field")),
-				"%s", msg ? msg : "invalid request");
-		}
+	if (rwd_scoring_start(&cj->s, call, &err)) {
+		rwd_compat_remap_field(proto_of(call->route), err.object, sizeof(err.object));
+		rwd_reply_error_from(reply, &err);
 		return RWD_API_REPLY;
 	}
-	cj->job.items = cj->req.items;
-	cj->job.n = cj->req.n_items;
-	cj->job.priority = cj->req.priority;
-	cj->job.deadline_ns = cj->req.timeout_ms ? call->start_ns + (uint64_t)cj->req.timeout_ms * 1000000ull : 0;
-	cj->job.done = job_done;
-	cj->job.gone = job_gone;
-	cj->job.user = cj;
 	return RWD_API_SUSPEND;
 }
 
 int rwd__api_compat_submit(rwd_call *call, rwd_reply *reply)
 {
 	compat_job *cj = call->state;
-	rwd_app *app = call->app;
-	atomic_fetch_add(&app->inflight, 1);
-	cj->submitted = 1;
-	int r = rwd__rl_submit(cj->rl);
-	if (!r)
-		return 0;
-	cj->submitted = 0;
-	atomic_fetch_sub(&app->inflight, 1);
-	if (r == RWD_E_FULL) {
-		fail(call, reply, 429, "queue_full", NULL,
-			"the model's queue is full; retry after the Retry-After delay");
-		reply->retry_after_s = 1;
-	} else if (r == RWD_E_STATE) {
-		fail(call, reply, 503, "draining", NULL, "the server is shutting down");
-	} else {
-		fail(call, reply, 413, "too_large", NULL, "more items than the model's queue can ever hold");
-	}
-	const char *lab[2] = {cj->req.model_name, r == RWD_E_FULL ? "rejected" : "unavailable"};
-	rwd_metric_add(rwd_metric_with(app->f_items, lab), (double)cj->req.n_items);
-	return 1;
+	return rwd_scoring_submit(&cj->s, reply);
 }
 
 /* ---- replies ----------------------------------------------------------- */
@@ -650,86 +564,60 @@ static void reply_empty(rwd_call *call, compat_job *cj, rwd_reply *reply)
 	static uint8_t no;
 	cj->reward = &none;
 	cj->has_reward = &no;
-	render(call, cj, rwd_model_get_info(cj->req.model), reply);
+	render(call, cj, rwd_model_get_info(cj->s.req.model), reply);
 }
 
 /*
- * The configured reward and per-dimension scores (api_rl.c: transforms,
- * aggregation, ensembles) in place of the raw ones, read from the same item
- * JSON that POST /v1/rewards sends. A present score that is not a number
- * there (non-finite) fails its item.
+ * The configured reward and the transformed scores (the pipeline's results)
+ * of each item. A present value that is not finite after its transforms
+ * fails its item: these replies carry no null.
  */
 static void apply_reward(compat_job *cj, const rwd_model_info *info)
 {
-	size_t n = cj->req.n_items;
+	size_t n = cj->s.req.n_items;
 	cj->reward = rwd_arena_calloc(cj->call->arena, n ? n : 1, sizeof(*cj->reward));
 	cj->has_reward = rwd_arena_calloc(cj->call->arena, n ? n : 1, sizeof(*cj->has_reward));
+	cj->values = rwd_arena_calloc(cj->call->arena, n ? n : 1, sizeof(*cj->values));
 	for (size_t i = 0; i < n; i++) {
-		rwd_item *it = &cj->req.items[i];
+		rwd_item *it = &cj->s.req.items[i];
 		if (it->status)
 			continue;
-		json_t *o = cj->reward && cj->has_reward ? json_object() : NULL;
-		if (!o) {
+		if (!cj->reward || !cj->has_reward || !cj->values) {
 			it->status = RWD_E_NOMEM;
 			rwd_errorf(&it->err, RWD_E_NOMEM, "out of memory");
 			continue;
 		}
-		rwd__rl_item_json(cj->rl, i, o);
-		json_t *rv = json_object_get(o, "reward");
-		if (json_is_number(rv)) {
-			cj->reward[i] = json_number_value(rv);
-			cj->has_reward[i] = 1;
-		}
-		json_t *sc = json_object_get(o, "scores");
+		rwd_score_result res;
+		rwd_score_result_of(cj->s.sc, i, &res);
+		cj->reward[i] = res.reward;
+		cj->has_reward[i] = (uint8_t)res.has_reward;
+		cj->values[i] = res.values;
 		for (size_t d = 0; d < info->n_dims; d++) {
-			if (!it->present[d])
-				continue;
-			json_t *v = json_object_get(sc, info->dims[d]);
-			if (!json_is_number(v)) {
+			if (it->present[d] && !isfinite(res.values[d])) {
 				it->status = RWD_E_INTERNAL;
-				rwd_errorf(&it->err, RWD_E_INTERNAL, "the model produced a non-finite '%s' score",
+				rwd_errorf(&it->err, RWD_E_INTERNAL, "the '%s' score is not finite after its transforms",
 					info->dims[d]);
 				break;
 			}
-			it->scores[d] = (float)json_number_value(v);
 		}
-		json_decref(o);
 	}
 }
 
-/* The first failed item fails the request; a non-finite score is a failure. */
-static int first_failure(compat_job *cj, const rwd_model_info *info)
+/* The first failed item fails the request (the pipeline failed non-finite raw scores). */
+static int first_failure(compat_job *cj)
 {
-	for (size_t i = 0; i < cj->req.n_items; i++) {
-		rwd_item *it = &cj->req.items[i];
-		for (size_t d = 0; d < info->n_dims && !it->status; d++) {
-			if (it->present[d] && !isfinite(it->scores[d])) {
-				it->status = RWD_E_INTERNAL;
-				rwd_errorf(&it->err, RWD_E_INTERNAL, "the model produced a non-finite '%s' score",
-					info->dims[d]);
-			}
-		}
-		if (it->status)
+	for (size_t i = 0; i < cj->s.req.n_items; i++)
+		if (cj->s.req.items[i].status)
 			return (int)i;
-	}
 	return -1;
 }
 
 static void fail_item(rwd_call *call, rwd_reply *reply, const rwd_item *it)
 {
-	rwd_error e = it->err;
-	e.code = it->status;
-	if (!e.msg[0])
-		snprintf(e.msg, sizeof(e.msg), "%s", rwd_strerror(it->status));
-	char f[RWD_ERROR_OBJECT_MAX + 32];
-	snprintf(f, sizeof(f), "items[%zu]%s%.*s", it->index, e.object[0] ? "." : "",
-		RWD_ERROR_OBJECT_MAX, e.object);
-	size_t fl = strlen(f) < sizeof(e.object) ? strlen(f) : sizeof(e.object) - 1;
-	memcpy(e.object, f, fl);
-	e.object[fl] = '\0';
+	rwd_error e;
+	rwd_scoring_item_error(it, &e);
 	rwd_compat_remap_field(proto_of(call->route), e.object, sizeof(e.object));
-	e.line = e.column = 0;
-	fail_err(call, reply, &e);
+	rwd_reply_error_from(reply, &e);
 }
 
 /* ---- rendering -------------------------------------------------------- */
@@ -745,12 +633,12 @@ static void item_field(rwd_call *call, compat_job *cj, size_t i, char *f, size_t
 /* Item i's value of selector k (a dimension index, or OUT_REWARD), if it has one. */
 static int value_of(const compat_job *cj, size_t i, int k, double *v)
 {
-	const rwd_item *it = &cj->req.items[i];
+	const rwd_item *it = &cj->s.req.items[i];
 	if (k == OUT_REWARD) {
 		*v = cj->reward[i];
 		return cj->has_reward[i];
 	}
-	*v = (double)it->scores[k];
+	*v = cj->values && cj->values[i] ? cj->values[i][k] : (double)it->scores[k];
 	return it->present[k];
 }
 
@@ -793,7 +681,7 @@ static size_t vector_sel(rwd_call *call, compat_job *cj, const rwd_model_info *i
 		for (size_t d = 0; d < info->n_dims; d++)
 			sel[n++] = (int)d;
 	}
-	for (size_t i = 0; i < cj->req.n_items; i++)
+	for (size_t i = 0; i < cj->s.req.n_items; i++)
 		for (size_t k = 0; k < n; k++) {
 			double v;
 			if (!value_of(cj, i, sel[k], &v)) {
@@ -811,7 +699,7 @@ static size_t vector_sel(rwd_call *call, compat_job *cj, const rwd_model_info *i
 /* OpenRLHF: rewards exact, scores as configured, extra_logs with one key set per model. */
 static void finish_get_reward(rwd_call *call, compat_job *cj, const rwd_model_info *info, rwd_reply *reply)
 {
-	size_t n = cj->req.n_items;
+	size_t n = cj->s.req.n_items;
 	rwd_compat_options dflt = rwd_compat_default_options();
 	const rwd_compat_options *o = cj->opts ? cj->opts : &dflt;
 	int ks = selector(info, o->scores_from);
@@ -847,7 +735,7 @@ static void finish_get_reward(rwd_call *call, compat_job *cj, const rwd_model_in
 		snprintf(pkey, sizeof(pkey), "%s_present", key);
 		json_t *col = json_array(), *pres = json_array();
 		for (size_t i = 0; i < n; i++) {
-			const rwd_item *it = &cj->req.items[i];
+			const rwd_item *it = &cj->s.req.items[i];
 			json_array_append_new(col, json_real(it->present[d] ? (double)it->scores[d] : o->logs_filler));
 			json_array_append_new(pres, json_real(it->present[d] ? 1.0 : 0.0));
 		}
@@ -904,7 +792,7 @@ static json_t *vector_json(const compat_job *cj, size_t i, const int *sel, size_
 static json_t *classify_data(compat_job *cj, const rwd_model_info *info, const int *sel, size_t n)
 {
 	json_t *data = json_array();
-	for (size_t i = 0; i < cj->req.n_items; i++) {
+	for (size_t i = 0; i < cj->s.req.n_items; i++) {
 		double x[RWD_MAX_DIMS + 1], p[RWD_MAX_DIMS + 1];
 		json_t *probs = json_array(), *logits = json_array();
 		size_t best = 0;
@@ -927,13 +815,38 @@ static json_t *classify_data(compat_job *cj, const rwd_model_info *info, const i
 	return data;
 }
 
+/*
+ * A process reward model's per-step output as vLLM's STEP pooler gives it
+ * for Qwen2ForProcessRewardModel (token_classify: the softmax over both
+ * classes at each step_tag_id token, [[p0, p1], ...]; a 1-label head: its
+ * value, [[v], ...]), from what seqcls attached (item->extra); NULL for
+ * other models.
+ */
+static json_t *step_data(const rwd_item *it)
+{
+	json_t *probs = it->extra ? json_object_get(it->extra, "step_probs") : NULL;
+	if (probs)
+		return json_deep_copy(probs);
+	json_t *steps = it->extra ? json_object_get(it->extra, "step_rewards") : NULL;
+	if (!json_is_array(steps))
+		return NULL;
+	json_t *out = json_array();
+	size_t j;
+	json_t *v;
+	json_array_foreach(steps, j, v)
+		json_array_append_new(out, json_pack("[O]", v));
+	return out;
+}
+
 static json_t *pooling_data(compat_job *cj, const int *sel, size_t n, int embeddings)
 {
 	json_t *data = json_array();
-	for (size_t i = 0; i < cj->req.n_items; i++)
+	for (size_t i = 0; i < cj->s.req.n_items; i++) {
+		json_t *v = embeddings ? NULL : step_data(&cj->s.req.items[i]);
 		json_array_append_new(data, json_pack("{sI ss so}", "index", (json_int_t)i,
 			"object", embeddings ? "embedding" : "pooling", embeddings ? "embedding" : "data",
-			vector_json(cj, i, sel, n, cj->vreq.base64)));
+			v ? v : vector_json(cj, i, sel, n, cj->vreq.base64)));
+	}
 	return data;
 }
 
@@ -941,11 +854,11 @@ static json_t *pooling_data(compat_job *cj, const int *sel, size_t n, int embedd
 static json_t *sglang_data(compat_job *cj, const int *sel, size_t n)
 {
 	json_t *list = json_array();
-	for (size_t i = 0; i < cj->req.n_items; i++) {
+	for (size_t i = 0; i < cj->s.req.n_items; i++) {
 		char id[32];
 		snprintf(id, sizeof(id), "%zu", i);
 		json_array_append_new(list, json_pack("{so s{ss sI}}", "embedding", vector_json(cj, i, sel, n, 0),
-			"meta_info", "id", id, "prompt_tokens", (json_int_t)cj->req.items[i].cost));
+			"meta_info", "id", id, "prompt_tokens", (json_int_t)cj->s.req.items[i].cost));
 	}
 	if (cj->vreq.single && json_array_size(list) == 1) {
 		json_t *one = json_incref(json_array_get(list, 0));
@@ -962,7 +875,7 @@ static json_t *sglang_data(compat_job *cj, const int *sel, size_t n)
  */
 static void finish_oip(rwd_call *call, compat_job *cj, const rwd_model_info *info, rwd_reply *reply)
 {
-	size_t n = cj->req.n_items;
+	size_t n = cj->s.req.n_items;
 	int vsel[RWD_MAX_DIMS + 1];
 	size_t nv = 0;
 	for (size_t k = 0; k < cj->oip.n_outputs; k++)
@@ -1016,7 +929,7 @@ static void finish_oip(rwd_call *call, compat_job *cj, const rwd_model_info *inf
 			json_object_set_new(t, "data", data);
 		json_array_append_new(outs, t);
 	}
-	json_t *root = json_pack("{ss ss so}", "model_name", cj->req.model_name, "model_version", "1",
+	json_t *root = json_pack("{ss ss so}", "model_name", cj->s.req.model_name, "model_version", "1",
 		"outputs", outs);
 	if (cj->oip.id)
 		json_object_set(root, "id", (json_t *)cj->oip.id);
@@ -1068,55 +981,23 @@ static void render(rwd_call *call, compat_job *cj, const rwd_model_info *info, r
 	if (cj->vreq.sglang)
 		reply->json = sglang_data(cj, sel, n);
 	else if (is_classify(call->route))
-		reply->json = vllm_envelope(call, "classify", cj->req.model_name, classify_data(cj, info, sel, n),
-			cj->req.total_cost);
+		reply->json = vllm_envelope(call, "classify", cj->s.req.model_name, classify_data(cj, info, sel, n),
+			cj->s.req.total_cost);
 	else
-		reply->json = vllm_envelope(call, call->route == RWD_ROUTE_POOLING ? "pool" : "embd", cj->req.model_name,
-			pooling_data(cj, sel, n, call->route == RWD_ROUTE_EMBEDDINGS), cj->req.total_cost);
+		reply->json = vllm_envelope(call, call->route == RWD_ROUTE_POOLING ? "pool" : "embd", cj->s.req.model_name,
+			pooling_data(cj, sel, n, call->route == RWD_ROUTE_EMBEDDINGS), cj->s.req.total_cost);
 	reply->status = 200;
-}
-
-static const char *outcome_of(int status)
-{
-	switch (status) {
-	case 0:
-		return "ok";
-	case RWD_E_TIMEOUT:
-		return "timeout";
-	case RWD_E_CANCELLED:
-		return "cancelled";
-	case RWD_E_STATE:
-		return "unavailable";
-	case RWD_E_FORMAT:
-	case RWD_E_INVALID:
-	case RWD_E_LIMIT:
-	case RWD_E_UNSUPPORTED:
-	case RWD_E_UNPROCESSABLE:
-	case RWD_E_NOTFOUND:
-		return "invalid";
-	default:
-		return "failed";
-	}
 }
 
 void rwd__api_compat_finish(rwd_call *call, rwd_reply *reply)
 {
 	compat_job *cj = call->state;
-	rwd_app *app = call->app;
-	const rwd_model_info *info = rwd_model_get_info(cj->req.model);
+	const rwd_model_info *info = rwd_model_get_info(cj->s.req.model);
 	apply_reward(cj, info);
-	int bad = first_failure(cj, info);
-	for (size_t i = 0; i < cj->req.n_items; i++) {
-		const char *lab[2] = {cj->req.model_name, outcome_of(cj->req.items[i].status)};
-		rwd_metric_add(rwd_metric_with(app->f_items, lab), 1);
-	}
-	double queue_ms = (double)cj->job.queue_ns_max / 1e6;
-	double compute_ms = (double)cj->job.compute_ns_max / 1e6;
-	double total_ms = (double)(rwd_now_ns() - call->start_ns) / 1e6;
-	snprintf(reply->timing, sizeof(reply->timing), "queue;dur=%.3f, compute;dur=%.3f, total;dur=%.3f",
-		queue_ms, compute_ms, total_ms);
+	rwd_scoring_finish(&cj->s, reply);
+	int bad = first_failure(cj);
 	if (bad >= 0) {
-		fail_item(call, reply, &cj->req.items[bad]);
+		fail_item(call, reply, &cj->s.req.items[bad]);
 		return;
 	}
 	render(call, cj, info, reply);
@@ -1125,17 +1006,5 @@ void rwd__api_compat_finish(rwd_call *call, rwd_reply *reply)
 void rwd__api_compat_completed(rwd_call *call, int status)
 {
 	compat_job *cj = call->state;
-	rwd_app *app = call->app;
-	if (!cj || !cj->req.model)
-		return;
-	char code[8];
-	snprintf(code, sizeof(code), "%d", status);
-	const char *lab[2] = {cj->req.model_name, code};
-	rwd_metric_add(rwd_metric_with(app->f_requests, lab), 1);
-	rwd_served *served = cj->req.model_user;
-	rwd_metric_observe(served->request_seconds, (double)(rwd_now_ns() - call->start_ns) / 1e9);
-	if (cj->submitted) {
-		cj->submitted = 0;
-		atomic_fetch_sub(&app->inflight, 1);
-	}
+	rwd_scoring_completed(cj ? &cj->s : NULL, status);
 }

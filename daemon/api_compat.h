@@ -12,7 +12,7 @@
 #ifndef RWD_DAEMON_API_COMPAT_H
 #define RWD_DAEMON_API_COMPAT_H
 
-#include "api.h"
+#include "call.h"
 
 /* The compat route of url (RWD_ROUTE_NONE when none). */
 int rwd__api_compat_route(const char *url);

@@ -11,9 +11,9 @@
  *
  * The pickle is decoded by lib/compat/pickle (nothing is ever imported,
  * called or constructed), translated into native items and sent through
- * rwd_request_parse() and api_rl.c exactly as api_compat.c does: the same
- * limits, per-kind validation, batcher, reward configuration and
- * statistics. The model is the only one served or `?model=` (the clients
+ * rwd_request_parse() and the scoring pipeline (scoring.h, lib/serve/score)
+ * exactly as api_compat.c does: the same limits, per-kind validation,
+ * batcher, reward configuration, group advantages and statistics. The model is the only one served or `?model=` (the clients
  * post to the URL the user gives, so `http://host:port/?model=pick` works).
  * The deadline is the client's own timeout (rwd_imgrl_client_timeout_ms),
  * capped by requests.max_timeout_ms, since the bodies carry none.
@@ -26,8 +26,7 @@
  */
 #include "api_imgrl.h"
 
-#include "api_internal.h"
-#include "api_rl.h"
+#include "scoring.h"
 #include "compat/compat.h"
 #include "compat/imgrl.h"
 #include "compat/pickle.h"
@@ -42,12 +41,9 @@
 #include <strings.h>
 
 typedef struct imgrl_job {
-	rwd_job job;
+	rwd_scoring s;        /* the request and its pipeline (scoring.h) */
 	rwd_call *call;
-	rwd_request req;
-	int submitted;
 	rwd_imgrl_req ir;
-	rwd_rl_req *rl;
 } imgrl_job;
 
 int rwd__api_imgrl_route(const char *method, const char *url)
@@ -77,7 +73,7 @@ static void fail(rwd_call *call, rwd_reply *r, int status, const char *code, con
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (call->route != RWD_ROUTE_IMGRL) {
-		rwd_api_error(r, status, code, msg, field, 0, 0);
+		rwd_reply_error(r, status, code, msg, field, 0, 0);
 		return;
 	}
 	char full[sizeof(msg) + RWD_ERROR_OBJECT_MAX + 4];
@@ -107,15 +103,15 @@ static void fail(rwd_call *call, rwd_reply *r, int status, const char *code, con
 
 static void fail_err(rwd_call *call, rwd_reply *r, const rwd_error *err)
 {
-	int code = err->code ? err->code : RWD_E_INTERNAL;
 	if (call->route != RWD_ROUTE_IMGRL) {
-		rwd__api_error_from(r, err);
+		rwd_reply_error_from(r, err);
 		return;
 	}
 	char at[48] = "";
 	if (err->offset >= 0 && strstr(err->msg, "offset") == NULL)
 		snprintf(at, sizeof(at), " (byte %lld)", (long long)err->offset);
-	fail(call, r, rwd__api_http_status(code), rwd__api_error_code(code), err->object, "%s%s",
+	int code = err->code ? err->code : RWD_E_INTERNAL;
+	fail(call, r, rwd_reply_status_of(err), rwd_reply_code_of(err), err->object, "%s%s",
 		err->msg[0] ? err->msg : rwd_strerror(code), at);
 	if (code == RWD_E_FULL)
 		r->retry_after_s = 1;
@@ -192,18 +188,6 @@ static void decref_cleanup(void *p)
 	json_decref(p);
 }
 
-static void job_done(rwd_job *job)
-{
-	imgrl_job *ij = job->user;
-	rwd__rl_scored(ij->rl); /* resumes the call: the last touch */
-}
-
-static int job_gone(rwd_job *job)
-{
-	imgrl_job *ij = job->user;
-	return ij->call->gone ? ij->call->gone(ij->call) : 0;
-}
-
 static void finish_empty(rwd_call *call, imgrl_job *ij, rwd_reply *reply);
 
 int rwd__api_imgrl_body(rwd_call *call, rwd_reply *reply)
@@ -247,7 +231,8 @@ int rwd__api_imgrl_body(rwd_call *call, rwd_reply *reply)
 		}
 	}
 	void *user = NULL;
-	const rwd_model *m = rwd_app_find_model(app, call->query_model, &user, &err);
+	rwd_app_finder finder = rwd_call_finder(call);
+	const rwd_model *m = rwd_app_find_model(&finder, call->query_model, &user, &err);
 	if (!m) {
 		if (!err.code)
 			rwd_errorf(&err, RWD_E_NOTFOUND, "no such model");
@@ -282,8 +267,8 @@ int rwd__api_imgrl_body(rwd_call *call, rwd_reply *reply)
 		fail(call, reply, 503, "out_of_memory", NULL, "out of memory");
 		return RWD_API_REPLY;
 	}
-	r = rwd_request_parse(text, strlen(text), &app->cfg->requests, rwd_app_find_model, app, call->arena,
-		&ij->req, &err);
+	r = rwd_request_parse(text, strlen(text), &app->cfg->requests, rwd_app_find_model, &finder, call->arena,
+		&ij->s.req, &err);
 	free(text);
 	if (r) {
 		if (!err.code)
@@ -294,51 +279,39 @@ int rwd__api_imgrl_body(rwd_call *call, rwd_reply *reply)
 		fail_err(call, reply, &err);
 		return RWD_API_REPLY;
 	}
-	ij->req.model_name = served_name;
-	if (ij->req.n_items == 0) {
+	ij->s.req.model_name = served_name;
+	if (ij->s.req.n_items == 0) {
 		finish_empty(call, ij, reply);
 		return RWD_API_REPLY;
 	}
-	if (rwd__rl_body(call, ij->req.model_user, &ij->req, &ij->job, &ij->rl, reply)) {
-		if (call->route == RWD_ROUTE_IMGRL) {
-			json_t *e = json_object_get(reply->json, "error");
-			const char *msg = json_string_value(json_object_get(e, "message"));
-			fail(call, reply, reply->status, "invalid_request", json_string_value(json_object_get(e, "field")),
-				"%s", msg ? msg : "invalid request");
-		}
+	if (rwd_scoring_start(&ij->s, call, &err)) {
+		rwd_imgrl_remap_field(&ij->ir, err.object, sizeof(err.object));
+		err.line = err.column = 0;
+		err.offset = -1;
+		fail_err(call, reply, &err);
 		return RWD_API_REPLY;
 	}
-	ij->job.items = ij->req.items;
-	ij->job.n = ij->req.n_items;
-	ij->job.priority = ij->req.priority;
-	ij->job.deadline_ns = ij->req.timeout_ms ? call->start_ns + (uint64_t)ij->req.timeout_ms * 1000000ull : 0;
-	ij->job.done = job_done;
-	ij->job.gone = job_gone;
-	ij->job.user = ij;
 	return RWD_API_SUSPEND;
 }
 
 int rwd__api_imgrl_submit(rwd_call *call, rwd_reply *reply)
 {
 	imgrl_job *ij = call->state;
-	rwd_app *app = call->app;
-	atomic_fetch_add(&app->inflight, 1);
-	ij->submitted = 1;
-	int r = rwd__rl_submit(ij->rl);
-	if (!r)
+	if (!rwd_scoring_submit(&ij->s, reply))
 		return 0;
-	ij->submitted = 0;
-	atomic_fetch_sub(&app->inflight, 1);
-	if (r == RWD_E_FULL) {
-		fail(call, reply, 429, "queue_full", NULL, "the model's queue is full; retry after the Retry-After delay");
-		reply->retry_after_s = 1;
-	} else if (r == RWD_E_STATE) {
-		fail(call, reply, 503, "draining", NULL, "the server is shutting down");
-	} else {
-		fail(call, reply, 413, "too_large", NULL, "more items than the model's queue can ever hold");
+	if (call->route == RWD_ROUTE_IMGRL) {
+		/* the refusal (429/503/413) in the protocol's shape: a pickled {"error"} */
+		json_t *e = json_object_get(reply->json, "error");
+		const char *msg = json_string_value(json_object_get(e, "message"));
+		const char *code = json_string_value(json_object_get(e, "code"));
+		unsigned retry = reply->retry_after_s;
+		char cbuf[32];
+		snprintf(cbuf, sizeof(cbuf), "%s", code ? code : "unavailable");
+		char mbuf[RWD_ERROR_MSG_MAX];
+		snprintf(mbuf, sizeof(mbuf), "%s", msg ? msg : "unavailable");
+		fail(call, reply, reply->status, cbuf, NULL, "%s", mbuf);
+		reply->retry_after_s = retry;
 	}
-	const char *lab[2] = {ij->req.model_name, r == RWD_E_FULL ? "rejected" : "unavailable"};
-	rwd_metric_add(rwd_metric_with(app->f_items, lab), (double)ij->req.n_items);
 	return 1;
 }
 
@@ -377,29 +350,6 @@ static void finish_empty(rwd_call *call, imgrl_job *ij, rwd_reply *reply)
 	send(call, rwd_imgrl_reply(&ij->ir, &none, NULL), reply);
 }
 
-static const char *outcome_of(int status)
-{
-	switch (status) {
-	case 0:
-		return "ok";
-	case RWD_E_TIMEOUT:
-		return "timeout";
-	case RWD_E_CANCELLED:
-		return "cancelled";
-	case RWD_E_STATE:
-		return "unavailable";
-	case RWD_E_FORMAT:
-	case RWD_E_INVALID:
-	case RWD_E_LIMIT:
-	case RWD_E_UNSUPPORTED:
-	case RWD_E_UNPROCESSABLE:
-	case RWD_E_NOTFOUND:
-		return "invalid";
-	default:
-		return "failed";
-	}
-}
-
 static void fail_item(rwd_call *call, imgrl_job *ij, rwd_reply *reply, const rwd_item *it)
 {
 	rwd_error e = it->err;
@@ -421,25 +371,18 @@ static void fail_item(rwd_call *call, imgrl_job *ij, rwd_reply *reply, const rwd
 void rwd__api_imgrl_finish(rwd_call *call, rwd_reply *reply)
 {
 	imgrl_job *ij = call->state;
-	rwd_app *app = call->app;
-	size_t n = ij->req.n_items;
-	const rwd_model_info *info = rwd_model_get_info(ij->req.model);
+	size_t n = ij->s.req.n_items;
+	const rwd_model_info *info = rwd_model_get_info(ij->s.req.model);
 	double *reward = rwd_arena_calloc(call->arena, n, sizeof(*reward));
 	json_t **scores = rwd_arena_calloc(call->arena, n, sizeof(*scores));
 	int bad = -1;
-	for (size_t i = 0; i < n; i++) {
-		const char *lab[2] = {ij->req.model_name, outcome_of(ij->req.items[i].status)};
-		rwd_metric_add(rwd_metric_with(app->f_items, lab), 1);
-	}
-	snprintf(reply->timing, sizeof(reply->timing), "queue;dur=%.3f, compute;dur=%.3f, total;dur=%.3f",
-		(double)ij->job.queue_ns_max / 1e6, (double)ij->job.compute_ns_max / 1e6,
-		(double)(rwd_now_ns() - call->start_ns) / 1e6);
+	rwd_scoring_finish(&ij->s, reply);
 	if (!reward || !scores) {
 		fail(call, reply, 503, "out_of_memory", NULL, "out of memory");
 		return;
 	}
 	for (size_t i = 0; i < n && bad < 0; i++) {
-		rwd_item *it = &ij->req.items[i];
+		rwd_item *it = &ij->s.req.items[i];
 		if (it->status) {
 			bad = (int)i;
 			break;
@@ -451,7 +394,7 @@ void rwd__api_imgrl_finish(rwd_call *call, rwd_reply *reply)
 			return;
 		}
 		/* the configured reward and scores (api_rl.c), as POST /v1/rewards reports them */
-		rwd__rl_item_json(ij->rl, i, o);
+		rwd_scoring_item_json(&ij->s, i, o);
 		json_t *rv = json_object_get(o, "reward");
 		scores[i] = json_object_get(o, "scores");
 		if (!json_is_number(rv) || !isfinite(json_number_value(rv))) {
@@ -459,14 +402,14 @@ void rwd__api_imgrl_finish(rwd_call *call, rwd_reply *reply)
 			snprintf(f, sizeof(f), "items[%zu]", i);
 			rwd_imgrl_remap_field(&ij->ir, f, sizeof(f));
 			fail(call, reply, 422, "unprocessable", f, "the item has no reward from model '%s' (none of its "
-				"dimensions %s applies to this input%s)", ij->req.model_name, info->n_dims ? info->dims[0] : "",
+				"dimensions %s applies to this input%s)", ij->s.req.model_name, info->n_dims ? info->dims[0] : "",
 				info->n_dims > 1 ? ", ..." : "");
 			return;
 		}
 		reward[i] = json_number_value(rv);
 	}
 	if (bad >= 0) {
-		fail_item(call, ij, reply, &ij->req.items[bad]);
+		fail_item(call, ij, reply, &ij->s.req.items[bad]);
 		return;
 	}
 	send(call, rwd_imgrl_reply(&ij->ir, reward, scores), reply);
@@ -475,17 +418,5 @@ void rwd__api_imgrl_finish(rwd_call *call, rwd_reply *reply)
 void rwd__api_imgrl_completed(rwd_call *call, int status)
 {
 	imgrl_job *ij = call->state;
-	rwd_app *app = call->app;
-	if (!ij || !ij->req.model)
-		return;
-	char code[8];
-	snprintf(code, sizeof(code), "%d", status);
-	const char *lab[2] = {ij->req.model_name, code};
-	rwd_metric_add(rwd_metric_with(app->f_requests, lab), 1);
-	rwd_served *served = ij->req.model_user;
-	rwd_metric_observe(served->request_seconds, (double)(rwd_now_ns() - call->start_ns) / 1e9);
-	if (ij->submitted) {
-		ij->submitted = 0;
-		atomic_fetch_sub(&app->inflight, 1);
-	}
+	rwd_scoring_completed(ij ? &ij->s : NULL, status);
 }

@@ -11,7 +11,7 @@
 #ifndef RWD_DAEMON_API_IMGRL_H
 #define RWD_DAEMON_API_IMGRL_H
 
-#include "api.h"
+#include "call.h"
 
 /* RWD_ROUTE_IMGRL / RWD_ROUTE_COMPUTE for this method and url, else RWD_ROUTE_NONE. */
 int rwd__api_imgrl_route(const char *method, const char *url);

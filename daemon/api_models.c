@@ -1,6 +1,6 @@
 /* daemon/api_models.c — GET /v1/models[/{name}], /healthz, /readyz, /metrics. */
 #include "admin.h"
-#include "api_internal.h"
+#include "api_models.h"
 
 #include "core/thread.h"
 #include "rwd_config.h"
@@ -67,29 +67,29 @@ void rwd__api_models(rwd_call *call, rwd_reply *reply)
 {
 	json_t *arr = json_array();
 	/* under the registry lock: a reload cannot free a model being described */
-	rwd__admin_lock(call->app);
+	rwd_app_lock(call->app);
 	for (size_t i = 0; i < call->app->n_models; i++)
 		if (atomic_load(&call->app->models[i].state) != RWD_SERVED_REMOVED)
 			json_array_append_new(arr, model_json(&call->app->models[i]));
-	rwd__admin_unlock(call->app);
+	rwd_app_unlock(call->app);
 	reply->status = 200;
 	reply->json = json_pack("{so}", "models", arr);
 }
 
 void rwd__api_model(rwd_call *call, const char *name, rwd_reply *reply)
 {
-	rwd__admin_lock(call->app);
+	rwd_app_lock(call->app);
 	for (size_t i = 0; i < call->app->n_models; i++) {
 		if (strcmp(call->app->models[i].cfg->name, name) == 0 &&
 			atomic_load(&call->app->models[i].state) != RWD_SERVED_REMOVED) {
 			reply->status = 200;
 			reply->json = model_json(&call->app->models[i]);
-			rwd__admin_unlock(call->app);
+			rwd_app_unlock(call->app);
 			return;
 		}
 	}
-	rwd__admin_unlock(call->app);
-	rwd_api_error(reply, 404, "not_found", "no model of that name (see GET /v1/models)", "name", 0, 0);
+	rwd_app_unlock(call->app);
+	rwd_reply_error(reply, 404, "not_found", "no model of that name (see GET /v1/models)", "name", 0, 0);
 }
 
 void rwd__api_healthz(rwd_call *call, rwd_reply *reply)
@@ -131,7 +131,7 @@ void rwd__api_metrics(rwd_call *call, rwd_reply *reply)
 	size_t len = 0;
 	char *txt = rwd_metrics_render(call->app->metrics, &len);
 	if (!txt) {
-		rwd_api_error(reply, 503, "out_of_memory", "cannot render the metrics", NULL, 0, 0);
+		rwd_reply_error(reply, 503, "out_of_memory", "cannot render the metrics", NULL, 0, 0);
 		return;
 	}
 	reply->status = 200;

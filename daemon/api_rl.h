@@ -1,23 +1,19 @@
 /*
- * daemon/api_rl.h — the RL side of POST /v1/rewards (README.md, Rewards for RL):
- * the configured reward (transforms + aggregation, request overrides), GRPO
- * group advantages (within a request, and across requests through the
- * group table), ensembles fanned out to their members' batchers, and the
- * live statistics behind GET /v1/stats and the rewardd_reward_* histograms.
+ * daemon/api_rl.h — the RL state of the served models (README.md, Rewards for
+ * RL): each model's reward configuration (transforms + aggregation) checked
+ * against its dimensions, its statistics series and histograms, ensembles'
+ * members, the process's GRPO group table; and GET /v1/stats. The scoring
+ * itself is lib/serve/score.h's pipeline: rwd__rl_target() hands it what a
+ * request runs on.
  *
- * Threads: rwd__rl_body/submit/item_json run on the HTTP thread of the
- * call; rwd__rl_scored on the thread that finished the scoring (a worker);
- * group answers on the group table's thread. The call is resumed exactly
- * once, when the scores and every group the request waits for are done.
+ * Threads: init/free/load from main() or the model manager; target and
+ * stats on HTTP threads.
  */
 #ifndef RWD_DAEMON_API_RL_H
 #define RWD_DAEMON_API_RL_H
 
-#include "api.h"
-#include "serve/batcher.h"
-#include "serve/request.h"
-
-typedef struct rwd_rl_req rwd_rl_req;
+#include "call.h"
+#include "serve/score.h"
 
 /* App-wide state (after setup of the metrics registry); 0 or RWD_E_NOMEM. */
 int rwd__rl_init(rwd_app *app);
@@ -33,32 +29,25 @@ void rwd__rl_free(rwd_app *app);
  */
 int rwd__rl_load_ensemble(rwd_app *app, rwd_served *s, rwd_error *err);
 
-/* A model (or ensemble) is loaded: check its reward config against its dimensions, set up its series. */
+/* A model (or ensemble) is loaded: check its reward config against its dimensions, set up its
+ * series (app->hooks.model_ready; app NULL: the check only). */
 int rwd__rl_model_ready(rwd_app *app, rwd_served *s, rwd_error *err);
 
-/* Non-zero when s is an ensemble (it has no batcher of its own). */
-int rwd__rl_is_ensemble(const rwd_served *s);
+/* A version is freed: its RL state goes with it (app->hooks.version_free). */
+void rwd__rl_version_free(rwd_served *v);
 
 /*
- * The request parsed: read its "reward" override and the items' "group" /
- * "group_size". Returns 0 with *out set, or fills reply (400 naming the
- * field) and returns non-zero.
+ * The pipeline target of a request on served model s (a version, or an
+ * ensemble's slot) whose items were validated against `model`: its batcher
+ * or its members' pinned batchers, its reward configuration, its statistics
+ * sinks; p->groups gets the group table. 0, or RWD_E_STATE with err set
+ * (a member not pinned by this call).
  */
-int rwd__rl_body(rwd_call *call, rwd_served *s, rwd_request *req, rwd_job *job, rwd_rl_req **out,
-	rwd_reply *reply);
+int rwd__rl_target(rwd_call *call, rwd_served *s, const rwd_model *model, rwd_score_target *t,
+	rwd_score_params *p, rwd_error *err);
 
-/*
- * Queue the request's items: an ensemble submits them to each member's
- * batcher; a model to its own. Returns 0 (rwd__rl_scored will follow) or
- * the batcher's refusal (RWD_E_FULL, RWD_E_STATE, RWD_E_INVALID).
- */
-int rwd__rl_submit(rwd_rl_req *q);
-
-/* The scores are in (the request's job is done): rewards, statistics, groups; resumes the call. */
-void rwd__rl_scored(rwd_rl_req *q);
-
-/* Fill an item's result object o (scored item i): reward, scores, advantage, group, members. */
-void rwd__rl_item_json(rwd_rl_req *q, size_t i, json_t *o);
+/* Non-zero when s's reward configuration transforms some dimension (replies add raw_scores). */
+int rwd__rl_has_transforms(const rwd_served *s);
 
 /* GET /v1/stats. */
 void rwd__api_stats(rwd_call *call, rwd_reply *reply);

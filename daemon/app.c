@@ -1,9 +1,12 @@
-/* daemon/app.c — model lookup, API-key check and process gauges (see app.h). */
+/*
+ * daemon/app.c — the served-model registry's core (the lock, versions and
+ * their reference counts, lookup and pins), the API-key check and process
+ * gauges (see app.h). It depends on nothing else of daemon/ but config and
+ * log: the RL state is reached through app->hooks.
+ */
 #include "app.h"
 
-#include "admin.h"
-#include "api.h"
-#include "api_rl.h"
+#include "log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,49 +14,126 @@
 #include <strings.h>
 #include <unistd.h>
 
-/* The request whose body this thread is parsing: find_model() pins versions to it. */
-static _Thread_local rwd_call *tl_call;
-
-typedef struct app_pin {
+struct rwd_pin {
 	rwd_served *v;
-	struct app_pin *next;
-} app_pin;
+	rwd_pin *next;
+};
 
-void rwd_app_pin_to(void *call)
+int rwd_app_registry_init(rwd_app *app)
 {
-	tl_call = call;
+	if (app->registry_ready)
+		return 0;
+	if (pthread_mutex_init(&app->registry_mu, NULL) != 0)
+		return RWD_E_NOMEM;
+	app->registry_ready = 1;
+	return 0;
 }
 
-void rwd_app_unpin(void *vcall)
+void rwd_app_registry_free(rwd_app *app)
 {
-	rwd_call *call = vcall;
-	app_pin *p = call->pins;
-	call->pins = NULL;
-	/* the last pin of a replaced version frees it here (admin.c) */
+	if (app->registry_ready)
+		pthread_mutex_destroy(&app->registry_mu);
+	app->registry_ready = 0;
+}
+
+void rwd_app_lock(rwd_app *app)
+{
+	if (app->registry_ready)
+		pthread_mutex_lock(&app->registry_mu);
+}
+
+void rwd_app_unlock(rwd_app *app)
+{
+	if (app->registry_ready)
+		pthread_mutex_unlock(&app->registry_mu);
+}
+
+int rwd_app_is_ensemble(const rwd_served *s)
+{
+	return s->cfg->ensemble.n_members > 0;
+}
+
+rwd_served *rwd_app_current(rwd_app *app, rwd_served *s)
+{
+	(void)app;
+	/* an ensemble runs on its members' versions: it has none of its own */
+	if (s->cur || !s->model || rwd_app_is_ensemble(s))
+		return s->cur;
+	/* a start-up load (main.c): adopt its model and batcher as the first version */
+	rwd_served *v = calloc(1, sizeof(*v));
+	if (!v)
+		return NULL;
+	*v = *s;
+	v->cur = NULL;
+	atomic_init(&v->state, RWD_SERVED_READY);
+	atomic_init(&v->refs, 1); /* the slot's reference */
+	s->cur = v;
+	return v;
+}
+
+/*
+ * The last reference to a version is gone (its slot replaced or unloaded it,
+ * and every request that pinned it has rendered its reply): nothing can reach
+ * it, so drain its (idle) batcher and free it, on the dropping thread.
+ */
+static void version_free(rwd_app *app, rwd_served *v)
+{
+	rwd_batcher_free(v->batcher);
+	rwd_model_free(v->model);
+	if (v->rl && app->hooks.version_free)
+		app->hooks.version_free(v);
+	rwd_log(RWD_LOG_INFO, "model %s: previous version released", v->cfg->name);
+	free(v);
+}
+
+void rwd_app_version_unref(rwd_app *app, rwd_served *v)
+{
+	if (v && atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) == 1)
+		version_free(app, v);
+}
+
+void rwd_app_unpin(rwd_app *app, rwd_pins *pins)
+{
+	rwd_pin *p = pins->head;
+	pins->head = NULL;
+	/* the last pin of a replaced version frees it here */
 	for (; p; p = p->next)
-		rwd__admin_version_unref(p->v);
+		rwd_app_version_unref(app, p->v);
 }
 
-rwd_served *rwd_app_pinned(void *vcall, const char *name)
+rwd_served *rwd_app_pinned(const rwd_pins *pins, const char *name)
 {
-	rwd_call *call = vcall;
-	for (app_pin *p = call ? call->pins : NULL; p; p = p->next)
+	for (rwd_pin *p = pins ? pins->head : NULL; p; p = p->next)
 		if (strcmp(p->v->cfg->name, name) == 0)
 			return p->v;
 	return NULL;
 }
 
-/* Pin v to the call (registry lock held). */
-static int pin(rwd_call *call, rwd_served *v)
+/* Pin v (registry lock held). */
+static int pin(rwd_pins *pins, rwd_served *v)
 {
-	app_pin *p = rwd_arena_alloc(call->arena, sizeof(*p));
+	rwd_pin *p = rwd_arena_alloc(pins->arena, sizeof(*p));
 	if (!p)
 		return RWD_E_NOMEM;
 	atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
 	p->v = v;
-	p->next = call->pins;
-	call->pins = p;
+	p->next = pins->head;
+	pins->head = p;
 	return 0;
+}
+
+size_t rwd_app_n_models(const rwd_app *app)
+{
+	return __atomic_load_n(&app->n_models, __ATOMIC_ACQUIRE);
+}
+
+rwd_served *rwd_app_slot(rwd_app *app, const char *name)
+{
+	size_t n = rwd_app_n_models(app);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(app->models[i].cfg->name, name) == 0)
+			return &app->models[i];
+	return NULL;
 }
 
 static const char *unavailable_why(int st)
@@ -72,10 +152,12 @@ static const char *unavailable_why(int st)
 
 const rwd_model *rwd_app_find_model(void *ctx, const char *name, void **user, rwd_error *err)
 {
-	rwd_app *app = ctx;
+	rwd_app_finder *f = ctx;
+	rwd_app *app = f->app;
+	rwd_pins *pins = f->pins;
 	rwd_served *s = NULL;
 	size_t n = __atomic_load_n(&app->n_models, __ATOMIC_ACQUIRE), live = 0;
-	rwd__admin_lock(app);
+	rwd_app_lock(app);
 	for (size_t i = 0; i < n; i++) {
 		rwd_served *c = &app->models[i];
 		if (atomic_load_explicit(&c->state, memory_order_acquire) == RWD_SERVED_REMOVED)
@@ -97,20 +179,20 @@ const rwd_model *rwd_app_find_model(void *ctx, const char *name, void **user, rw
 		fail = "no model of that name (see GET /v1/models)";
 	}
 	if (fail) {
-		rwd__admin_unlock(app);
+		rwd_app_unlock(app);
 		if (code == RWD_E_NOTFOUND)
 			return (void)rwd_errorf(err, code, "no model named '%.64s' (see GET /v1/models)", name), NULL;
 		return (void)rwd_errorf(err, code, "%s", fail), NULL;
 	}
 	int st = atomic_load_explicit(&s->state, memory_order_acquire);
 	if (st != RWD_SERVED_READY) {
-		rwd__admin_unlock(app);
+		rwd_app_unlock(app);
 		return (void)rwd_errorf(err, RWD_E_STATE, "model '%s' is %s", s->cfg->name,
 			unavailable_why(st)), NULL;
 	}
 	/* pin the serving version until the request's reply is rendered (see app.h);
 	 * an ensemble pins every member's serving version, all under the lock */
-	if (rwd__rl_is_ensemble(s)) {
+	if (rwd_app_is_ensemble(s)) {
 		const rwd_ensemble_config *e = &s->cfg->ensemble;
 		rwd_served *first = NULL;
 		for (size_t k = 0; k < e->n_members; k++) {
@@ -121,35 +203,35 @@ const rwd_model *rwd_app_find_model(void *ctx, const char *name, void **user, rw
 					strcmp(c->cfg->name, e->members[k]) == 0)
 					m = c;
 			}
-			rwd_served *mv = m && app->admin ? rwd__admin_current(app, m) : NULL;
+			rwd_served *mv = m && app->admin ? rwd_app_current(app, m) : NULL;
 			if (!mv) {
-				rwd__admin_unlock(app);
+				rwd_app_unlock(app);
 				return (void)rwd_errorf(err, RWD_E_STATE, "ensemble '%s': member '%s' is not available",
 					s->cfg->name, e->members[k]), NULL;
 			}
-			if (tl_call && !rwd_app_pinned(tl_call, mv->cfg->name) && pin(tl_call, mv)) {
-				rwd__admin_unlock(app);
+			if (pins && !rwd_app_pinned(pins, mv->cfg->name) && pin(pins, mv)) {
+				rwd_app_unlock(app);
 				return (void)rwd_errorf(err, RWD_E_NOMEM, "out of memory"), NULL;
 			}
 			if (!first)
-				first = tl_call ? rwd_app_pinned(tl_call, mv->cfg->name) : mv;
+				first = pins ? rwd_app_pinned(pins, mv->cfg->name) : mv;
 		}
-		rwd__admin_unlock(app);
+		rwd_app_unlock(app);
 		*user = s;
 		/* the first member's pinned model validates items and names dimensions */
 		return first->model;
 	}
-	rwd_served *v = app->admin ? rwd__admin_current(app, s) : NULL;
-	if (v && tl_call) {
-		rwd_served *had = rwd_app_pinned(tl_call, v->cfg->name);
+	rwd_served *v = app->admin ? rwd_app_current(app, s) : NULL;
+	if (v && pins) {
+		rwd_served *had = rwd_app_pinned(pins, v->cfg->name);
 		if (had) {
 			v = had; /* resolved twice (a drop-in route): one pin */
-		} else if (pin(tl_call, v)) {
-			rwd__admin_unlock(app);
+		} else if (pin(pins, v)) {
+			rwd_app_unlock(app);
 			return (void)rwd_errorf(err, RWD_E_NOMEM, "out of memory"), NULL;
 		}
 	}
-	rwd__admin_unlock(app);
+	rwd_app_unlock(app);
 	*user = v ? v : s;
 	return v ? v->model : s->model;
 }

@@ -12,10 +12,12 @@
 #define RWD_DAEMON_APP_H
 
 #include "config.h"
+#include "core/arena.h"
 #include "models/model.h"
 #include "serve/batcher.h"
 #include "serve/metrics.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,21 +39,35 @@ typedef struct rwd_served {
 	rwd_metric *queue_depth, *batch_size, *batch_tokens, *queue_seconds, *compute_seconds;
 	rwd_metric *weight_bytes;
 	rwd_metric *loaded;
-	struct rwd_rl_served *rl;   /* api_rl.c: reward config, statistics, ensemble members */
+	struct rwd_rl_served *rl;   /* api_rl.c (through the app's hooks): reward config, statistics */
 	/*
 	 * daemon/admin.c. app->models[i] is a slot (one per name); its model and
 	 * batcher mirror `cur`, the reference-counted version now serving. A
 	 * request pins the version it resolved (rwd_app_find_model) until it
 	 * completes, so a reload's swap never changes the model under it.
+	 * Written under the registry lock (rwd_app_lock).
 	 */
 	struct rwd_served *cur;     /* slot: the serving version (NULL until adopted) */
 	atomic_long refs;           /* version: its slot (1 while serving) + requests pinning it;
-	                             * freed by the drop to 0 (rwd__admin_version_unref) */
+	                             * freed by the drop to 0 (rwd_app_version_unref) */
 	char reason[256];           /* slot: why it failed / the last reload failed */
 	const char *pending;        /* slot: "loading"/"warming" while a new version loads, or NULL */
 } rwd_served;
 
-typedef struct rwd_app {
+typedef struct rwd_app rwd_app;
+
+/*
+ * What the RL layer (api_rl.c) attaches to versions, called by the registry
+ * through hooks that main() sets, so the registry depends on nothing above it.
+ */
+typedef struct rwd_app_hooks {
+	/* a version (or an ensemble slot) is loaded: check and attach its RL state */
+	int (*model_ready)(rwd_app *app, struct rwd_served *v, rwd_error *err);
+	/* a version is being freed: release its RL state */
+	void (*version_free)(struct rwd_served *v);
+} rwd_app_hooks;
+
+struct rwd_app {
 	rwd_config *cfg;
 	rwd_metrics *metrics;
 	rwd_served *models;
@@ -76,20 +92,57 @@ typedef struct rwd_app {
 	char *admin_key;            /* the admin API's Bearer key; NULL = admin API off */
 	size_t admin_key_len;
 	int listen_fd;              /* socket activation: the passed listener, or -1 (main.c, http.c) */
-} rwd_app;
+	rwd_app_hooks hooks;
+	/* the registry lock: slots' cur/model/batcher/cfg/state/pending (rwd_app_lock) */
+	pthread_mutex_t registry_mu;
+	int registry_ready;
+};
 
-/* Find a served model by name (NULL name: the only one). For request.h. */
-const rwd_model *rwd_app_find_model(void *app, const char *name, void **user, rwd_error *err);
+/* Slots in app->models now (an acquire load: admin loads append slots at run time). */
+size_t rwd_app_n_models(const rwd_app *app);
+/* The slot named `name` (any state), or NULL. */
+rwd_served *rwd_app_slot(rwd_app *app, const char *name);
+
+/* The registry lock (a no-op before rwd_app_registry_init). */
+int rwd_app_registry_init(rwd_app *app);
+void rwd_app_registry_free(rwd_app *app);
+void rwd_app_lock(rwd_app *app);
+void rwd_app_unlock(rwd_app *app);
+
+/* Non-zero when s is an ensemble (it has no model or batcher of its own). */
+int rwd_app_is_ensemble(const rwd_served *s);
+
+/* The version serving a READY slot, created from the slot's model on first use (lock held); NULL for ensembles. */
+rwd_served *rwd_app_current(rwd_app *app, rwd_served *slot);
+/* Drop one reference to a version; the last one frees it (any thread but its own workers). */
+void rwd_app_version_unref(rwd_app *app, rwd_served *v);
+
+/* The versions one request pinned (its arena holds the list). */
+typedef struct rwd_pin rwd_pin;
+typedef struct rwd_pins {
+	rwd_arena *arena;
+	rwd_pin *head;
+} rwd_pins;
+
+/* What rwd_app_find_model() resolves against: the app, and the pins of the request. */
+typedef struct rwd_app_finder {
+	rwd_app *app;
+	rwd_pins *pins;             /* NULL: nothing pinned (a version may then change under the caller) */
+} rwd_app_finder;
 
 /*
- * Release what rwd_app_find_model() pinned for `call` (a struct rwd_call *):
- * api.c calls it when a request completes. Any thread.
+ * Find a served model by name (NULL name: the only one), for request.h;
+ * ctx is an rwd_app_finder. The serving version is pinned to finder->pins
+ * (an ensemble pins each member's), *user is that version (an ensemble: its
+ * slot), and the model returned is the pinned one (an ensemble: its first
+ * member's) until rwd_app_unpin.
  */
-void rwd_app_unpin(void *call);
-/* The version named `name` that `call` pinned, or NULL. */
-struct rwd_served *rwd_app_pinned(void *call, const char *name);
-/* The call whose body is being parsed on this thread (pins go to it); NULL after. */
-void rwd_app_pin_to(void *call);
+const rwd_model *rwd_app_find_model(void *finder, const char *name, void **user, rwd_error *err);
+
+/* Release every pin (when the request completes, after its last read of them). Any thread. */
+void rwd_app_unpin(rwd_app *app, rwd_pins *pins);
+/* The pinned version named `name`, or NULL. */
+struct rwd_served *rwd_app_pinned(const rwd_pins *pins, const char *name);
 
 /* Constant-time check of an "Authorization" header value against the keys. */
 int rwd_app_authorized(const rwd_app *app, const char *authorization);

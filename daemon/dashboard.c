@@ -12,7 +12,7 @@ void rwd_dashboard_reply(rwd_reply *reply)
 {
 	char *buf = malloc(rwd_dashboard_html_len);
 	if (!buf) {
-		rwd_api_error(reply, 503, "out_of_memory", "out of memory", NULL, 0, 0);
+		rwd_reply_error(reply, 503, "out_of_memory", "out of memory", NULL, 0, 0);
 		return;
 	}
 	memcpy(buf, rwd_dashboard_html, rwd_dashboard_html_len);

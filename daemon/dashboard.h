@@ -7,7 +7,7 @@
 #ifndef RWD_DAEMON_DASHBOARD_H
 #define RWD_DAEMON_DASHBOARD_H
 
-#include "api.h"
+#include "reply.h"
 
 /* Fill a 200 text/html reply with the page (a malloc'd copy). */
 void rwd_dashboard_reply(rwd_reply *reply);

@@ -409,7 +409,7 @@ static enum MHD_Result refuse(http_req *r, int first, long long cl)
 
 static void reply_overloaded(http_req *r, int why)
 {
-	rwd_api_error(&r->reply, 503, "overloaded", why == 2 ?
+	rwd_reply_error(&r->reply, 503, "overloaded", why == 2 ?
 		"too many connections from this address (http.per_ip_connection_limit); retry later" :
 		"too many connections (http.connection_limit); retry later", NULL, 0, 0);
 	r->reply.retry_after_s = 1;
@@ -418,7 +418,7 @@ static void reply_overloaded(http_req *r, int why)
 /* limits.memory_budget_bytes is full: nothing of this request is kept */
 static void reply_budget(http_req *r)
 {
-	rwd_api_error(&r->reply, 503, "overloaded", "the server's memory budget for requests "
+	rwd_reply_error(&r->reply, 503, "overloaded", "the server's memory budget for requests "
 		"(limits.memory_budget_bytes) is in use; retry later", NULL, 0, 0);
 	r->reply.retry_after_s = 1;
 }
@@ -457,7 +457,7 @@ static int body_reserve(http_req *r, size_t n, size_t max)
 
 static void reply_draining(http_req *r)
 {
-	rwd_api_error(&r->reply, 503, "draining", "the server is shutting down", NULL, 0, 0);
+	rwd_reply_error(&r->reply, 503, "draining", "the server is shutting down", NULL, 0, 0);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -527,7 +527,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		}
 		if (n > max - r->len) {
 			r->discarded = r->len + n;
-			rwd_api_too_large(&r->call, &r->reply);
+			rwd_call_too_large(&r->call, &r->reply);
 			return refuse(r, 0, -1);
 		}
 		int br = body_reserve(r, n, max);
@@ -565,7 +565,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			json_decref(r->reply.json);
 			free(r->reply.text);
 			memset(&r->reply, 0, sizeof(r->reply));
-			rwd_api_error(&r->reply, 413, "too_large", msg, NULL, 0, 0);
+			rwd_reply_error(&r->reply, 413, "too_large", msg, NULL, 0, 0);
 		}
 		if (ar == RWD_API_REPLY)
 			return send_reply(r);

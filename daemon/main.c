@@ -552,6 +552,9 @@ int main(int argc, char **argv)
 			"(OpenBLAS serialises concurrent threaded GEMMs); set compute.blas_threads to 1",
 			workers, app.blas_threads);
 	setup_metrics(&app);
+	/* the registry (app.c, admin.c) reaches the RL state through these */
+	app.hooks.model_ready = rwd__rl_model_ready;
+	app.hooks.version_free = rwd__rl_version_free;
 	if (rwd__rl_init(&app)) {
 		rwd_errorf(&err, RWD_E_NOMEM, "out of memory for the reward statistics");
 		die_error("cannot start", &err);

@@ -6,7 +6,8 @@
   or the new head, none after the swap from the old one once the log says so.
 - A config that fails validation on SIGHUP changes nothing (the log says why).
 - Admin API: load/unload need the admin key (not an API key); a path
-  outside admin.model_root is refused; a loaded model serves scores equal to
+  outside admin.model_root is refused, and so is an option that names a file
+  or folder outside it (400 naming the option, at any depth); a loaded model serves scores equal to
   PyTorch's after its warm-up; an unloaded one is gone.
 
 Usage: test_reload.py REWARDD
@@ -222,6 +223,22 @@ def run(d, base, root, work, oa, ob, oc):
     C.check(r.status == 404, "a missing path: %d" % r.status)
     r = d.request("POST", load, {"path": "c", "colour": 1}, key=ADMIN)
     C.check(r.status == 400, "unknown field: %d" % r.status)
+    # options that name files are held to the same root (CLIP's heads[].path, sql's database_root, ...)
+    outside_head = os.path.join(work, "outside", "model.safetensors")
+    for opts, field in (
+            ({"heads": [{"name": "h", "path": outside_head}]}, "options.heads[0].path"),
+            ({"heads": [{"name": "ok", "path": "c"}, {"name": "h", "path": "../outside"}]},
+             "options.heads[1].path"),
+            ({"database_root": "/etc"}, "options.database_root"),
+            ({"tokenizer": "link"}, "options.tokenizer"),
+            ({"extra": {"vocab_file": "/etc/passwd"}}, "options.extra.vocab_file"),
+            ({"data_files": ["c", "/etc/hostname"]}, "options.data_files[1]"),
+            ({"heads": [{"name": "h", "path": "nope"}]}, "options.heads[0].path")):
+        r = d.request("POST", "/v1/models/opt/load", {"path": "c", "options": opts}, key=ADMIN)
+        C.check(r.status == 400 and r.json["error"]["field"] == field and
+                "admin.model_root" in r.json["error"]["message"],
+                "option naming a file outside the root refused, naming %s: %d %s" % (field, r.status, r.raw[:200]))
+    C.check(d.request("GET", "/v1/models/opt", key=API).status == 404, "a refused load adds no model")
     r = d.request("POST", load, body, key=ADMIN)
     C.check(r.status == 202 and r.json["state"] == "loading", "load accepted: %d %s" % (r.status, r.raw[:200]))
     wait_for(lambda: d.request("GET", "/v1/models/third", key=API).json.get("state") == "ready",
