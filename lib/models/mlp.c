@@ -199,6 +199,13 @@ static int mlp_load(const char *path, const json_t *opts, size_t max_batch, int 
 
 	if (!path)
 		return rwd_errorf(err, RWD_E_INVALID, "an mlp model needs a path");
+	/* FP32 only: a head's GEMMs are too small for BF16 to gain (README) */
+	const json_t *prec = opts ? json_object_get(opts, "precision") : NULL;
+	if (prec && !(json_is_string(prec) && strcmp(json_string_value(prec), "fp32") == 0)) {
+		rwd_error_where(err, NULL, "precision");
+		return rwd_errorf(err, RWD_E_INVALID, "the mlp kind runs in fp32 only (precision \"bf16\" "
+			"is offered by clip and seqcls; a head's GEMMs are too small to gain from it)");
+	}
 	r = load_config(path, &cfg, st_path, sizeof(st_path), err);
 	if (r)
 		return r;

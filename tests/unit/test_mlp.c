@@ -249,6 +249,17 @@ START_TEST(missing_path_and_unknown_kind)
 	ck_assert_int_eq(rwd_model_load(&p, &m, &err), RWD_E_UNSUPPORTED);
 	p.name = NULL;
 	ck_assert_int_eq(rwd_model_load(&p, &m, &err), RWD_E_INVALID);
+	/* precision "bf16" is refused by name, before any file is read */
+	json_t *o = json_pack("{ss}", "precision", "bf16");
+	p.name = "x";
+	p.kind = "mlp";
+	p.options = o;
+	rwd_error_clear(&err);
+	ck_assert_int_eq(rwd_model_load(&p, &m, &err), RWD_E_INVALID);
+	ck_assert_ptr_null(m);
+	ck_assert_str_eq(err.object, "precision");
+	ck_assert_ptr_nonnull(strstr(err.msg, "fp32 only"));
+	json_decref(o);
 }
 END_TEST
 
