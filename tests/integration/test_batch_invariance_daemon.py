@@ -1,7 +1,9 @@
 """Batch invariance through the real daemon: native and image-RL routes, concurrent requests.
 
 A tiny random CLIP (tools/make_tiny_models.py clip tiny, CLIP BPE from the
-shared fixture) is served with dynamic batching (max_batch_size 8,
+shared fixture) is served beside `rules` and an mlp head (the start-up log
+must show the default BLAS rule giving every core to the one worker that may
+run threaded GEMMs), with dynamic batching (max_batch_size 8,
 max_delay_us 3000, so concurrent requests share forward batches). Every item
 is first scored alone (one request, one item, nothing else in flight); then
 the same items go in requests of 3, 5 and all items, and in 6 concurrent
@@ -67,9 +69,19 @@ def main():
     native.append(dict(native[4]))
     flow = [(prompts[i % 6], imgs[(i * 5) % 6], [imgs[(i + 1) % 6]] if i % 2 else None) for i in range(12)]
 
-    d = H.Daemon(EXE, {"models": {"clip": {"kind": "clip", "path": model,
+    head = os.path.join(work, "head")
+    H.make_mlp_head(head)
+    # rules and an mlp head beside CLIP, as real configurations have: they run no threaded GEMM,
+    # so the default BLAS rule (compute.blas_threads 0) still gives CLIP every core
+    d = H.Daemon(EXE, {"models": {"rules": {"kind": "rules"}, "head": {"kind": "mlp", "path": head},
+                                  "clip": {"kind": "clip", "path": model,
                                            "batching": {"max_batch_size": 8, "max_delay_us": 3000}}}})
     try:
+        start = [ln for ln in d.logs().splitlines() if "compute workers" in ln]
+        cores = len(os.sched_getaffinity(0))  # as rwd_cpu_count
+        C.check(start and "3 compute workers (1 may run threaded GEMMs)" in start[0] and
+                start[0].endswith("threads %d" % cores),
+                "default BLAS threads = %d cores with rules + head + clip: %s" % (cores, start))
         def post_native(idx):
             r = d.request("POST", "/v1/rewards", {"model": "clip", "items": [native[i] for i in idx]})
             C.check(r.status == 200, "native %s: %d %s" % (idx, r.status, r.raw[:200]))
@@ -82,7 +94,7 @@ def main():
                     "condition_images": cond if all(c for c in cond) else None}
             if body["condition_images"] is None and any(cond):
                 return {}
-            r = d.request("POST", "/compute", body)
+            r = d.request("POST", "/compute?model=clip", body)
             C.check(r.status == 200, "/compute %s: %d %s" % (idx, r.status, r.raw[:200]))
             return dict(zip(idx, r.json.get("rewards", []))) if r.status == 200 else {}
 
