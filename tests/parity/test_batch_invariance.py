@@ -5,7 +5,8 @@
 
 For each kind and path (mlp with the aesthetic head's shapes; clip at ViT-B/32
 widths in FP32 and BF16, plain and on the edit path with captions, CLIPScore
-and an aesthetic-shaped head on the image embedding; imagereward; seqcls in FP32 and BF16 and as
+and an aesthetic-shaped head on the image embedding; imagereward tiny and at
+its real 768 widths (one layer: threaded GEMMs); seqcls in FP32 and BF16 and as
 process reward models (a PRM head and a 1-label token head, whose per-step
 rewards are compared as exact JSON); ocr on the PP-OCRv4 weights when node_modules has them;
 image_metrics, rules, sql) a set of items is scored alone, then in
@@ -155,15 +156,16 @@ def clip_edit_items(folder, rng):
     return items
 
 
-def ir_model(root, tmp):
-    """ImageReward tiny (BLIP ViT 224/16 + BERT with cross-attention + MLP), converted as served."""
+def ir_model(root, tmp, size="tiny", heads=2):
+    """ImageReward (BLIP ViT 224/16 + BERT with cross-attention + MLP), converted as served:
+    tiny (width 32) or wide (the real 768 widths, one layer each: threaded GEMMs)."""
     vocab = os.path.join(root, "tests", "data", "bert-base-uncased", "vocab.txt")
-    src, d = os.path.join(tmp, "ir-src"), os.path.join(tmp, "ir")
+    src, d = os.path.join(tmp, f"ir-src-{size}"), os.path.join(tmp, f"ir-{size}")
     subprocess.run(["/usr/bin/python3", os.path.join(root, "tools", "make_tiny_models.py"),
-                    "imagereward", "tiny", src, "--seed", "3"], check=True, stdout=subprocess.DEVNULL)
+                    "imagereward", size, src, "--seed", "3"], check=True, stdout=subprocess.DEVNULL)
     subprocess.run(["/usr/bin/python3", os.path.join(root, "tools", "convert_checkpoint.py"),
                     "imagereward", os.path.join(src, "ImageReward.pt"),
-                    os.path.join(src, "med_config.json"), d, "--vision-heads", "2",
+                    os.path.join(src, "med_config.json"), d, "--vision-heads", str(heads),
                     "--vocab", vocab], check=True, stdout=subprocess.DEVNULL)
     return d
 
@@ -278,6 +280,8 @@ def main():
         if os.path.exists(os.path.join(root, "tests", "data", "bert-base-uncased", "vocab.txt")):
             d = ir_model(root, tmp)
             run(harness, "imagereward", d, None, ir_items(rng), tmp, failures)
+            d = ir_model(root, tmp, "wide", 12)
+            run(harness, "imagereward", d, None, ir_items(rng)[:9], tmp, failures)
         else:
             print("imagereward: not covered: no tests/data/bert-base-uncased/vocab.txt")
         d = tiny(root, tmp, "qwen2", "tiny", "--head", "prm", "--step-tag-id", "500")
