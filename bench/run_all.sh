@@ -34,6 +34,7 @@ step /usr/bin/python3 bench/roofline.py "$B" --write
 step /usr/bin/python3 bench/bench_clip_vision.py "$B" --threads "$(nproc)" --iters 3 --write
 step /usr/bin/python3 bench/bench_clip_e2e.py "$B/daemon/rewardd" 15 --write
 step /usr/bin/python3 bench/bench_seqcls.py "$B" --layers 28 --threads "$(nproc)" --write
+step /usr/bin/python3 bench/bench_ocr.py "$B" --images 16 --repeat 3 --threads "$(nproc)" --write
 step /usr/bin/python3 bench/run_bench.py "$B/daemon/rewardd" 5
 [ -f bench/threads.py ] && step /usr/bin/python3 bench/threads.py "$B" --write
 exit $rc

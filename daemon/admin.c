@@ -276,6 +276,7 @@ int rwd__admin_warm_up(const rwd_model *m, rwd_batcher *b, rwd_error *err)
 out:
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->cv);
+	rwd_item_release(it, 1); /* what forward() attached (a PRM's step_rewards) */
 	json_decref(in);
 	free(it);
 	free(w);

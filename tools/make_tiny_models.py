@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-FAMILIES = ("tiny_clip", "tiny_seqcls", "tiny_mlp", "tiny_imagereward")
+FAMILIES = ("tiny_clip", "tiny_seqcls", "tiny_mlp", "tiny_imagereward", "tiny_vlm")
 
 
 def _generators():
@@ -53,6 +53,10 @@ def main():
     ap.add_argument("--act", default=None, help="clip: hidden_act, quick_gelu (default) or gelu")
     ap.add_argument("--legacy-config", action="store_true",
                     help="clip: old config layout (*_config_dict overrides, eos_token_id 2)")
+    ap.add_argument("--names", default=None, choices=("hub", "v452"),
+                    help="qwen2_vl/qwen2_5_vl: hub tensor names (default) or transformers >= 4.52's")
+    ap.add_argument("--vlm-head", default=None, choices=("hpsv3", "editreward"),
+                    help="qwen2_vl/qwen2_5_vl: add that reward model's head tensors and reward_head.json")
     args = ap.parse_args()
     os.makedirs(args.outdir, exist_ok=True)
     gens[args.kind].make(args.kind, args.size, args.outdir, args)

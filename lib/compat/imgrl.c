@@ -75,12 +75,13 @@ static int map_kind(const char *kind, kind_map *m, rwd_error *err)
 		*m = (kind_map){NULL, 1, NULL};
 		return 0;
 	}
-	if (strcmp(kind, "imagereward") == 0) {
+	/* ocr: the prompt carries the quoted target (flow_grpo's ocr_score reads prompt.split('"')[1]) */
+	if (strcmp(kind, "imagereward") == 0 || strcmp(kind, "ocr") == 0) {
 		*m = (kind_map){"prompt", 0, NULL};
 		return 0;
 	}
-	return rwd_errorf(err, RWD_E_INVALID, "a model of kind '%s' scores no images (use a clip, imagereward or "
-		"image_metrics model)", kind);
+	return rwd_errorf(err, RWD_E_INVALID, "a model of kind '%s' scores no images (use a clip, imagereward, ocr "
+		"or image_metrics model)", kind);
 }
 
 static int where(rwd_error *err, int code, const char *fmt, ...) RWD_PRINTF(3, 4);

@@ -1180,8 +1180,32 @@ static int seqcls_prepare(const void *state, void *scratch, rwd_item *item, rwd_
 	 */
 	size_t cap = limit ? limit : m->max_tokens;
 	size_t first = n_full > cap && side == TRUNC_LEFT ? n_full - cap : 0;
-	if (n_full - first > cap)
-		n_full = first + cap;
+	size_t end = n_full - first > cap ? first + cap : n_full;
+	if (m->head != HEAD_SEQ && (first > 0 || end < n_full)) {
+		/*
+		 * A process reward model scores the steps its separators mark:
+		 * truncation that cuts a separator off would give step rewards for
+		 * only some of the steps (prm_last, prm_min of other steps), so it is
+		 * refused. Cutting only text without separators (the prompt's start,
+		 * what follows the last step) is the endpoint's truncation as usual.
+		 */
+		size_t all = 0, kept = 0;
+		for (size_t t = 0; t < n_full; t++)
+			if (buf[t] == m->step_id) {
+				all++;
+				kept += t >= first && t < end;
+			}
+		if (kept != all) {
+			const char *field = f == FORM_IDS ? "input_ids" : f == FORM_TEXT ? "text"
+				: f == FORM_MESSAGES ? "messages" : f == FORM_STEPS ? "steps" : "response";
+			rwd_error_where(err, NULL, field);
+			return rwd_errorf(err, RWD_E_UNPROCESSABLE,
+				"%zu tokens, more than the %zu kept (max_tokens or truncate_prompt_tokens), and truncating "
+				"would cut %zu of the %zu step separators off: step rewards would not cover every step",
+				n_full, cap, all - kept, all);
+		}
+	}
+	n_full = end;
 	size_t n = n_full - first;
 	buf += first;
 	sc_prep *p = rwd_arena_alloc(arena, sizeof(*p));

@@ -37,15 +37,15 @@
  *                          tokens; a leading BOS the text already carries is
  *                          not doubled (Skywork's recipe strips it);
  *   {"messages": [{role, content}, ...]}  rendered by the folder's chat
- *                          template (lib/text/chat: recognised real Qwen2/
- *                          Qwen2.5/Qwen3/Llama-3.x templates only), encoded
- *                          without added specials, as apply_chat_template;
+ *                          template (lib/text/chat: any template the Jinja
+ *                          engine compiles), encoded without added
+ *                          specials, as apply_chat_template;
  *   {"prompt": str, "response": str}  the messages [user, assistant].
  * The tokenizer is tokenizer.json, or vocab.json + merges.txt
  * (+ added_tokens.json) with the Qwen2 or Llama-3 preset by model_type. A
  * folder without tokenizer files takes input_ids only; a missing or
- * unrecognised chat template fails only the items that need it, with the
- * recogniser's reason. check() does not tokenise (it runs on the HTTP
+ * refused chat template fails only the items that need it, with the
+ * engine's reason (construct and line). check() does not tokenise (it runs on the HTTP
  * thread): a text item's cost is an estimate (bytes / 4 + 8, at most
  * max_tokens) and its exact length is checked in prepare().
  *

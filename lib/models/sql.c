@@ -707,8 +707,12 @@ static int auth_cb(void *u, int action, const char *a1, const char *a2, const ch
 			snprintf(c->deny, sizeof(c->deny), "reading %s is not allowed (no PRAGMA)", a1);
 			return SQLITE_DENY;
 		}
-		if (c->collect && a1)
-			items_add(c->collect, a1, a2 && a2[0] ? a2 : NULL);
+		if (c->collect && a1) {
+			/* the table, and the table.column when a column is read (sql.h) */
+			items_add(c->collect, a1, NULL);
+			if (a2 && a2[0])
+				items_add(c->collect, a1, a2);
+		}
 		return SQLITE_OK;
 	case SQLITE_UPDATE:
 		/* SQLite (3.40) reports UPDATE of sqlite_master's columns while it
@@ -1169,7 +1173,14 @@ static void run_sql(const sql_state *s, sql_conn *c, const char *sql, size_t n, 
 	}
 	if (!first_word_ok(sql, n)) {
 		o->status = RUN_BAD;
-		snprintf(o->msg, sizeof(o->msg), "not a SELECT statement (only SELECT or WITH ... SELECT)");
+		size_t w = 0;
+		while (w < n && (sql[w] == ' ' || sql[w] == '\t' || sql[w] == '\n' || sql[w] == '\r'))
+			w++;
+		size_t e = w;
+		while (e < n && e - w < 24 && is_word_char((unsigned char)sql[e]))
+			e++;
+		snprintf(o->msg, sizeof(o->msg), "not a SELECT statement (%.*s%s): only SELECT or WITH ... SELECT",
+			(int)(e - w), sql + w, e > w ? " ..." : "no statement keyword");
 		return;
 	}
 	sqlite3_stmt *st = NULL;
@@ -1632,6 +1643,14 @@ static void score_item(const sql_state *s, sql_scratch *w, rwd_item *it)
 	size_t ro, rn;
 	rwd_sql_extract(resp, json_string_length(jr), &ro, &rn);
 	const char *psql = resp + ro;
+	if (rn > s->max_sql_bytes) {
+		/* a server limit, not a wrong answer: refused, never scored 0 (sql.h) */
+		char msg[160];
+		snprintf(msg, sizeof(msg), "the SQL extracted from the response is %zu bytes, over max_sql_bytes (%zu)",
+			rn, s->max_sql_bytes);
+		item_fail(it, RWD_E_LIMIT, "response", "", msg);
+		return;
+	}
 	const char *gsql = NULL;
 	size_t go = 0, gn = 0;
 	if (json_is_string(jl)) {

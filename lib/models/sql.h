@@ -98,6 +98,11 @@
  *     (RWD_E_INVALID / RWD_E_LIMIT / RWD_E_TIMEOUT, field "label"), never 0.
  *   - database missing, unreadable, not a database, corrupt: item error
  *     (RWD_E_NOTFOUND / RWD_E_IO / RWD_E_FORMAT, field "database").
+ *   - long inputs: a response over max_response_bytes or a label over
+ *     max_sql_bytes is refused by check() (RWD_E_LIMIT, field "response" /
+ *     "label"); SQL extracted from the response over max_sql_bytes is an
+ *     item error (RWD_E_LIMIT, field "response"). Nothing is truncated: a
+ *     cut query is another query.
  *   - policy statement not accepted or failing (a prepare or runtime error):
  *     a legitimate score: syntax 0 (when before its first row), execution 0,
  *     schema 0 when it was not accepted.

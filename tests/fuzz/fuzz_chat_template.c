@@ -2,11 +2,10 @@
  * tests/fuzz/fuzz_chat_template.c — lib/text/chat on arbitrary bytes.
  *
  * Input: TEMPLATE \0 MESSAGES-JSON (the part after the first NUL is
- * optional). The template text goes through recognition (the Jinja-aware
- * canonicaliser) and, when it is not a fast-path template, the Jinja
- * engine's compiler; when it loads, the JSON is validated as `messages` and
- * rendered, with and without the generation prompt. The
- * corpus holds the real templates, so mutations reach the renderers.
+ * optional). The template text is compiled by the Jinja engine (as every
+ * template is); when it loads, the JSON is validated as `messages` and
+ * rendered, with and without the generation prompt. The corpus holds the
+ * real templates, so mutations reach the evaluator.
  * Checks: a refusal leaves *out NULL with an error code; a rendering is
  * NUL-terminated at its length and within max_bytes.
  */
@@ -31,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rwd_chat_template *t = (rwd_chat_template *)tpl;
 	rwd_error err;
 	rwd_error_clear(&err);
-	int rc = rwd_chat_template_recognize(tpl, "<|begin_of_text|>", &t, &err);
+	int rc = rwd_chat_template_create(tpl, "<|begin_of_text|>", "<|eot_id|>", &t, &err);
 	free(tpl);
 	if (rc) {
 		if (t || rc > 0 || err.code != rc)
@@ -46,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			p.add_generation_prompt = gen;
 			p.max_bytes = 1 << 20;
 			p.max_messages = 256;
-			p.date_string = "01 Jan 2025";
+			p.now = 1735732800; /* 01 Jan 2025 */
 			char *out = (char *)a;
 			size_t len = 12345;
 			rwd_error_clear(&err);

@@ -14,7 +14,8 @@ definitions and run by Python's sqlite3 on the same file:
 - a runaway recursive CTE in the policy query ends within the instruction
   budget and scores 0; the daemon keeps serving.
 The schema and ngram dimensions are checked only for range and identity here
-(1 for the gold against itself); their parity test is still to come.
+(1 for the gold against itself); all four dimensions are compared with a
+sqlite3 oracle at the library level by tests/parity/test_sql_sqlite.py.
 
 Usage: test_sql.py REWARDD
 """

@@ -2,15 +2,12 @@
  * tests/parity/chat_harness.c — drive lib/text/chat for
  * test_chat_templates.py, which compares with Jinja2.
  *
- *   chat_harness hash
- *       stdin: one JSON string (a template) per line; stdout: one line each,
- *       the canonical hash as 16 hex digits or {"error": ...}.
  *   chat_harness render
  *       stdin: one JSON object per line:
- *         {"template": str, "bos_token": str|null, "date_string": str|null,
+ *         {"template": str, "bos_token": str|null, "now": int|null (epoch s),
  *          "cases": [{"messages": [...], "add_generation_prompt": bool}, ...]}
  *       stdout: one JSON object per line:
- *         {"format": str} + {"outputs": [str | {"error": code, "message": str}]}
+ *         {"outputs": [str | {"error": code, "message": str}]}
  *         or {"error": code, "message": str} when the template is refused.
  *   chat_harness tokens TOKENIZER.JSON
  *       the same requests; each rendering is encoded with the tokenizer
@@ -25,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static json_t *error_json(const rwd_error *err)
 {
@@ -54,9 +52,9 @@ static json_t *render_all(const json_t *req, const rwd_tokenizer *tok)
 	const char *tpl = json_string_value(json_object_get(req, "template"));
 	const char *bos = json_string_value(json_object_get(req, "bos_token"));
 	rwd_chat_template *t;
-	if (rwd_chat_template_recognize(tpl, bos, &t, &err))
+	if (rwd_chat_template_create(tpl, bos, NULL, &t, &err))
 		return error_json(&err);
-	json_t *res = json_pack("{s:s}", "format", rwd_chat_format_name(rwd_chat_template_format(t)));
+	json_t *res = json_object();
 	json_t *outs = json_array();
 	json_t *c;
 	size_t i;
@@ -64,7 +62,7 @@ static json_t *render_all(const json_t *req, const rwd_tokenizer *tok)
 	json_array_foreach(json_object_get(req, "cases"), i, c) {
 		rwd_chat_params p = rwd_chat_default_params();
 		p.add_generation_prompt = json_is_true(json_object_get(c, "add_generation_prompt"));
-		p.date_string = json_string_value(json_object_get(req, "date_string"));
+		p.now = (time_t)json_integer_value(json_object_get(req, "now"));
 		char *text;
 		size_t len;
 		rwd_error_clear(&err);
@@ -84,13 +82,12 @@ static json_t *render_all(const json_t *req, const rwd_tokenizer *tok)
 
 int main(int argc, char **argv)
 {
-	bool ok = (argc == 2 && (strcmp(argv[1], "hash") == 0 || strcmp(argv[1], "render") == 0)) ||
+	bool ok = (argc == 2 && strcmp(argv[1], "render") == 0) ||
 		(argc == 3 && strcmp(argv[1], "tokens") == 0);
 	if (!ok) {
-		fprintf(stderr, "usage: chat_harness hash|render|tokens TOKENIZER.JSON < requests\n");
+		fprintf(stderr, "usage: chat_harness render|tokens TOKENIZER.JSON < requests\n");
 		return 2;
 	}
-	bool hash = strcmp(argv[1], "hash") == 0;
 	rwd_tokenizer *tok = NULL;
 	if (argc == 3) {
 		rwd_error err;
@@ -111,21 +108,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "chat_harness: bad request line: %s\n", je.text);
 			return 1;
 		}
-		json_t *res;
-		if (hash) {
-			uint64_t h;
-			rwd_error err;
-			rwd_error_clear(&err);
-			if (rwd_chat_template_hash(json_string_value(req), &h, &err)) {
-				res = error_json(&err);
-			} else {
-				char hex[32];
-				snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)h);
-				res = json_string(hex);
-			}
-		} else {
-			res = render_all(req, tok);
-		}
+		json_t *res = render_all(req, tok);
 		char *s = json_dumps(res, JSON_ENCODE_ANY | JSON_COMPACT);
 		puts(s);
 		fflush(stdout);

@@ -6,16 +6,17 @@
 The oracle is Jinja2 configured as transformers' apply_chat_template does
 (ImmutableSandboxedEnvironment, trim_blocks, lstrip_blocks, loopcontrols,
 raise_exception, tojson, strftime_now) rendering the real templates in
-tests/data/chat_templates/. For every fast-path template, and for
-harmless rewrites of it (re-indented tags, other quotes, x['k'] as x.k,
-CRLF line ends, another default system prompt), many generated conversations (system /
-user / assistant / tool mixes, empty content, Unicode, whitespace that
-`| trim` removes, <think> blocks, reasoning_content, tool responses) must
-render to exactly the same string, by the fast path. Templates that are
-not on the fast path, and rewrites that change what Jinja2 renders (a
-removed whitespace-control `-`, changed text), must NOT be taken for a
-fast-path template: they go to the Jinja engine (format "jinja") and must
-render as Jinja2 does too.
+tests/data/chat_templates/ (the Qwen2, Qwen2.5, Qwen3 and Llama-3/3.1/3.2
+templates that once had a hand-written fast path in lib/text/chat.c, and
+Qwen1.5's). Every template goes through the Jinja engine; for each, and
+for rewrites of it (re-indented tags, other quotes, x['k'] as x.k, CRLF
+line ends, another default system prompt, a removed whitespace-control
+`-`, changed text), many generated conversations (system / user /
+assistant / tool mixes, empty content, Unicode, whitespace that `| trim`
+removes, <think> blocks, reasoning_content, tool calls, tool responses)
+must render to exactly the same string as Jinja2 renders, or be refused
+by both. strftime_now reads the same fixed clock on both sides (and once
+today's, for Llama-3.2's date).
 
 Tokens too, when node, @anush008/tokenizers and ../shared/fixtures/
 qwen2-tokenizer are there: every conversation rendered and encoded by us
@@ -46,6 +47,9 @@ RWD_E_UNSUPPORTED = -6
 harness, root = sys.argv[1], sys.argv[2]
 
 
+NOW = None  # strftime_now's clock for the oracle (epoch seconds), None = now
+
+
 def make_env():
     def raise_exception(msg):
         raise jinja2.exceptions.TemplateError(msg)
@@ -58,7 +62,8 @@ def make_env():
                                         extensions=[jinja2.ext.loopcontrols])
     env.filters["tojson"] = tojson
     env.globals["raise_exception"] = raise_exception
-    env.globals["strftime_now"] = lambda fmt: datetime.datetime.now().strftime(fmt)
+    env.globals["strftime_now"] = lambda fmt: (datetime.datetime.now() if NOW is None else
+                                               datetime.datetime.fromtimestamp(NOW)).strftime(fmt)
     return env
 
 
@@ -110,7 +115,7 @@ def conversation(rng, roles):
         if role == "assistant":
             m = {"role": "assistant", "content": assistant_content(rng)}
             if rng.random() < 0.08:
-                # not on the fast path: the engine renders these (null content, tool calls)
+                # null content, tool calls
                 m = {"role": "assistant", "content": rng.choice([None, "", text(rng)]),
                      "tool_calls": [{"type": "function", "function": {
                          "name": "f", "arguments": rng.choice([{"x": 1, "s": "é\n"}, '{"x": 2}'])}}]}
@@ -221,79 +226,58 @@ def token_check(requests, meta):
 
 
 def main():
+    global NOW
     files = sorted(glob.glob(os.path.join(root, "tests", "data", "chat_templates", "*.json")))
     if not files:
         print("FAIL: no templates in tests/data/chat_templates")
         return 1
     rng = random.Random(20261126)
-    today = datetime.datetime.now().strftime("%d %b %Y")
-    supported = {}
-    requests = []   # (request, template label, expect_supported, cases)
-    meta = []
+    NOW = 1764000000 + rng.randint(0, 10**8)  # a fixed day, the same for both sides
+    requests = []
+    meta = []   # (label, template, bos, real: the template as published)
     for f in files:
         d = json.load(open(f, encoding="utf-8"))
         name = os.path.basename(f)[:-5]
         tpl, bos = d["chat_template"], d.get("bos_token")
-        expect = "NOT supported" not in d["model"]
-        variants = [(name, tpl, expect)]
-        if expect:
-            v = tpl.replace("{{- ", "{{-   ").replace(" %}", "\n   %}").replace("{%- ", "{%-\t")
-            variants.append((name + "+spaces", v, True))
-            v = tpl.replace("message['role']", "message.role").replace("message['content']", "message.content")
-            v = v.replace("messages[0]['role']", 'messages[0]["role"]')
-            variants.append((name + "+attrs", v, True))
-            v = tpl.replace("'<|im_end|>'", '"<|im_end|>"').replace("'<|eot_id|>'", '"<|eot_id|>"')
-            variants.append((name + "+quotes", v, True))
-            v = "{# a comment #}\n" + tpl + "\n"
-            variants.append((name + "+comment", v, True))
-            variants.append((name + "+crlf", tpl.replace("\n", "\r\n"), True))
-            for s in ("You are a helpful assistant.", "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."):
-                if s in tpl:
-                    variants.append((name + "+sysprompt", tpl.replace(s, "Tu es un assistant 🤖 «utile»."), True))
-            # rewrites that change the rendering: must be refused
-            for a, b in (("{{- '<|im_start|>' + message.role + '\\n' + message.content", "{{ '<|im_start|>' + message.role + '\\n' + message.content"),
-                         ("'<|im_end|>' + '\\n'", "'<|im_end|>' + ' \\n'"),
-                         ("{{- '<|im_start|>' + message.role + '\\n' + content", "{{ '<|im_start|>' + message.role + '\\n' + content"),
-                         ("message['content'] | trim", "message['content']"),
-                         ("'<|eot_id|>'", "'<|eot_id|>\\n'"),
-                         ("Today Date: ", "Date: ")):
-                if a in tpl:
-                    variants.append((name + "-broken", tpl.replace(a, b, 1), False))
-        for label, t, exp in variants:
+        variants = [(name, tpl, True)]
+        v = tpl.replace("{{- ", "{{-   ").replace(" %}", "\n   %}").replace("{%- ", "{%-\t")
+        variants.append((name + "+spaces", v, False))
+        v = tpl.replace("message['role']", "message.role").replace("message['content']", "message.content")
+        v = v.replace("messages[0]['role']", 'messages[0]["role"]')
+        variants.append((name + "+attrs", v, False))
+        v = tpl.replace("'<|im_end|>'", '"<|im_end|>"').replace("'<|eot_id|>'", '"<|eot_id|>"')
+        variants.append((name + "+quotes", v, False))
+        variants.append((name + "+comment", "{# a comment #}\n" + tpl + "\n", False))
+        variants.append((name + "+crlf", tpl.replace("\n", "\r\n"), False))
+        for s_ in ("You are a helpful assistant.", "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."):
+            if s_ in tpl:
+                variants.append((name + "+sysprompt", tpl.replace(s_, "Tu es un assistant 🤖 «utile»."), False))
+        # rewrites that change what Jinja2 renders (once the fast path's traps)
+        for a, b in (("{{- '<|im_start|>' + message.role + '\\n' + message.content", "{{ '<|im_start|>' + message.role + '\\n' + message.content"),
+                     ("'<|im_end|>' + '\\n'", "'<|im_end|>' + ' \\n'"),
+                     ("{{- '<|im_start|>' + message.role + '\\n' + content", "{{ '<|im_start|>' + message.role + '\\n' + content"),
+                     ("message['content'] | trim", "message['content']"),
+                     ("'<|eot_id|>'", "'<|eot_id|>\\n'"),
+                     ("Today Date: ", "Date: ")):
+            if a in tpl:
+                variants.append((name + "-changed", tpl.replace(a, b, 1), False))
+        for label, t, real in variants:
             roles = ["user", "assistant", "system", "tool"]
             cases = []
-            ncases = 300 if exp and label == name else 60
-            for _ in range(ncases):
+            for _ in range(300 if real else 60):
                 cases.append({"messages": conversation(rng, roles), "add_generation_prompt": rng.random() < 0.3})
             cases.append({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}],
                           "add_generation_prompt": False})
-            requests.append({"template": t, "bos_token": bos, "date_string": today, "cases": cases})
-            meta.append((label, t, bos, exp))
+            requests.append({"template": t, "bos_token": bos, "now": NOW, "cases": cases})
+            meta.append((label, t, bos, real))
     results = run_harness(requests)
-    n_render = n_refused_ok = mismatches = 0
-    formats = {}
+    n_render = n_refused = mismatches = 0
     first_diff = None
-    for (label, t, bos, exp), req, res in zip(meta, requests, results):
+    for (label, t, bos, real), req, res in zip(meta, requests, results):
         if "error" in res:
             mismatches += 1
             print("FAIL: %s refused: %s" % (label, res["message"]))
             continue
-        if exp and res["format"] == "jinja":
-            mismatches += 1
-            print("FAIL: %s is not recognised as its fast-path template" % label)
-        elif not exp:
-            if res["format"] != "jinja":
-                # taken for a fast-path template: fine only if Jinja2 renders it as the original
-                orig = next(m for m in meta if m[0] == label.split("-")[0])
-                same = all(jinja_render(t, bos, c["messages"], c["add_generation_prompt"]) ==
-                           jinja_render(orig[1], bos, c["messages"], c["add_generation_prompt"])
-                           for c in req["cases"])
-                if not same:
-                    mismatches += 1
-                    print("FAIL: %s renders differently from %s in Jinja2 but was taken as %s"
-                          % (label, orig[0], res["format"]))
-            n_refused_ok += 1
-        formats[label] = res["format"]
         for c, got in zip(req["cases"], res["outputs"]):
             try:
                 want = jinja_render(t, bos, c["messages"], c["add_generation_prompt"])
@@ -301,6 +285,7 @@ def main():
                 want = e
             n_render += 1
             if isinstance(want, Exception):
+                n_refused += 1
                 if not isinstance(got, dict):
                     mismatches += 1
                     first_diff = first_diff or (label, c, repr(want), got)
@@ -308,26 +293,24 @@ def main():
                 mismatches += 1
                 if first_diff is None:
                     first_diff = (label, c, want, got)
-    # Llama-3.2 with today's date computed by our code (date_string null)
-    for label, t, bos, exp in meta:
+    tc = token_check(requests, meta)
+    if tc:
+        mismatches += tc[1]
+    # Llama-3.2 with today's date from our clock (now null) against Jinja2's
+    NOW = None
+    for label, t, bos, real in meta:
         if label == "llama3.2-instruct":
             msgs = [{"role": "user", "content": "What day is it?"}]
             before = jinja_render(t, bos, msgs, True)
-            res = run_harness([{"template": t, "bos_token": bos, "date_string": None,
+            res = run_harness([{"template": t, "bos_token": bos, "now": None,
                                 "cases": [{"messages": msgs, "add_generation_prompt": True}]}])[0]
             after = jinja_render(t, bos, msgs, True)
             n_render += 1
             if res.get("outputs", [None])[0] not in (before, after):
                 mismatches += 1
                 first_diff = first_diff or (label + " (today)", msgs, before, res)
-    tc = token_check(requests, meta)
-    if tc:
-        mismatches += tc[1]
-    for label in sorted(formats):
-        print("  %-40s -> %s" % (label, formats[label]))
-    print("chat templates: %d renders compared with Jinja2, %d rewrites/templates sent to the engine as expected, "
-          "mismatches %d (worst error: %s)" % (n_render, n_refused_ok, mismatches,
-                                                 "none" if not mismatches else "see above"))
+    print("chat templates: %d templates and rewrites, %d renders through the engine compared with Jinja2 "
+          "(%d refused by both), mismatches %d" % (len(meta), n_render, n_refused, mismatches))
     if first_diff:
         label, c, want, got = first_diff
         print("first mismatch in %s:\n messages=%r\n jinja2=%r\n ours  =%r" % (label, c, want, got))

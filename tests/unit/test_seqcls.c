@@ -463,6 +463,56 @@ START_TEST(prm_heads_refuse_and_score)
 }
 END_TEST
 
+START_TEST(prm_truncation_never_cuts_a_step)
+{
+	rwd_model *m = NULL;
+	rwd_error err;
+	make_dir();
+	write_model(tmpdir, ", \"step_tag_id\": 9", NULL, NULL);
+	make_token_classifier();
+	float s[4][2];
+	int st[4];
+	/* max_tokens 6, no truncation configured: any longer item is a 422 */
+	static const char *const items[] = {
+		"{\"input_ids\": [1, 9, 2, 9, 3, 4, 5, 6]}", /* right: the first 6 keep both separators */
+		"{\"input_ids\": [1, 9, 2, 3, 4, 5, 9]}",    /* right: the second separator would go */
+		"{\"input_ids\": [1, 9, 2, 9]}",
+		"{\"input_ids\": [9, 1, 2, 3, 4, 5, 9]}",    /* left: the first separator would go */
+	};
+	ck_assert_int_eq(load(NULL, 6, 64, &m, &err), 0);
+	run(m, items, 4, s, st);
+	ck_assert_int_eq(st[0], RWD_E_UNPROCESSABLE);
+	ck_assert_int_eq(st[1], RWD_E_UNPROCESSABLE);
+	ck_assert_int_eq(st[2], 0);
+	rwd_model_free(m);
+	/* right truncation that keeps every separator scores the kept ids; one that cuts a step is refused */
+	ck_assert_int_eq(load("{\"truncate\": \"right\"}", 6, 64, &m, &err), 0);
+	run(m, items, 4, s, st);
+	ck_assert_int_eq(st[0], 0);
+	ck_assert_int_eq(st[1], RWD_E_UNPROCESSABLE);
+	ck_assert_int_eq(st[2], 0);
+	ck_assert_int_eq(st[3], RWD_E_UNPROCESSABLE); /* the first 6 lose the last separator */
+	for (int d = 0; d < 2; d++) /* what follows the last separator never counts */
+		ck_assert_float_eq_tol(s[0][d], s[2][d], 1e-6f);
+	rwd_model_free(m);
+	/* left truncation: cutting the start of the prompt is fine, cutting the first step is not */
+	static const char *const items_l[] = {
+		"{\"input_ids\": [7, 7, 7, 1, 9, 2, 9]}",
+		"{\"input_ids\": [9, 1, 2, 3, 4, 5, 9]}",
+		"{\"input_ids\": [7, 7, 1, 9, 2, 9]}",
+	};
+	ck_assert_int_eq(load("{\"truncate\": \"left\"}", 6, 64, &m, &err), 0);
+	run(m, items_l, 3, s, st);
+	ck_assert_int_eq(st[0], 0);
+	ck_assert_int_eq(st[1], RWD_E_UNPROCESSABLE);
+	ck_assert_int_eq(st[2], 0);
+	for (int d = 0; d < 2; d++)
+		ck_assert_float_eq_tol(s[0][d], s[2][d], 1e-6f);
+	rwd_model_free(m);
+	remove_dir();
+}
+END_TEST
+
 static Suite *seqcls_suite(void)
 {
 	Suite *s = suite_create("seqcls");
@@ -473,6 +523,7 @@ static Suite *seqcls_suite(void)
 	tcase_add_test(tc, batch_independent_scores);
 	tcase_add_test(tc, too_long_is_422_or_truncated);
 	tcase_add_test(tc, prm_heads_refuse_and_score);
+	tcase_add_test(tc, prm_truncation_never_cuts_a_step);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -321,8 +321,8 @@ static rwd_chat_template *real_template(const char *name)
 	rwd_chat_template *t = NULL;
 	rwd_error err;
 	rwd_error_clear(&err);
-	int rc = rwd_chat_template_recognize(json_string_value(json_object_get(d, "chat_template")),
-		json_string_value(json_object_get(d, "bos_token")), &t, &err);
+	int rc = rwd_chat_template_create(json_string_value(json_object_get(d, "chat_template")),
+		json_string_value(json_object_get(d, "bos_token")), NULL, &t, &err);
 	ck_assert_msg(rc == 0, "%s: %s", name, err.msg);
 	json_decref(d);
 	return t;
@@ -358,9 +358,7 @@ START_TEST(chat_any_template_or_a_precise_refusal)
 		rwd_chat_template *t = NULL;
 		rwd_error err;
 		rwd_error_clear(&err);
-		ck_assert_msg(rwd_chat_template_recognize(other[i], NULL, &t, &err) == 0, "%s", err.msg);
-		ck_assert_int_eq(rwd_chat_template_format(t), RWD_CHAT_JINJA);
-		ck_assert_str_eq(rwd_chat_format_name(RWD_CHAT_JINJA), "jinja");
+		ck_assert_msg(rwd_chat_template_create(other[i], NULL, NULL, &t, &err) == 0, "%s", err.msg);
 		char *out;
 		ck_assert_int_eq(render(t, "[{\"role\":\"user\",\"content\":\"Hi\"}]", NULL, a, &out, &err), 0);
 		ck_assert_ptr_nonnull(strstr(out, "Hi"));
@@ -388,7 +386,7 @@ START_TEST(chat_any_template_or_a_precise_refusal)
 		rwd_chat_template *t = (rwd_chat_template *)1;
 		rwd_error err;
 		rwd_error_clear(&err);
-		ck_assert_msg(rwd_chat_template_recognize(bad[i].tpl, NULL, &t, &err) == bad[i].code, "case %zu: %s", i,
+		ck_assert_msg(rwd_chat_template_create(bad[i].tpl, NULL, NULL, &t, &err) == bad[i].code, "case %zu: %s", i,
 			err.msg);
 		ck_assert_ptr_null(t);
 		ck_assert_msg(strstr(err.msg, bad[i].what) != NULL, "case %zu: %s", i, err.msg);
@@ -398,14 +396,13 @@ START_TEST(chat_any_template_or_a_precise_refusal)
 	rwd_chat_template *t = NULL;
 	rwd_error err;
 	rwd_error_clear(&err);
-	ck_assert_int_eq(rwd_chat_template_recognize(json_string_value(json_object_get(d, "chat_template")), NULL,
+	ck_assert_int_eq(rwd_chat_template_create(json_string_value(json_object_get(d, "chat_template")), NULL, NULL,
 				 &t, &err), 0);
-	ck_assert_int_eq(rwd_chat_template_format(t), RWD_CHAT_JINJA);
 	rwd_chat_template_free(t);
 	json_decref(d);
 	/* a template that refuses the conversation fails the render with its message */
-	ck_assert_int_eq(rwd_chat_template_recognize("{% if messages[0].role != 'system' %}{{ raise_exception('System "
-		"first!') }}{% endif %}ok", NULL, &t, &err), 0);
+	ck_assert_int_eq(rwd_chat_template_create("{% if messages[0].role != 'system' %}{{ raise_exception('System "
+		"first!') }}{% endif %}ok", NULL, NULL, &t, &err), 0);
 	char *out;
 	ck_assert_int_eq(render(t, "[{\"role\":\"user\",\"content\":\"Hi\"}]", NULL, a, &out, &err), RWD_E_INVALID);
 	ck_assert_ptr_nonnull(strstr(err.msg, "System first!"));
@@ -424,7 +421,6 @@ END_TEST
 START_TEST(chat_qwen3_scoring_pair)
 {
 	rwd_chat_template *t = real_template("qwen3-0.6b");
-	ck_assert_int_eq(rwd_chat_template_format(t), RWD_CHAT_QWEN3);
 	rwd_arena *a = rwd_arena_create(0, 0);
 	char *out;
 	rwd_error err;
@@ -444,9 +440,6 @@ END_TEST
 START_TEST(chat_message_validation)
 {
 	rwd_chat_template *t = real_template("qwen2.5-instruct");
-	ck_assert_int_eq(rwd_chat_template_format(t), RWD_CHAT_QWEN25);
-	ck_assert_str_eq(rwd_chat_template_default_system(t),
-		"You are Qwen, created by Alibaba Cloud. You are a helpful assistant.");
 	rwd_arena *a = rwd_arena_create(0, 0);
 	char *out;
 	rwd_error err;
@@ -459,12 +452,10 @@ START_TEST(chat_message_validation)
 		{ "[]", RWD_E_INVALID, "messages" },
 		{ "[\"hi\"]", RWD_E_INVALID, "messages[0]" },
 		{ "[{\"role\":1,\"content\":\"x\"}]", RWD_E_INVALID, "messages[0].role" },
-		{ "[{\"role\":\"user\"}]", RWD_E_INVALID, "messages[0].content" },
+		/* no content: Qwen2.5's `+` cannot take an undefined value (Jinja2 raises too) */
+		{ "[{\"role\":\"user\"}]", RWD_E_INVALID, "messages" },
 		/* list content goes to the engine, where Qwen2.5's `+` cannot take a list (Jinja2 raises too) */
 		{ "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"x\"}]}]", RWD_E_INVALID, "messages" },
-		{ "[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"bot\",\"content\":\"b\"}]", RWD_E_INVALID, "messages[1].role" },
-		{ "[{\"role\":\"assistant\",\"content\":\"a\",\"reasoning_content\":5}]", RWD_E_INVALID,
-			"messages[0].reasoning_content" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		ck_assert_msg(render(t, cases[i].json, NULL, a, &out, &err) == cases[i].code, "case %zu: %s", i, err.msg);
@@ -501,11 +492,9 @@ START_TEST(chat_llama)
 	const char *text = json_string_value(json_object_get(d, "chat_template"));
 	/* the Llama-3 fast path needs bos_token; without one the engine renders the template */
 	rwd_error_clear(&err);
-	ck_assert_int_eq(rwd_chat_template_recognize(text, NULL, &t, &err), 0);
-	ck_assert_int_eq(rwd_chat_template_format(t), RWD_CHAT_JINJA);
+	ck_assert_int_eq(rwd_chat_template_create(text, NULL, NULL, &t, &err), 0);
 	rwd_chat_template_free(t);
-	ck_assert_int_eq(rwd_chat_template_recognize(text, "<|begin_of_text|>", &t, &err), 0);
-	ck_assert_int_eq(rwd_chat_template_format(t), RWD_CHAT_LLAMA3);
+	ck_assert_int_eq(rwd_chat_template_create(text, "<|begin_of_text|>", NULL, &t, &err), 0);
 	json_decref(d);
 	rwd_arena *a = rwd_arena_create(0, 0);
 	char *out;
@@ -513,7 +502,6 @@ START_TEST(chat_llama)
 	ck_assert_str_eq(out, "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>");
 	rwd_chat_template_free(t);
 	t = real_template("llama3.1-8b-instruct");
-	ck_assert_int_eq(rwd_chat_template_format(t), RWD_CHAT_LLAMA31);
 	/* tool turns are not on the Llama-3.1 fast path: the engine renders them */
 	ck_assert_int_eq(render(t, "[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"tool\",\"content\":\"{}\"}]", NULL,
 				 a, &out, &err), 0);
@@ -521,7 +509,8 @@ START_TEST(chat_llama)
 	rwd_chat_template_free(t);
 	t = real_template("llama3.2-instruct");
 	rwd_chat_params p = rwd_chat_default_params();
-	p.date_string = "01 Feb 2025";
+	struct tm day = { .tm_year = 125, .tm_mon = 1, .tm_mday = 1, .tm_hour = 12, .tm_isdst = -1 };
+	p.now = mktime(&day); /* strftime_now's clock: 01 Feb 2025, local time */
 	ck_assert_int_eq(render(t, "[{\"role\":\"system\",\"content\":\" S \"},{\"role\":\"user\",\"content\":\"u\"}]", &p,
 				 a, &out, &err), 0);
 	ck_assert_str_eq(out, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: "
@@ -563,7 +552,6 @@ START_TEST(chat_load_dir)
 	json_decref(c);
 	rwd_error_clear(&err);
 	ck_assert_int_eq(rwd_chat_template_load_dir(dir, &t, &err), 0);
-	ck_assert_int_eq(rwd_chat_template_format(t), RWD_CHAT_QWEN3);
 	rwd_chat_template_free(t);
 	/* chat_template.jinja when the config has none */
 	write_tmp(dir, "tokenizer_config.json", "{\"eos_token\": \"<|im_end|>\"}");
@@ -571,7 +559,6 @@ START_TEST(chat_load_dir)
 	json_decref(d);
 	rwd_error_clear(&err);
 	ck_assert_int_eq(rwd_chat_template_load_dir(dir, &t, &err), 0);
-	ck_assert_int_eq(rwd_chat_template_format(t), RWD_CHAT_QWEN3);
 	rwd_chat_template_free(t);
 	remove(jinja);
 	remove(cfg);
