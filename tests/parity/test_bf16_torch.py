@@ -21,6 +21,9 @@ projection GEMM (FP32 accumulation), so it is NOT expected to match them to
     worst relative error of the embeddings, max|c - r| / max|r|   <= CLIP_REL
     Spearman of the 24 x 24 image-text cosine matrix (the ranking
     text_alignment / CLIPScore give)                                >= CLIP_RHO
+    image_similarity and edit_direction (clip.h's definitions, 24 pairs)
+    from those embeddings: worst absolute error                     <= CLIP_EDIT_ABS
+    and Spearman of edit_direction                                  >= CLIP_EDIT_RHO
 Also checked, so the bound cannot pass vacuously: the BF16 scores differ
 from the FP32 path's (the BF16 path ran), and the FP32 path still meets its
 own 1e-4 bound on the same items. --full adds the Qwen3-0.6B-shaped
@@ -58,6 +61,10 @@ FP32_TOL = 1e-4
 # Process reward models' per-step rewards (softmax probabilities at the separators), measured
 # rel 3.0e-3 and Spearman 0.9938 over 57 steps of a random-weight Qwen2 PRM head: its step
 # probabilities cluster near 0.5, so near-ties swap ranks; the bound is ~2x the measured gap.
+# clip's edit dimensions from BF16 embeddings (cosines, so absolute error): measured worst
+# image_similarity 1.2e-3, edit_direction 4.1e-3, edit_direction Spearman 0.99913 over 24 pairs.
+CLIP_EDIT_ABS = 1e-2
+CLIP_EDIT_RHO = 0.998
 PRM_REL = 1e-2
 PRM_RHO = 0.985
 
@@ -171,6 +178,32 @@ def clip_case(harness, src, tmp, name, extra, n, failures, rows, folder=None):
         failures.append(f"{label}: fp32 rel err {e32:.3g} > {FP32_TOL:g}")
     if np.array_equal(got["bf16"][0], got["fp32"][0]):
         failures.append(f"{label}: bf16 embeddings identical to fp32: the BF16 path did not run")
+
+    # the edit dimensions as clip.h defines them, from BF16 embeddings against the oracle's:
+    # image_similarity cos(src, img) and edit_direction cos(img - src, txt_t - txt_s) over
+    # L2-normalised embeddings, for the pairs (i, i+1) and texts (i, i+2)
+    def edit_dims(ie, te):
+        u = ie / np.linalg.norm(ie, axis=1, keepdims=True)
+        t = te / np.linalg.norm(te, axis=1, keepdims=True)
+        j, k = (np.arange(n) + 1) % n, (np.arange(n) + 2) % n
+        sim = (u * u[j]).sum(1)
+        di, dt = u - u[j], t[k] - t
+
+        def unit(x):
+            return x / np.linalg.norm(x, axis=1, keepdims=True)
+        return sim, (unit(di) * unit(dt)).sum(1)
+    rs, rd = edit_dims(ri, rt)
+    bs, bd = edit_dims(*got["bf16"])
+    es, ed = float(np.abs(bs - rs).max()), float(np.abs(bd - rd).max())
+    rho_d = spearman(bd, rd)
+    print(f"{label} edit dims: image_similarity worst abs err {es:.3g} (bound {CLIP_EDIT_ABS:g}), "
+          f"edit_direction worst abs err {ed:.3g} (bound {CLIP_EDIT_ABS:g}), Spearman {rho_d:.5f} "
+          f"(bound {CLIP_EDIT_RHO})", flush=True)
+    rows.append((label + " edit dims", max(es, ed), rho_d, 0.0))
+    if not max(es, ed) <= CLIP_EDIT_ABS:
+        failures.append(f"{label}: edit dims abs err {max(es, ed):.3g} > {CLIP_EDIT_ABS:g}")
+    if not rho_d >= CLIP_EDIT_RHO:
+        failures.append(f"{label}: edit_direction Spearman {rho_d:.5f} < {CLIP_EDIT_RHO}")
 
 
 def prm_case(harness, src, cache, rng, failures, rows):
