@@ -30,6 +30,7 @@
 #include "compat/compat.h"
 #include "compat/imgrl.h"
 #include "compat/pickle.h"
+#include "core/json.h"
 #include "core/thread.h"
 #include "serve/request.h"
 
@@ -257,7 +258,7 @@ int rwd__api_imgrl_body(rwd_call *call, rwd_reply *reply)
 	/* the client's own timeout as the deadline (rwd_request_parse caps it by requests.max_timeout_ms) */
 	if (!r && json_object_set_new(native, "timeout_ms", json_integer(rwd_imgrl_client_timeout_ms(ij->ir.proto))))
 		r = rwd_errorf(&err, RWD_E_NOMEM, "out of memory");
-	char *text = r ? NULL : json_dumps(native, JSON_COMPACT);
+	char *text = r ? NULL : rwd_json_dumps(native, JSON_COMPACT);
 	json_decref(native);
 	if (r) {
 		fail_err(call, reply, &err);

@@ -2,6 +2,7 @@
 #include "http.h"
 
 #include "api.h"
+#include "core/json.h"
 #include "core/thread.h"
 #include "log.h"
 #include "mem.h"
@@ -226,7 +227,7 @@ static enum MHD_Result send_reply(http_req *r)
 	size_t len;
 	const char *ctype;
 	if (rep->json) {
-		buf = json_dumps(rep->json, JSON_COMPACT | JSON_REAL_PRECISION(9));
+		buf = rwd_json_dumps(rep->json, JSON_COMPACT | JSON_REAL_PRECISION(9));
 		len = buf ? strlen(buf) : 0;
 		ctype = "application/json";
 		if (!buf) {

@@ -14,6 +14,7 @@
 #include "rwd_config.h"
 
 #include "api_rl.h"
+#include "core/json.h"
 #include "admin.h"
 #include "sd.h"
 #include "app.h"
@@ -147,6 +148,9 @@ static void setup_metrics(rwd_app *app)
 		"Open HTTP connections (sampled when a request starts).", NULL, NULL, 0));
 	app->inflight_gauge = rwd_metric_0(rwd_metrics_family(m, RWD_METRIC_GAUGE,
 		"rewardd_inflight_requests", "Scoring requests queued or running.", NULL, NULL, 0));
+	app->budget_used = rwd_metric_0(rwd_metrics_family(m, RWD_METRIC_GAUGE,
+		"rewardd_memory_budget_used_bytes", "Bytes of limits.memory_budget_bytes in use (request bodies, "
+		"their parse, arenas, replies being built).", NULL, NULL, 0));
 	app->f_http = rwd_metrics_family(m, RWD_METRIC_COUNTER, "rewardd_http_requests_total",
 		"HTTP requests by route and status code.", l_route_code, NULL, 0);
 	app->f_requests = rwd_metrics_family(m, RWD_METRIC_COUNTER, "rewardd_requests_total",
@@ -266,7 +270,7 @@ static int check_config(rwd_config *cfg)
 		rwd_model_free(s.model);
 	}
 	json_t *j = rwd_config_to_json(cfg);
-	char *txt = json_dumps(j, JSON_INDENT(2));
+	char *txt = rwd_json_dumps(j, JSON_INDENT(2));
 	if (txt)
 		printf("%s\n", txt);
 	free(txt);

@@ -6,6 +6,7 @@
 
 #include "compat/compat.h"
 #include "core/base64.h"
+#include "core/json.h"
 
 #include <png.h>
 #include <stdarg.h>
@@ -833,7 +834,7 @@ static json_t *geneval_groups(const rwd_imgrl_req *req, const double *reward)
 
 static json_t *reasoning_of(json_t *const *scores, size_t i)
 {
-	char *s = scores && scores[i] ? json_dumps(scores[i], JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(9)) : NULL;
+	char *s = scores && scores[i] ? rwd_json_dumps(scores[i], JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(9)) : NULL;
 	json_t *j = json_string(s ? s : "");
 	free(s);
 	return j;
