@@ -785,6 +785,7 @@ typedef struct img_job {
 /* One crop's place in the recogniser runs. */
 typedef struct rec_job {
 	size_t img, box, seq; /* seq: the order PaddleOCR would feed it (image, then ratio rank) */
+	size_t batch;         /* its PaddleOCR batch within the image (rank / rec_batch) */
 	double ratio;         /* w / h */
 	int W;                /* its PaddleOCR batch's padded width */
 } rec_job;
@@ -810,14 +811,6 @@ static int rec_ratio_cmp(const void *a, const void *b) /* within one image: by r
 	if (p->ratio != q->ratio)
 		return p->ratio < q->ratio ? -1 : 1;
 	return p->box < q->box ? -1 : (p->box > q->box);
-}
-
-static int rec_width_cmp(const void *a, const void *b) /* across images: by padded width, stable */
-{
-	const rec_job *p = a, *q = b;
-	if (p->W != q->W)
-		return p->W < q->W ? -1 : 1;
-	return p->seq < q->seq ? -1 : (p->seq > q->seq);
 }
 
 static void item_fail(rwd_ocr_result *res, int code, const rwd_error *e)
@@ -1021,7 +1014,7 @@ int rwd_ocr_read_batch(const rwd_ocr *o, rwd_ocr_ws *ws, const rwd_image *const 
 		a = b;
 	}
 	/* crops, and each image's crops in PaddleOCR's batches: sorted by w / h, rec_batch at a time,
-	 * each batch padded to its widest ratio; crops of one padded width share recogniser runs */
+	 * each batch padded to its widest ratio and run on its own */
 	size_t nc = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (res[i].status || !jobs[i].nb)
@@ -1064,17 +1057,23 @@ int rwd_ocr_read_batch(const rwd_ocr *o, rwd_ocr_ws *ws, const rwd_image *const 
 			double mr = (double)o->rec_w / o->rec_h;
 			for (size_t k = 0; k < bn; k++)
 				mr = fmax(mr, mine[b0 + k].ratio);
-			for (size_t k = 0; k < bn; k++)
+			for (size_t k = 0; k < bn; k++) {
 				mine[b0 + k].W = (int)(o->rec_h * mr);
+				mine[b0 + k].batch = b0 / (size_t)o->rec_batch;
+			}
 		}
 		for (size_t b = 0; b < jobs[i].nb; b++)
 			mine[b].seq = q + b;
 		q += jobs[i].nb;
 	}
-	qsort(rj, nc, sizeof(*rj), rec_width_cmp);
+	/* One recogniser run per PaddleOCR batch of one image, never shared with
+	 * other images: a run's row count changes the GEMM kernels' rounding (the
+	 * last bits of a confidence), and a result must not depend on what else
+	 * shares its batch (batch-invariance). rj is in seq order: image, then
+	 * ratio rank, so each batch is a consecutive range. */
 	for (size_t a = 0; a < nc;) {
 		size_t b = a + 1;
-		while (b < nc && b - a < (size_t)o->rec_run && rj[b].W == rj[a].W)
+		while (b < nc && rj[b].img == rj[a].img && rj[b].batch == rj[a].batch)
 			b++;
 		rec_run(o, ws, jobs, res, rj + a, b - a);
 		a = b;

@@ -79,11 +79,12 @@
  * det_batch_pixels (config.json; default 2 x 960 x 960) pixels per run. Each
  * image's crops are sorted and cut into batches of rec_batch_num exactly as
  * PaddleOCR cuts them (the padded width is that batch's, which changes the
- * outputs, so it is never widened by other images' crops); crops of all
- * images whose padded widths are equal then share recogniser runs of up to
- * 4 x rec_batch_num crops. Both networks compute every sample on its own
- * (the interpreter's Conv and MatMul loop over the batch), so stacking
- * changes no value; ocr-pipeline checks it bit for bit on the real weights,
+ * outputs, so it is never widened by other images' crops), and each such
+ * batch is one recogniser run of its own: sharing runs across images (up to
+ * 4 x rec_batch_num crops of one padded width) changed the last bits of
+ * confidences with the run's row count, which batch-invariance caught. The
+ * detector computes every stacked sample on its own, so stacking changes no
+ * value; ocr-pipeline checks it bit for bit on the real weights,
  * tests/unit/test_ocr.c on a toy pair through the model interface.
  *
  * Threads: the loaded state is immutable. Each thread passes its own
