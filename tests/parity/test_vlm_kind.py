@@ -111,7 +111,7 @@ def main():
     if not os.path.exists(os.path.join(fix, "vocab.json")):
         print(f"SKIP: fixture {fix} is absent (set RWD_FIXTURES)")
         return 77
-    folder = os.path.join(work, "hpsv3")
+    folder = os.path.join(work, "kind-hpsv3")
     os.makedirs(folder, exist_ok=True)
     if not os.path.exists(os.path.join(folder, "model.safetensors")):
         subprocess.run([sys.executable, os.path.join(src, "tools", "make_tiny_models.py"), "qwen2_vl", "tinyvocab",
@@ -130,7 +130,7 @@ def main():
     big.save(bb, "PNG")
     items.append({"image": base64.b64encode(bb.getvalue()).decode(), "prompt": "too big"})
     items.append({"image": items[0]["image"]})
-    ip = os.path.join(work, "hpsv3-items.json")
+    ip = os.path.join(work, "kind-hpsv3-items.json")
     json.dump(items, open(ip, "w"))
     res = subprocess.run([harness, "auto", folder, "null", ip, '{"max_batch_size": 4}'], capture_output=True,
                          text=True)
@@ -148,7 +148,7 @@ def main():
         rows.append(r)
         grids.append(g)
         texts.append(render(spec["prompts"]["overall"], [g], it))
-    sp = os.path.join(work, "hpsv3-texts.json")
+    sp = os.path.join(work, "kind-hpsv3-texts.json")
     json.dump(texts, open(sp, "w"))
     enc = subprocess.run([node, os.path.join(HERE, "hf_encode.js"), src, os.path.join(folder, "tokenizer.json"), sp],
                          capture_output=True, text=True)
