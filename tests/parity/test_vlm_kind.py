@@ -18,7 +18,8 @@ HPSv3's <|Reward|> (151657):
 
     /usr/bin/python3 test_vlm_kind.py KIND_HARNESS NODE SRCDIR WORKDIR
 
-Each mu and sigma must match to |c - ref| / |ref| <= 1e-4. Also: the
+The same for a tiny EditReward-style folder (qwen2_5_vl, v4.52 names,
+source + edited image, one prompt per dimension). Each mu and sigma must match to |c - ref| / |ref| <= 1e-4. Also: the
 dimensions are hpsv3 and hpsv3_sigma, extra.sigma carries sigma, an image over
 the pixel limit and a missing prompt fail naming their field.
 Exit 0 pass, 1 fail, 77 skip (torch / node tokenizers / fixture missing).
@@ -184,8 +185,71 @@ def main():
     print(f"{'ok  ' if ok3 else 'FAIL'} 4200x4000 image refused: {e3}")
     print(f"{'ok  ' if ok4 else 'FAIL'} missing prompt refused: {e4}")
     bad += (not ok3) + (not ok4)
+    b2, w2 = editreward(harness, node, src, work, fix)
+    bad += b2
+    worst = max(worst, w2)
     print(f"worst rel err {worst:.2e} (tolerance {TOL:g})")
     return 1 if bad else 0
+
+
+def hf_ids(node, src, folder, texts, work, tag):
+    sp = os.path.join(work, tag + "-texts.json")
+    json.dump(texts, open(sp, "w"))
+    enc = subprocess.run([node, os.path.join(HERE, "hf_encode.js"), src, os.path.join(folder, "tokenizer.json"), sp],
+                         capture_output=True, text=True, check=True)
+    return json.loads(enc.stdout)
+
+
+def editreward(harness, node, src, work, fix):
+    """EditReward style: Qwen2.5-VL with transformers >= 4.52 names, two
+    images (source, edited) and one prompt per dimension, each pooled at its
+    own <|Reward|>."""
+    folder = os.path.join(work, "kind-editreward")
+    os.makedirs(folder, exist_ok=True)
+    if not os.path.exists(os.path.join(folder, "model.safetensors")):
+        subprocess.run([sys.executable, os.path.join(src, "tools", "make_tiny_models.py"), "qwen2_5_vl", "tinyvocab",
+                        folder, "--names", "v452", "--vlm-head", "editreward", "--seed", "5"], check=True)
+    if not os.path.exists(os.path.join(folder, "tokenizer.json")):
+        write_tokenizer(fix, os.path.join(folder, "tokenizer.json"))
+    spec = json.load(open(os.path.join(folder, "reward_head.json")))
+    pairs = [(png(70, 50, "smooth"), png(100, 64, "noise"), "make the sky purple"),
+             (png(120, 40, "edges"), png(56, 56, "smooth"), "remove the cat — 猫を消して")]
+    items = [{"source_image": base64.b64encode(a).decode(), "edited_image": base64.b64encode(b).decode(),
+              "instruction": t} for a, b, t in pairs]
+    ip = os.path.join(work, "kind-editreward-items.json")
+    json.dump(items, open(ip, "w"))
+    res = subprocess.run([harness, "auto", folder, "null", ip], capture_output=True, text=True)
+    if res.returncode:
+        print(f"FAIL editreward: kind-harness: {res.stderr.strip()}")
+        return 1, 0.0
+    got = json.loads(res.stdout)
+    cfg, w = vlm_ref.load_folder(folder)
+    bad, worst = 0, 0.0
+    for i, (it, (a, b, _)) in enumerate(zip(items, pairs)):
+        rows, grids = [], []
+        for data in (a, b):
+            r, g = test_vlm_prep.process([Image.open(io.BytesIO(data)).convert("RGB")], 56 * 56, 28 * 28 * 1280, 0, 0)
+            rows.append(r)
+            grids.append(g)
+        allrows = torch.from_numpy(np.concatenate(rows)).double()
+        sc = got[i].get("scores")
+        if sc is None:
+            print(f"FAIL editreward item {i}: {got[i]}")
+            bad += 1
+            continue
+        for d in spec["dimensions"]:
+            ids = hf_ids(node, src, folder, [render(spec["prompts"][d["prompt"]], grids, it)], work, "kind-editreward")[0]
+            one = dict(spec, dimensions=[d])
+            mu, sigma = vlm_ref.reward(cfg, w, one, allrows, grids, ids, "seq")[d["name"]]
+            e_mu = abs(sc[d["name"]] - mu) / abs(mu)
+            e_sg = abs(sc[d["name"] + "_sigma"] - sigma) / abs(sigma)
+            ok = e_mu <= TOL and e_sg <= TOL
+            worst = max(worst, e_mu, e_sg)
+            bad += not ok
+            print(f"{'ok  ' if ok else 'FAIL'} editreward item {i} {d['name']}: grids {grids}, {len(ids)} tokens: "
+                  f"mu {sc[d['name']]:.7g} (ref {mu:.7g}, rel {e_mu:.1e}), sigma {sc[d['name'] + '_sigma']:.7g} "
+                  f"(ref {sigma:.7g}, rel {e_sg:.1e})")
+    return bad, worst
 
 
 if __name__ == "__main__":
