@@ -49,7 +49,13 @@ typedef struct vlm {
 	size_t n_fields;
 	size_t max_image_bytes, max_text_bytes;
 	size_t weight_bytes;
+	char *warm; /* a JSON item with every field, for the daemon's warm-up */
 } vlm;
+
+/* A 56x56 RGB PNG: the processor refuses sides below 28, so a generic 16x16
+ * warm-up image would fail (models without a fetch_image stage). */
+static const char warm_png[] =
+	"iVBORw0KGgoAAAANSUhEUgAAADgAAAA4CAIAAAAn5KxJAAAARklEQVR42u3OMQ0AMAgAMJgypCAF6VPBQdIqaE5XXPDiCFFRUVFRUVFRUVFRUVFRUVFRUVFRUVFRUVFRUVFRUVFRUVHRbR/TFwGQmRNvBwAAAABJRU5ErkJggg==";
 
 /* One decoded, preprocessed image of an item. */
 typedef struct vlm_image {
@@ -75,6 +81,7 @@ static void vlm_free(vlm *m)
 	rwd_qwen_vision_free(m->vis);
 	rwd_tokenizer_free(m->tok);
 	rwd_weights_free(m->w);
+	free(m->warm);
 	json_decref(m->spec);
 	json_decref(m->cfg);
 	free(m);
@@ -293,6 +300,15 @@ static int vlm_load(const char *path, const json_t *opts, const rwd_batch_limits
 	if ((r = load_spec(m, path, err)))
 		goto fail;
 	m->weight_bytes = (size_t)rwd_weights_total_bytes(m->w);
+	json_t *warm = json_object();
+	for (size_t i = 0; warm && i < m->n_fields; i++)
+		json_object_set_new(warm, m->fields[i], json_string(m->field_image[i] ? warm_png : "a photo"));
+	m->warm = warm ? json_dumps(warm, JSON_COMPACT) : NULL;
+	json_decref(warm);
+	if (!m->warm) {
+		r = rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+		goto fail;
+	}
 	rwd_error_clear(err);
 	*out = m;
 	return 0;
@@ -325,6 +341,7 @@ static void kind_describe(const void *state, rwd_model_info *info)
 	for (size_t i = 0; i < m->n_dims; i++)
 		info->dims[i] = m->dims[i];
 	info->inputs = m->fields;
+	info->warm_item = m->warm;
 	info->weight_bytes = m->weight_bytes;
 	info->token_cost = 0;
 }
