@@ -584,7 +584,15 @@ static int run_prompt(const vlm *m, size_t pi, rwd_item *it, rwd_arena *arena, f
 		r = rwd_errorf(&it->err, RWD_E_NOMEM, "out of memory for the decoder");
 		goto done;
 	}
-	size_t used = 0;
+	size_t used = 0, pads = 0;
+	for (size_t i = 0; i < n; i++)
+		pads += ids.ids[i] == m->img_id || ids.ids[i] == m->vid_id;
+	if (pads != C) {
+		/* the item's text held vision placeholders of its own (HF's processor refuses them too) */
+		r = rwd_errorf(&it->err, RWD_E_INVALID, "%zu image placeholder tokens for %zu image features: the text must "
+			"not contain <|image_pad|> or <|video_pad|>", pads, C);
+		goto done;
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (ids.ids[i] == m->img_id && used < C) {
 			memcpy(x + i * H, vis + used++ * H, H * sizeof(float));
@@ -592,11 +600,6 @@ static int run_prompt(const vlm *m, size_t pi, rwd_item *it, rwd_arena *arena, f
 			rwd_errorf(&it->err, r, "token id %d is outside the model's vocabulary", ids.ids[i]);
 			goto done;
 		}
-	}
-	if (used != C) {
-		r = rwd_errorf(&it->err, RWD_E_INVALID, "%zu image tokens for %zu vision rows (does the text hold <|image_pad|>?)",
-			used, C);
-		goto done;
 	}
 	if (m->mrope) {
 		double ts[VLM_MAX_IMAGES] = {0};
@@ -624,7 +627,6 @@ static int run_prompt(const vlm *m, size_t pi, rwd_item *it, rwd_arena *arena, f
 					hits++;
 				}
 			if (hits != 1) {
-				rwd_error_where(&it->err, NULL, m->dims[d]);
 				r = rwd_errorf(&it->err, RWD_E_INVALID, "dimension \"%s\": its pool token (id %d) occurs %zu times in the "
 					"sequence, not once", m->dims[d], m->pool_id[d], hits);
 				goto done;

@@ -21,7 +21,8 @@ HPSv3's <|Reward|> (151657):
 The same for a tiny EditReward-style folder (qwen2_5_vl, v4.52 names,
 source + edited image, one prompt per dimension). Each mu and sigma must match to |c - ref| / |ref| <= 1e-4. Also: the
 dimensions are hpsv3 and hpsv3_sigma, extra.sigma carries sigma, an image over
-the pixel limit and a missing prompt fail naming their field.
+the pixel limit and a missing prompt fail naming their field, and a prompt
+holding a second <|Reward|> or an <|image_pad|> of its own is refused.
 Exit 0 pass, 1 fail, 77 skip (torch / node tokenizers / fixture missing).
 """
 import base64
@@ -131,6 +132,8 @@ def main():
     big.save(bb, "PNG")
     items.append({"image": base64.b64encode(bb.getvalue()).decode(), "prompt": "too big"})
     items.append({"image": items[0]["image"]})
+    items.append({"image": items[0]["image"], "prompt": "two pools <|Reward|> here"})
+    items.append({"image": items[0]["image"], "prompt": "a pad <|image_pad|> of my own"})
     ip = os.path.join(work, "kind-hpsv3-items.json")
     json.dump(items, open(ip, "w"))
     res = subprocess.run([harness, "auto", folder, "null", ip, '{"max_batch_size": 4}'], capture_output=True,
@@ -184,7 +187,12 @@ def main():
     ok4 = e4.get("field") == "prompt" and e4.get("stage") == "check"
     print(f"{'ok  ' if ok3 else 'FAIL'} 4200x4000 image refused: {e3}")
     print(f"{'ok  ' if ok4 else 'FAIL'} missing prompt refused: {e4}")
-    bad += (not ok3) + (not ok4)
+    e5, e6 = got[5].get("error", {}), got[6].get("error", {})
+    ok5 = "occurs 2 times" in e5.get("message", "")
+    ok6 = "placeholder" in e6.get("message", "")
+    print(f"{'ok  ' if ok5 else 'FAIL'} a second <|Reward|> in the prompt refused: {e5}")
+    print(f"{'ok  ' if ok6 else 'FAIL'} an <|image_pad|> in the prompt refused: {e6}")
+    bad += (not ok3) + (not ok4) + (not ok5) + (not ok6)
     b2, w2 = editreward(harness, node, src, work, fix)
     bad += b2
     worst = max(worst, w2)
