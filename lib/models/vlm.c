@@ -158,13 +158,15 @@ static int32_t special_id(const vlm *m, const char *tok)
 static int load_spec(vlm *m, const char *path, rwd_error *err)
 {
 	int r;
+	char file[PATH_MAX];
+	snprintf(file, sizeof(file), "%s/reward_head.json", path);
 	const json_t *prompts = json_object_get(m->spec, "prompts");
-	rwd_error_where(err, NULL, "prompts");
+	rwd_error_where(err, file, "prompts");
 	if (prompts && !json_is_object(prompts))
 		return rwd_errorf(err, RWD_E_INVALID, "\"prompts\" must be an object");
 	const char *pm = json_string_value(json_object_get(m->spec, "position_ids"));
 	if (pm && strcmp(pm, "mrope") != 0 && strcmp(pm, "sequential") != 0) {
-		rwd_error_where(err, NULL, "position_ids");
+		rwd_error_where(err, file, "position_ids");
 		return rwd_errorf(err, RWD_E_UNSUPPORTED, "position_ids \"%s\" (expected sequential or mrope)", pm);
 	}
 	m->mrope = pm && strcmp(pm, "mrope") == 0;
@@ -174,7 +176,7 @@ static int load_spec(vlm *m, const char *path, rwd_error *err)
 	size_t k = 0;
 	for (size_t d = 0; d < m->n_mu; d++) {
 		const rwd_vlm_dim *dm = rwd_vlm_heads_dim(m->heads, d);
-		rwd_error_where(err, NULL, "dimensions");
+		rwd_error_where(err, file, "dimensions");
 		const json_t *p = dm->prompt ? json_object_get(prompts, dm->prompt) : NULL;
 		if (!p)
 			return rwd_errorf(err, RWD_E_INVALID, "dimension \"%s\": prompt \"%s\" is not in \"prompts\"", dm->name,
@@ -185,7 +187,7 @@ static int load_spec(vlm *m, const char *path, rwd_error *err)
 		if (pi == m->n_prompts) {
 			if (pi == VLM_MAX_PROMPTS)
 				return rwd_errorf(err, RWD_E_UNSUPPORTED, "more than %d prompts", VLM_MAX_PROMPTS);
-			rwd_error_where(err, NULL, "prompts");
+			rwd_error_where(err, file, "prompts");
 			if ((r = check_prompt(m, dm->prompt, p, err)))
 				return r;
 			m->prompts[pi].name = dm->prompt;
@@ -196,7 +198,7 @@ static int load_spec(vlm *m, const char *path, rwd_error *err)
 		if (dm->pool && strcmp(dm->pool, "last") != 0) {
 			pool = special_id(m, dm->pool);
 			if (pool < 0) {
-				rwd_error_where(err, NULL, "dimensions");
+				rwd_error_where(err, file, "dimensions");
 				return rwd_errorf(err, RWD_E_INVALID, "dimension \"%s\": pool token %s is neither in the tokenizer nor in "
 					"\"special_tokens\"", dm->name, dm->pool);
 			}

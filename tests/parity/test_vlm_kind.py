@@ -22,7 +22,9 @@ The same for a tiny EditReward-style folder (qwen2_5_vl, v4.52 names,
 source + edited image, one prompt per dimension). Each mu and sigma must match to |c - ref| / |ref| <= 1e-4. Also: the
 dimensions are hpsv3 and hpsv3_sigma, extra.sigma carries sigma, an image over
 the pixel limit and a missing prompt fail naming their field, and a prompt
-holding a second <|Reward|> or an <|image_pad|> of its own is refused.
+holding a second <|Reward|> or an <|image_pad|> of its own is refused; folders
+with a dimension whose prompt is missing, an unknown prompt part, position_ids
+or pool token, or no tokenizer are refused at load, naming the reason.
 Exit 0 pass, 1 fail, 77 skip (torch / node tokenizers / fixture missing).
 """
 import base64
@@ -193,11 +195,53 @@ def main():
     print(f"{'ok  ' if ok5 else 'FAIL'} a second <|Reward|> in the prompt refused: {e5}")
     print(f"{'ok  ' if ok6 else 'FAIL'} an <|image_pad|> in the prompt refused: {e6}")
     bad += (not ok3) + (not ok4) + (not ok5) + (not ok6)
+    bad += load_errors(harness, folder, spec, work)
     b2, w2 = editreward(harness, node, src, work, fix)
     bad += b2
     worst = max(worst, w2)
     print(f"worst rel err {worst:.2e} (tolerance {TOL:g})")
     return 1 if bad else 0
+
+
+def load_errors(harness, folder, spec, work):
+    """Folders the kind must refuse at load, with the reason named."""
+    def variant(name, mutate, tokenizer=True):
+        d = os.path.join(work, "kind-bad-" + name)
+        os.makedirs(d, exist_ok=True)
+        for f in ("config.json", "model.safetensors") + (("tokenizer.json",) if tokenizer else ()):
+            if not os.path.exists(os.path.join(d, f)):
+                os.symlink(os.path.join(folder, f), os.path.join(d, f))
+        sp = json.loads(json.dumps(spec))
+        mutate(sp)
+        json.dump(sp, open(os.path.join(d, "reward_head.json"), "w"))
+        return d
+
+    def no_prompt(sp):
+        sp["prompts"] = {}
+
+    def bad_part(sp):
+        sp["prompts"]["overall"]["messages"][0]["content"].append({"type": "video", "field": "clip"})
+
+    def bad_pos(sp):
+        sp["position_ids"] = "absolute"
+
+    def bad_pool(sp):
+        sp["dimensions"][0]["pool"] = "<|NoSuchToken|>"
+
+    cases = [("noprompt", no_prompt, True, "is not in \"prompts\""),
+             ("badpart", bad_part, True, "part type \"video\""),
+             ("badpos", bad_pos, True, "position_ids \"absolute\""),
+             ("badpool", bad_pool, True, "pool token <|NoSuchToken|>"),
+             ("notok", lambda sp: None, False, "tokenizer")]
+    ip = os.path.join(work, "kind-bad-items.json")
+    json.dump([], open(ip, "w"))
+    bad = 0
+    for name, mut, tok, want in cases:
+        res = subprocess.run([harness, "auto", variant(name, mut, tok), "null", ip], capture_output=True, text=True)
+        ok = res.returncode == 2 and want in res.stderr
+        bad += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} load refused ({name}): {res.stderr.strip()[:200]}")
+    return bad
 
 
 def hf_ids(node, src, folder, texts, work, tag):
