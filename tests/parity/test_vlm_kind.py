@@ -19,7 +19,8 @@ HPSv3's <|Reward|> (151657):
     /usr/bin/python3 test_vlm_kind.py KIND_HARNESS NODE SRCDIR WORKDIR
 
 The same for a tiny EditReward-style folder (qwen2_5_vl, v4.52 names,
-source + edited image, one prompt per dimension). Each mu and sigma must match to |c - ref| / |ref| <= 1e-4. Also: the
+source + edited image, one prompt per dimension), in 1D positions and with
+position_ids "mrope" (vlm_ref.get_rope_index). Each mu and sigma must match to |c - ref| / |ref| <= 1e-4. Also: the
 dimensions are hpsv3 and hpsv3_sigma, extra.sigma carries sigma, an image over
 the pixel limit and a missing prompt fail naming their field, and a prompt
 holding a second <|Reward|> or an <|image_pad|> of its own is refused; folders
@@ -196,9 +197,10 @@ def main():
     print(f"{'ok  ' if ok6 else 'FAIL'} an <|image_pad|> in the prompt refused: {e6}")
     bad += (not ok3) + (not ok4) + (not ok5) + (not ok6)
     bad += load_errors(harness, folder, spec, work)
-    b2, w2 = editreward(harness, node, src, work, fix)
-    bad += b2
-    worst = max(worst, w2)
+    for mode in ("seq", "mrope"):
+        b2, w2 = editreward(harness, node, src, work, fix, mode)
+        bad += b2
+        worst = max(worst, w2)
     print(f"worst rel err {worst:.2e} (tolerance {TOL:g})")
     return 1 if bad else 0
 
@@ -252,23 +254,33 @@ def hf_ids(node, src, folder, texts, work, tag):
     return json.loads(enc.stdout)
 
 
-def editreward(harness, node, src, work, fix):
+def editreward(harness, node, src, work, fix, mode):
     """EditReward style: Qwen2.5-VL with transformers >= 4.52 names, two
     images (source, edited) and one prompt per dimension, each pooled at its
-    own <|Reward|>."""
-    folder = os.path.join(work, "kind-editreward")
-    os.makedirs(folder, exist_ok=True)
-    if not os.path.exists(os.path.join(folder, "model.safetensors")):
+    own <|Reward|>; mode "mrope": the same folder with position_ids mrope
+    (get_rope_index over both images, as a value-head model would run)."""
+    base = os.path.join(work, "kind-editreward")
+    os.makedirs(base, exist_ok=True)
+    if not os.path.exists(os.path.join(base, "model.safetensors")):
         subprocess.run([sys.executable, os.path.join(src, "tools", "make_tiny_models.py"), "qwen2_5_vl", "tinyvocab",
-                        folder, "--names", "v452", "--vlm-head", "editreward", "--seed", "5"], check=True)
-    if not os.path.exists(os.path.join(folder, "tokenizer.json")):
-        write_tokenizer(fix, os.path.join(folder, "tokenizer.json"))
-    spec = json.load(open(os.path.join(folder, "reward_head.json")))
+                        base, "--names", "v452", "--vlm-head", "editreward", "--seed", "5"], check=True)
+    if not os.path.exists(os.path.join(base, "tokenizer.json")):
+        write_tokenizer(fix, os.path.join(base, "tokenizer.json"))
+    spec = json.load(open(os.path.join(base, "reward_head.json")))
+    folder = base
+    if mode == "mrope":
+        folder = base + "-mrope"
+        os.makedirs(folder, exist_ok=True)
+        for f in ("config.json", "model.safetensors", "tokenizer.json"):
+            if not os.path.exists(os.path.join(folder, f)):
+                os.symlink(os.path.join(base, f), os.path.join(folder, f))
+        spec["position_ids"] = "mrope"
+        json.dump(spec, open(os.path.join(folder, "reward_head.json"), "w"))
     pairs = [(png(70, 50, "smooth"), png(100, 64, "noise"), "make the sky purple"),
              (png(120, 40, "edges"), png(56, 56, "smooth"), "remove the cat — 猫を消して")]
     items = [{"source_image": base64.b64encode(a).decode(), "edited_image": base64.b64encode(b).decode(),
               "instruction": t} for a, b, t in pairs]
-    ip = os.path.join(work, "kind-editreward-items.json")
+    ip = os.path.join(work, "kind-editreward-items.json")  # the same items in both modes
     json.dump(items, open(ip, "w"))
     res = subprocess.run([harness, "auto", folder, "null", ip], capture_output=True, text=True)
     if res.returncode:
@@ -292,13 +304,13 @@ def editreward(harness, node, src, work, fix):
         for d in spec["dimensions"]:
             ids = hf_ids(node, src, folder, [render(spec["prompts"][d["prompt"]], grids, it)], work, "kind-editreward")[0]
             one = dict(spec, dimensions=[d])
-            mu, sigma = vlm_ref.reward(cfg, w, one, allrows, grids, ids, "seq")[d["name"]]
+            mu, sigma = vlm_ref.reward(cfg, w, one, allrows, grids, ids, mode)[d["name"]]
             e_mu = abs(sc[d["name"]] - mu) / abs(mu)
             e_sg = abs(sc[d["name"] + "_sigma"] - sigma) / abs(sigma)
             ok = e_mu <= TOL and e_sg <= TOL
             worst = max(worst, e_mu, e_sg)
             bad += not ok
-            print(f"{'ok  ' if ok else 'FAIL'} editreward item {i} {d['name']}: grids {grids}, {len(ids)} tokens: "
+            print(f"{'ok  ' if ok else 'FAIL'} editreward {mode} item {i} {d['name']}: grids {grids}, {len(ids)} tokens: "
                   f"mu {sc[d['name']]:.7g} (ref {mu:.7g}, rel {e_mu:.1e}), sigma {sc[d['name'] + '_sigma']:.7g} "
                   f"(ref {sigma:.7g}, rel {e_sg:.1e})")
     return bad, worst
