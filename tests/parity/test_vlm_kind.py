@@ -20,7 +20,8 @@ HPSv3's <|Reward|> (151657):
 
 The same for a tiny EditReward-style folder (qwen2_5_vl, v4.52 names,
 source + edited image, one prompt per dimension), in 1D positions and with
-position_ids "mrope" (vlm_ref.get_rope_index). Each mu and sigma must match to |c - ref| / |ref| <= 1e-4. Also: the
+position_ids "mrope" (vlm_ref.get_rope_index). The HPSv3 folder also with its fetch_image stage (min_pixels = max_pixels).
+Each mu and sigma must match to |c - ref| / |ref| <= 1e-4. Also: the
 dimensions are hpsv3 and hpsv3_sigma, extra.sigma carries sigma, an image over
 the pixel limit and a missing prompt fail naming their field, and a prompt
 holding a second <|Reward|> or an <|image_pad|> of its own is refused; folders
@@ -197,12 +198,49 @@ def main():
     print(f"{'ok  ' if ok6 else 'FAIL'} an <|image_pad|> in the prompt refused: {e6}")
     bad += (not ok3) + (not ok4) + (not ok5) + (not ok6)
     bad += load_errors(harness, folder, spec, work)
+    b1, w1 = fetch_stage(harness, node, src, folder, spec, work, items[:3], images)
+    bad += b1
+    worst = max(worst, w1)
     for mode in ("seq", "mrope"):
         b2, w2 = editreward(harness, node, src, work, fix, mode)
         bad += b2
         worst = max(worst, w2)
     print(f"worst rel err {worst:.2e} (tolerance {TOL:g})")
     return 1 if bad else 0
+
+
+def fetch_stage(harness, node, src, base, spec, work, items, images):
+    """HPSv3's own fetch_image resize (reward_head.json min_pixels = max_pixels,
+    here 16·28·28) before the processor, as test_vlm_prep.process does it."""
+    folder = os.path.join(work, "kind-hpsv3-fetch")
+    os.makedirs(folder, exist_ok=True)
+    for f in ("config.json", "model.safetensors", "tokenizer.json"):
+        if not os.path.exists(os.path.join(folder, f)):
+            os.symlink(os.path.join(base, f), os.path.join(folder, f))
+    px = 16 * 28 * 28
+    spec = dict(spec, min_pixels=px, max_pixels=px)
+    json.dump(spec, open(os.path.join(folder, "reward_head.json"), "w"))
+    ip = os.path.join(work, "kind-hpsv3-fetch-items.json")
+    json.dump(items, open(ip, "w"))
+    res = subprocess.run([harness, "auto", folder, "null", ip], capture_output=True, text=True)
+    if res.returncode:
+        print(f"FAIL fetch: kind-harness: {res.stderr.strip()}")
+        return 1, 0.0
+    got = json.loads(res.stdout)
+    cfg, w = vlm_ref.load_folder(folder)
+    bad, worst = 0, 0.0
+    for i, (it, data) in enumerate(zip(items, images)):
+        rows, g = test_vlm_prep.process([Image.open(io.BytesIO(data)).convert("RGB")], 56 * 56, 28 * 28 * 1280, px, px)
+        ids = hf_ids(node, src, folder, [render(spec["prompts"]["overall"], [g], it)], work, "kind-hpsv3-fetch")[0]
+        mu, sigma = vlm_ref.reward(cfg, w, spec, torch.from_numpy(rows).double(), [g], ids, "seq")["hpsv3"]
+        sc = got[i].get("scores", {})
+        e = max(abs(sc.get("hpsv3", 1e30) - mu) / abs(mu), abs(sc.get("hpsv3_sigma", 1e30) - sigma) / abs(sigma))
+        ok = e <= TOL
+        bad += not ok
+        worst = max(worst, e)
+        print(f"{'ok  ' if ok else 'FAIL'} fetch_image item {i}: grid {g}, mu {sc.get('hpsv3')} (ref {mu:.7g}), "
+              f"sigma {sc.get('hpsv3_sigma')} (ref {sigma:.7g}), rel {e:.1e}")
+    return bad, worst
 
 
 def load_errors(harness, folder, spec, work):
