@@ -519,177 +519,259 @@ static void render(const vlm *m, size_t pi, const rwd_item *it, const vlm_prep *
 		sb_str(b, "<|im_start|>assistant\n");
 }
 
-/* Score prompt pi of one item: head outputs of every dimension using it into mu/sigma. */
-static int run_prompt(const vlm *m, size_t pi, rwd_item *it, rwd_arena *arena, float *mu, float *sigma)
+/* One sequence of a batch: prompt pi of item `item`, rendered and tokenised. */
+typedef struct vlm_seq {
+	size_t item, pi;
+	int32_t *ids, *pos; /* pos: [3][n], stream-major */
+	size_t n, start, slot0;
+	size_t order[VLM_MAX_IMAGES], n_img; /* field index of each image, in order */
+} vlm_seq;
+
+/*
+ * Render and tokenise prompt pi of item it into s (memory from arena), check
+ * its placeholders, ids and pool tokens, and give its positions. A failure
+ * is the item's (its err filled).
+ */
+static int seq_prepare(const vlm *m, rwd_item *it, size_t pi, rwd_arena *arena, vlm_seq *s)
 {
 	const vlm_prep *p = it->prep;
 	const rwd_qwen_vision_info *vi = rwd_qwen_vision_get_info(m->vis);
+	const size_t merge2 = vi->merge * vi->merge, vocab = rwd_qwen_lm_get_info(m->lm)->vocab;
 	sbuf b = {0};
-	size_t order[VLM_MAX_IMAGES], n_img = 0;
-	float *vs = NULL, *vis = NULL, *x = NULL, *ls = NULL, *hid = NULL, *hsc = NULL, *ho = NULL;
-	int32_t *pos = NULL, grids[3 * VLM_MAX_IMAGES];
-	float *rows = NULL;
-	int r = 0;
-	render(m, pi, it, p, &b, order, &n_img);
+	int r;
+	render(m, pi, it, p, &b, s->order, &s->n_img);
 	if (b.oom) {
-		r = rwd_errorf(&it->err, RWD_E_NOMEM, "out of memory for the prompt");
-		goto done;
+		free(b.s);
+		return rwd_errorf(&it->err, RWD_E_NOMEM, "out of memory for the prompt");
 	}
 	rwd_encode_params ep = rwd_encode_default_params();
 	ep.add_special_tokens = 0;
 	rwd_token_ids ids;
-	if ((r = rwd_tokenizer_encode(m->tok, b.s, b.n, &ep, arena, &ids, &it->err)))
-		goto done;
-	const size_t n = ids.n, H = m->H;
-	/* the vision tower over this prompt's images */
-	size_t N = 0, S = 0;
-	for (size_t k = 0; k < n_img; k++) {
-		const int32_t *g = p->img[order[k]].grid;
-		memcpy(grids + 3 * k, g, 3 * sizeof(int32_t));
-		N += (size_t)g[0] * g[1] * g[2];
-		if ((size_t)g[1] * g[2] > S)
-			S = (size_t)g[1] * g[2];
-	}
-	size_t C = N / (vi->merge * vi->merge);
-	if (N) {
-		size_t ns = rwd_qwen_vision_scratch(m->vis, N, S), off = 0;
-		vs = malloc((ns + 1) * sizeof(float));
-		vis = malloc((C + 1) * H * sizeof(float));
-		rows = malloc(N * vi->in_dim * sizeof(float));
-		if (!ns || !vs || !vis || !rows) {
-			r = rwd_errorf(&it->err, RWD_E_NOMEM, "out of memory for the vision tower");
-			goto done;
-		}
-		for (size_t k = 0; k < n_img; k++) {
-			const int32_t *g = grids + 3 * k;
-			size_t nr = (size_t)g[0] * g[1] * g[2] * vi->in_dim;
-			memcpy(rows + off, p->img[order[k]].rows, nr * sizeof(float));
-			off += nr;
-		}
-		if ((r = rwd_qwen_vision_forward(m->vis, rows, grids, n_img, vis, vs, ns))) {
-			rwd_errorf(&it->err, r, "the vision tower refused the images");
-			goto done;
-		}
-	}
-	x = malloc(n * H * sizeof(float));
-	pos = malloc(3 * n * sizeof(int32_t));
-	size_t lsn = rwd_qwen_lm_scratch(m->lm, n, n);
-	ls = malloc((lsn + 1) * sizeof(float));
-	hid = malloc(n * H * sizeof(float));
-	hsc = malloc((rwd_vlm_heads_scratch(m->heads) + 1) * sizeof(float));
-	size_t od = 1;
-	for (size_t h = 0; h < rwd_vlm_heads_n_heads(m->heads); h++)
-		if (rwd_vlm_heads_out_dim(m->heads, h) > od)
-			od = rwd_vlm_heads_out_dim(m->heads, h);
-	ho = malloc(od * sizeof(float));
-	if (!x || !pos || !lsn || !ls || !hid || !hsc || !ho) {
-		r = rwd_errorf(&it->err, RWD_E_NOMEM, "out of memory for the decoder");
-		goto done;
-	}
-	size_t used = 0, pads = 0;
-	for (size_t i = 0; i < n; i++)
-		pads += ids.ids[i] == m->img_id || ids.ids[i] == m->vid_id;
-	if (pads != C) {
-		/* the item's text held vision placeholders of its own (HF's processor refuses them too) */
-		r = rwd_errorf(&it->err, RWD_E_INVALID, "%zu image placeholder tokens for %zu image features: the text must "
-			"not contain <|image_pad|> or <|video_pad|>", pads, C);
-		goto done;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (ids.ids[i] == m->img_id && used < C) {
-			memcpy(x + i * H, vis + used++ * H, H * sizeof(float));
-		} else if ((r = rwd_qwen_lm_embed(m->lm, ids.ids[i], x + i * H))) {
-			rwd_errorf(&it->err, r, "token id %d is outside the model's vocabulary", ids.ids[i]);
-			goto done;
-		}
-	}
-	if (m->mrope) {
-		double ts[VLM_MAX_IMAGES] = {0};
-		for (size_t k = 0; k < n_img; k++)
-			ts[k] = m->variant == RWD_QWEN_VISION_2 ? 1.0 : 0.0;
-		if ((r = rwd_qwen_lm_rope_index(ids.ids, n, m->img_id, m->vid_id, grids, ts, n_img, vi->merge, pos))) {
-			rwd_errorf(&it->err, r, "the image placeholders do not match the images (is <|image_pad|> in the text?)");
-			goto done;
-		}
-	} else {
-		for (size_t i = 0; i < 3 * n; i++)
-			pos[i] = (int32_t)(i % n);
-	}
-	size_t starts[2] = {0, n};
-	size_t pick[RWD_MAX_DIMS], n_pick = 0;
-	int slot[RWD_MAX_DIMS];
-	for (size_t d = 0; d < m->n_mu; d++) {
-		if (m->dim_prompt[d] != pi)
-			continue;
-		size_t at = n - 1, hits = 0;
-		if (m->pool_id[d] >= 0) {
-			for (size_t i = 0; i < n; i++)
-				if (ids.ids[i] == m->pool_id[d]) {
-					at = i;
-					hits++;
-				}
-			if (hits != 1) {
-				r = rwd_errorf(&it->err, RWD_E_INVALID, "dimension \"%s\": its pool token (id %d) occurs %zu times in the "
-					"sequence, not once", m->dims[d], m->pool_id[d], hits);
-				goto done;
-			}
-		}
-		slot[d] = (int)n_pick;
-		pick[n_pick++] = at;
-	}
-	if ((r = rwd_qwen_lm_forward(m->lm, x, starts, 1, pos, pick, n_pick, hid, ls, lsn))) {
-		rwd_errorf(&it->err, r, "the decoder refused the sequence of %zu tokens", n);
-		goto done;
-	}
-	for (size_t d = 0; d < m->n_mu; d++) {
-		if (m->dim_prompt[d] != pi)
-			continue;
-		const rwd_vlm_dim *dm = rwd_vlm_heads_dim(m->heads, d);
-		rwd_vlm_head_run(m->heads, dm->head, hid + (size_t)slot[d] * H, ho, hsc);
-		rwd_vlm_dim_values(m->heads, d, ho, &mu[d], &sigma[d]);
-	}
-done:
+	r = rwd_tokenizer_encode(m->tok, b.s, b.n, &ep, arena, &ids, &it->err);
 	free(b.s);
-	free(vs);
-	free(vis);
-	free(rows);
-	free(x);
-	free(pos);
-	free(ls);
-	free(hid);
-	free(hsc);
-	free(ho);
-	return r;
+	if (r)
+		return r;
+	s->ids = ids.ids;
+	s->n = ids.n;
+	s->pi = pi;
+	size_t C = 0, pads = 0;
+	int32_t grids[3 * VLM_MAX_IMAGES];
+	double ts[VLM_MAX_IMAGES];
+	for (size_t k = 0; k < s->n_img; k++) {
+		const int32_t *g = p->img[s->order[k]].grid;
+		memcpy(grids + 3 * k, g, sizeof(int32_t) * 3);
+		ts[k] = m->variant == RWD_QWEN_VISION_2 ? 1.0 : 0.0;
+		C += (size_t)g[0] * g[1] * g[2] / merge2;
+	}
+	for (size_t i = 0; i < s->n; i++) {
+		pads += s->ids[i] == m->img_id || s->ids[i] == m->vid_id;
+		if (s->ids[i] < 0 || (size_t)s->ids[i] >= vocab)
+			return rwd_errorf(&it->err, RWD_E_INVALID, "token id %d is outside the model's vocabulary of %zu",
+				s->ids[i], vocab);
+	}
+	if (pads != C || s->n == 0)
+		/* the item's text held vision placeholders of its own (HF's processor refuses them too) */
+		return rwd_errorf(&it->err, RWD_E_INVALID, "%zu image placeholder tokens for %zu image features: the text "
+			"must not contain <|image_pad|> or <|video_pad|>", pads, C);
+	for (size_t d = 0; d < m->n_mu; d++) {
+		if (m->dim_prompt[d] != pi || m->pool_id[d] < 0)
+			continue;
+		size_t hits = 0;
+		for (size_t i = 0; i < s->n; i++)
+			hits += s->ids[i] == m->pool_id[d];
+		if (hits != 1)
+			return rwd_errorf(&it->err, RWD_E_INVALID, "dimension \"%s\": its pool token (id %d) occurs %zu times in "
+				"the sequence, not once", m->dims[d], m->pool_id[d], hits);
+	}
+	if (!(s->pos = rwd_arena_alloc(arena, 3 * s->n * sizeof(int32_t))))
+		return rwd_errorf(&it->err, rwd_arena_over_limit(arena) ? RWD_E_LIMIT : RWD_E_NOMEM, "out of memory");
+	if (m->mrope) {
+		if ((r = rwd_qwen_lm_rope_index(s->ids, s->n, m->img_id, m->vid_id, grids, ts, s->n_img, vi->merge, s->pos)))
+			return rwd_errorf(&it->err, r, "the image placeholders do not match the images");
+	} else {
+		for (size_t i = 0; i < 3 * s->n; i++)
+			s->pos[i] = (int32_t)(i % s->n);
+	}
+	return 0;
 }
 
+/*
+ * Score a batch: every prompt of every item is one sequence; the vision tower
+ * runs once over all the items' images (each image once, whichever prompts
+ * use it), the decoder once over all sequences packed back to back, then
+ * each dimension's head at its pool row.
+ */
 static int kind_forward(const void *state, void *scratch, rwd_item *const *items, size_t n, rwd_arena *arena)
 {
 	const vlm *m = state;
+	const rwd_qwen_vision_info *vi = rwd_qwen_vision_get_info(m->vis);
+	const size_t H = m->H, merge2 = vi->merge * vi->merge, MF = VLM_MAX_FIELDS;
 	(void)scratch;
+	vlm_seq *seqs = rwd_arena_calloc(arena, n * m->n_prompts + 1, sizeof(*seqs));
+	size_t *img_off = rwd_arena_calloc(arena, n * MF + 1, sizeof(*img_off));
+	int32_t *grids = rwd_arena_alloc(arena, (3 * n * MF + 1) * sizeof(int32_t));
+	const float **rowp = rwd_arena_alloc(arena, (n * MF + 1) * sizeof(*rowp));
+	float *mu = rwd_arena_alloc(arena, (n * m->n_mu + 1) * sizeof(float));
+	float *sigma = rwd_arena_alloc(arena, (n * m->n_mu + 1) * sizeof(float));
+	if (!seqs || !img_off || !grids || !rowp || !mu || !sigma)
+		return rwd_arena_over_limit(arena) ? RWD_E_LIMIT : RWD_E_NOMEM;
+	size_t nseq = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t first = nseq;
+		int r = 0;
+		for (size_t pi = 0; pi < m->n_prompts && !r; pi++) {
+			seqs[nseq].item = i;
+			if (!(r = seq_prepare(m, items[i], pi, arena, &seqs[nseq])))
+				nseq++;
+		}
+		if (r) {
+			items[i]->status = r;
+			nseq = first;
+		}
+	}
+	if (!nseq)
+		return 0;
+	/* the tower's inputs: each image of each item still in the batch, once */
+	size_t N = 0, S = 0, nimg = 0, C = 0;
+	for (size_t i = 0; i < n; i++) {
+		const vlm_prep *p = items[i]->prep;
+		if (items[i]->status)
+			continue;
+		for (size_t f = 0; f < m->n_fields; f++) {
+			if (!m->field_image[f])
+				continue;
+			const int32_t *g = p->img[f].grid;
+			memcpy(grids + 3 * nimg, g, 3 * sizeof(int32_t));
+			rowp[nimg++] = p->img[f].rows;
+			img_off[i * MF + f] = C;
+			C += (size_t)g[0] * g[1] * g[2] / merge2;
+			N += (size_t)g[0] * g[1] * g[2];
+			if ((size_t)g[1] * g[2] > S)
+				S = (size_t)g[1] * g[2];
+		}
+	}
+	float *rows = NULL, *vs = NULL, *vis = NULL, *x = NULL, *ls = NULL, *hid = NULL, *hsc = NULL, *ho = NULL;
+	int32_t *pos = NULL;
+	size_t *starts = NULL, *pick = NULL;
+	int r = RWD_E_NOMEM;
+	if (N) {
+		size_t ns = rwd_qwen_vision_scratch(m->vis, N, S), off = 0;
+		rows = malloc(N * vi->in_dim * sizeof(float));
+		vs = malloc((ns + 1) * sizeof(float));
+		vis = malloc((C + 1) * H * sizeof(float));
+		if (!ns || !rows || !vs || !vis)
+			goto done;
+		for (size_t k = 0; k < nimg; k++) {
+			const int32_t *g = grids + 3 * k;
+			size_t nr = (size_t)g[0] * g[1] * g[2] * vi->in_dim;
+			memcpy(rows + off, rowp[k], nr * sizeof(float));
+			off += nr;
+		}
+		if ((r = rwd_qwen_vision_forward(m->vis, rows, grids, nimg, vis, vs, ns)))
+			goto done;
+		r = RWD_E_NOMEM;
+	}
+	/* the decoder's inputs: all sequences back to back */
+	size_t T = 0, maxn = 0, np = 0;
+	for (size_t j = 0; j < nseq; j++) {
+		seqs[j].start = T;
+		T += seqs[j].n;
+		maxn = seqs[j].n > maxn ? seqs[j].n : maxn;
+	}
+	size_t lsn = rwd_qwen_lm_scratch(m->lm, T, maxn);
+	x = malloc(T * H * sizeof(float));
+	pos = malloc(3 * T * sizeof(int32_t));
+	starts = malloc((nseq + 1) * sizeof(size_t));
+	pick = malloc((nseq * m->n_mu + 1) * sizeof(size_t));
+	ls = malloc((lsn + 1) * sizeof(float));
+	hid = malloc((nseq * m->n_mu + 1) * H * sizeof(float));
+	hsc = malloc((rwd_vlm_heads_scratch(m->heads) + 1) * sizeof(float));
+	size_t od = 1;
+	for (size_t h = 0; h < rwd_vlm_heads_n_heads(m->heads); h++)
+		od = rwd_vlm_heads_out_dim(m->heads, h) > od ? rwd_vlm_heads_out_dim(m->heads, h) : od;
+	ho = malloc(od * sizeof(float));
+	if (!lsn || !x || !pos || !starts || !pick || !ls || !hid || !hsc || !ho)
+		goto done;
+	for (size_t j = 0; j < nseq; j++) {
+		const vlm_seq *sq = &seqs[j];
+		const vlm_prep *p = items[sq->item]->prep;
+		size_t k = 0, in_k = 0;
+		for (size_t i = 0; i < sq->n; i++) {
+			float *dst = x + (sq->start + i) * H;
+			if (sq->ids[i] == m->img_id && k < sq->n_img) {
+				const int32_t *g = p->img[sq->order[k]].grid;
+				size_t ck = (size_t)g[0] * g[1] * g[2] / merge2;
+				size_t row = img_off[sq->item * MF + sq->order[k]] + in_k;
+				memcpy(dst, vis + row * H, H * sizeof(float));
+				if (++in_k == ck) {
+					k++;
+					in_k = 0;
+				}
+			} else if ((r = rwd_qwen_lm_embed(m->lm, sq->ids[i], dst))) {
+				goto done; /* not reached: seq_prepare checked the ids */
+			}
+			for (int st = 0; st < 3; st++)
+				pos[(size_t)st * T + sq->start + i] = sq->pos[(size_t)st * sq->n + i];
+		}
+		starts[j] = sq->start;
+		seqs[j].slot0 = np;
+		for (size_t d = 0; d < m->n_mu; d++) {
+			if (m->dim_prompt[d] != sq->pi)
+				continue;
+			size_t at = sq->n - 1;
+			if (m->pool_id[d] >= 0)
+				for (size_t i = 0; i < sq->n; i++)
+					if (sq->ids[i] == m->pool_id[d])
+						at = i;
+			pick[np++] = sq->start + at;
+		}
+	}
+	starts[nseq] = T;
+	if ((r = rwd_qwen_lm_forward(m->lm, x, starts, nseq, pos, pick, np, hid, ls, lsn)))
+		goto done;
+	for (size_t j = 0; j < nseq; j++) {
+		const vlm_seq *sq = &seqs[j];
+		size_t slot = sq->slot0;
+		for (size_t d = 0; d < m->n_mu; d++) {
+			if (m->dim_prompt[d] != sq->pi)
+				continue;
+			const rwd_vlm_dim *dm = rwd_vlm_heads_dim(m->heads, d);
+			rwd_vlm_head_run(m->heads, dm->head, hid + slot++ * H, ho, hsc);
+			rwd_vlm_dim_values(m->heads, d, ho, &mu[sq->item * m->n_mu + d], &sigma[sq->item * m->n_mu + d]);
+		}
+	}
 	for (size_t i = 0; i < n; i++) {
 		rwd_item *it = items[i];
-		float mu[RWD_MAX_DIMS], sigma[RWD_MAX_DIMS];
-		int r = 0;
-		for (size_t pi = 0; pi < m->n_prompts && !r; pi++)
-			r = run_prompt(m, pi, it, arena, mu, sigma);
-		if (r) {
-			it->status = r;
+		if (it->status)
 			continue;
-		}
+		const float *mi = mu + i * m->n_mu, *si = sigma + i * m->n_mu;
 		json_t *sg = json_object();
 		for (size_t k = 0; k < m->n_dims; k++) {
 			int d = m->dim_src[k];
-			it->scores[k] = m->dim_sigma[k] ? sigma[d] : mu[d];
+			it->scores[k] = m->dim_sigma[k] ? si[d] : mi[d];
 			it->present[k] = 1;
 			if (m->dim_sigma[k] && sg)
-				json_object_set_new(sg, m->dims[d], json_real(sigma[d]));
+				json_object_set_new(sg, m->dims[d], json_real(si[d]));
 		}
 		if (sg && json_object_size(sg))
 			it->extra = json_pack("{s:o}", "sigma", sg);
 		else
 			json_decref(sg);
 	}
-	return 0;
+	r = 0;
+done:
+	free(rows);
+	free(vs);
+	free(vis);
+	free(x);
+	free(pos);
+	free(starts);
+	free(pick);
+	free(ls);
+	free(hid);
+	free(hsc);
+	free(ho);
+	return r;
 }
 
 const rwd_model_ops rwd__vlm_ops = {

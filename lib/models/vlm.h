@@ -19,6 +19,11 @@
  *     HPSv3 / EditReward code computes) or "mrope" (get_rope_index);
  *   "min_pixels" / "max_pixels": the reward model's fetch_image resize.
  *
+ * Batches: every prompt of every item is one sequence; the vision tower runs
+ * once over all the batch's images (an item's image once, whichever prompts
+ * use it) and the decoder once over all sequences packed back to back
+ * (attention within each). Scratch is malloc'ed per batch, sized to it.
+ *
  * One sequence per distinct prompt: the official Qwen2-VL chat template
  * (a default system message "You are a helpful assistant." when the first
  * message is not a system one; each image part
