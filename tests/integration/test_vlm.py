@@ -10,6 +10,7 @@ parity test (Pillow processor, HF tokenizers via node, vlm_ref.py in torch):
   - POST /v1/rewards: scores.hpsv3 and scores.hpsv3_sigma, and the result's
     sigma object, within 1e-4 relative;
   - the reward configuration gives mu - 0.5 sigma of the oracle's values;
+  - /v1/stats has the hpsv3_sigma series (count, mean of the oracle's sigma);
   - GET /v1/models lists the model as kind vlm with inputs image and prompt;
   - an image over the pixel limit and a missing prompt are errors naming the
     field, never a reward.
@@ -88,6 +89,12 @@ def main():
             C.check(close(sc.get("hpsv3"), mu), "item %d mu %s vs torch %s" % (i, sc.get("hpsv3"), mu))
             C.check(close(sc.get("hpsv3_sigma"), sigma), "item %d sigma %s vs torch %s" % (i, sc.get("hpsv3_sigma"), sigma))
             C.check(close((got.get("sigma") or {}).get("hpsv3"), sigma), "item %d result sigma %s" % (i, got.get("sigma")))
+        r = d.request("GET", "/v1/stats")
+        dims = (((r.json or {}).get("models") or {}).get("hps") or {}).get("dimensions", {})
+        sg = dims.get("hpsv3_sigma", {})
+        want = sum(s for _, s in oracle) / len(oracle)
+        C.check(r.status == 200 and sg.get("count") == len(items) and close(sg.get("mean"), want),
+                "/v1/stats hpsv3_sigma: %s (mean of the oracle's sigma %s)" % (json.dumps(sg)[:200], want))
         r = d.request("GET", "/v1/models")
         models = {m.get("id", m.get("name")): m for m in (r.json or {}).get("data", (r.json or {}).get("models", []))}
         m = models.get("hps", {})
