@@ -131,8 +131,18 @@ static int cmd_fma(void)
 	const int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 	const int avx512 = __builtin_cpu_supports("avx512f");
 	const int cores = rwd_cpu_count();
-	double g2 = avx2 ? fma_avx2(iters) : 0, g5 = avx512 ? fma_avx512(iters) : 0;
-	double all = avx512 ? fma_all(1, cores, iters) : avx2 ? fma_all(0, cores, iters) : 0;
+	/* best of 7 runs of ~0.1 s each: a peak is the best rate seen, and the
+	 * first runs pay for frequency ramp-up and the 512-bit units' wake-up
+	 * (a single run gave 37 GFLOP/s AVX2 and 80 AVX-512 where the best of
+	 * several gave 110 for both on this machine) */
+	double g2 = 0, g5 = 0, all = 0;
+	for (int rep = 0; rep < 7; rep++) {
+		double a = avx2 ? fma_avx2(iters) : 0, b = avx512 ? fma_avx512(iters) : 0;
+		double c = avx512 ? fma_all(1, cores, iters) : avx2 ? fma_all(0, cores, iters) : 0;
+		g2 = a > g2 ? a : g2;
+		g5 = b > g5 ? b : g5;
+		all = c > all ? c : all;
+	}
 	printf("{\"fma_gflops_per_core\": %.2f, \"avx2_gflops_per_core\": %.2f, "
 		"\"avx512_gflops_per_core\": %.2f, \"all_cores_gflops\": %.2f, \"cores\": %d}\n",
 		g5 > g2 ? g5 : g2, g2, g5, all, cores);

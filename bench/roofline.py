@@ -6,7 +6,10 @@
 Runs BUILD_DIR/bench/bench-harness (bench/bench_harness.c):
   - `fma`: one core's vector FMA peak, AVX2 and AVX-512 (12 register-resident
     chains; objdump shows 12 vfmadd per loop iteration and nothing else), and
-    the same loop on every core at once;
+    the same loop on every core at once; each the best of 7 runs (the first
+    runs pay for frequency ramp-up: one run alone gave 37 AVX2 / 80 AVX-512
+    GFLOP/s where the best of several gave ~110 for both on a Zen 4 core,
+    above sgemm's ~95, as a peak must be);
   - `gemm`: y[M,N] = x[M,K] · w[N,K]^T on the GEMM shapes the served models
     run, three ways on the same data: OpenBLAS sgemm (rewardd's FP32 engine,
     through rwd_nn_linear), oneDNN FP32 matmul (weights reordered once) and

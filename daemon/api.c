@@ -151,6 +151,12 @@ int rwd_api_headers(rwd_call *call, long long content_length, rwd_reply *reply)
 
 static int api_body(rwd_call *call, rwd_reply *reply);
 
+void rwd_api_refused(rwd_call *call, rwd_reply *reply)
+{
+	if (rwd__api_imgrl_is(call->route))
+		rwd__api_imgrl_reshape(call, reply);
+}
+
 int rwd_api_body(rwd_call *call, rwd_reply *reply)
 {
 	if (call->route == RWD_ROUTE_ADMIN) {

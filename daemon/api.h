@@ -37,6 +37,14 @@ int rwd_api_body(rwd_call *call, rwd_reply *reply);
  */
 int rwd_api_submit(rwd_call *call, rwd_reply *reply);
 
+/*
+ * http.c refused the call after rwd_api_headers picked its route (the memory
+ * budget is full, a chunked body outgrew the limit) and filled *reply with
+ * the native JSON error: render it in the route's protocol instead (POST /:
+ * a pickled {"error"}), keeping status and Retry-After.
+ */
+void rwd_api_refused(rwd_call *call, rwd_reply *reply);
+
 /* After resume: build the reply of a suspended call. */
 void rwd_api_finish(rwd_call *call, rwd_reply *reply);
 

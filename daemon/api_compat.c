@@ -38,6 +38,7 @@
 
 #include "compat/compat.h"
 #include "core/base64.h"
+#include "core/json.h"
 #include "core/thread.h"
 #include "rwd_config.h"
 #include "scoring.h"
@@ -489,7 +490,7 @@ int rwd__api_compat_body(rwd_call *call, rwd_reply *reply)
 		proto == RWD_COMPAT_OIP ? rwd_compat_oip_infer(root, info->kind, info->dims, info->n_dims, &lim,
 			items, &cj->oip, &err) :
 		rwd_compat_vllm(root, info->kind, &lim, call->route == RWD_ROUTE_CLASSIFY, items, &cj->vreq, &err);
-	char *text = r ? NULL : json_dumps(native, JSON_COMPACT);
+	char *text = r ? NULL : rwd_json_dumps(native, JSON_COMPACT);
 	json_decref(native);
 	if (r) {
 		if (!is_v2(call->route) && r == RWD_E_INVALID && !err.object[0])
@@ -938,7 +939,7 @@ static void finish_oip(rwd_call *call, compat_job *cj, const rwd_model_info *inf
 		reply->json = root;
 		return;
 	}
-	char *head = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(9));
+	char *head = rwd_json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(9));
 	json_decref(root);
 	size_t hl = head ? strlen(head) : 0;
 	char *body = head ? malloc(hl + n_raw * 4 + 1) : NULL;

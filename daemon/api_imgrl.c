@@ -30,6 +30,7 @@
 #include "compat/compat.h"
 #include "compat/imgrl.h"
 #include "compat/pickle.h"
+#include "core/json.h"
 #include "core/thread.h"
 #include "serve/request.h"
 
@@ -257,7 +258,7 @@ int rwd__api_imgrl_body(rwd_call *call, rwd_reply *reply)
 	/* the client's own timeout as the deadline (rwd_request_parse caps it by requests.max_timeout_ms) */
 	if (!r && json_object_set_new(native, "timeout_ms", json_integer(rwd_imgrl_client_timeout_ms(ij->ir.proto))))
 		r = rwd_errorf(&err, RWD_E_NOMEM, "out of memory");
-	char *text = r ? NULL : json_dumps(native, JSON_COMPACT);
+	char *text = r ? NULL : rwd_json_dumps(native, JSON_COMPACT);
 	json_decref(native);
 	if (r) {
 		fail_err(call, reply, &err);
@@ -299,20 +300,24 @@ int rwd__api_imgrl_submit(rwd_call *call, rwd_reply *reply)
 	imgrl_job *ij = call->state;
 	if (!rwd_scoring_submit(&ij->s, reply))
 		return 0;
-	if (call->route == RWD_ROUTE_IMGRL) {
-		/* the refusal (429/503/413) in the protocol's shape: a pickled {"error"} */
-		json_t *e = json_object_get(reply->json, "error");
-		const char *msg = json_string_value(json_object_get(e, "message"));
-		const char *code = json_string_value(json_object_get(e, "code"));
-		unsigned retry = reply->retry_after_s;
-		char cbuf[32];
-		snprintf(cbuf, sizeof(cbuf), "%s", code ? code : "unavailable");
-		char mbuf[RWD_ERROR_MSG_MAX];
-		snprintf(mbuf, sizeof(mbuf), "%s", msg ? msg : "unavailable");
-		fail(call, reply, reply->status, cbuf, NULL, "%s", mbuf);
-		reply->retry_after_s = retry;
-	}
+	rwd__api_imgrl_reshape(call, reply); /* the refusal (429/503/413) in the protocol's shape */
 	return 1;
+}
+
+void rwd__api_imgrl_reshape(rwd_call *call, rwd_reply *reply)
+{
+	if (call->route != RWD_ROUTE_IMGRL || !reply->json)
+		return; /* /compute answers the native JSON error already */
+	json_t *e = json_object_get(reply->json, "error");
+	const char *msg = json_string_value(json_object_get(e, "message"));
+	const char *code = json_string_value(json_object_get(e, "code"));
+	unsigned retry = reply->retry_after_s;
+	char cbuf[32];
+	snprintf(cbuf, sizeof(cbuf), "%s", code ? code : "unavailable");
+	char mbuf[RWD_ERROR_MSG_MAX];
+	snprintf(mbuf, sizeof(mbuf), "%s", msg ? msg : "unavailable");
+	fail(call, reply, reply->status, cbuf, NULL, "%s", mbuf);
+	reply->retry_after_s = retry;
 }
 
 /* The reply body: pickled under POST /, JSON under /compute. */

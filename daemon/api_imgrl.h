@@ -22,5 +22,7 @@ int rwd__api_imgrl_body(rwd_call *call, rwd_reply *reply);
 int rwd__api_imgrl_submit(rwd_call *call, rwd_reply *reply);
 void rwd__api_imgrl_finish(rwd_call *call, rwd_reply *reply);
 void rwd__api_imgrl_completed(rwd_call *call, int status);
+/* A native JSON error in *reply → the protocol's shape, same status and Retry-After. */
+void rwd__api_imgrl_reshape(rwd_call *call, rwd_reply *reply);
 
 #endif

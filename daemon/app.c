@@ -7,6 +7,7 @@
 #include "app.h"
 
 #include "log.h"
+#include "mem.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -286,6 +287,8 @@ void rwd_app_update_process_metrics(rwd_app *app)
 		fclose(f);
 	}
 	rwd_metric_set(app->inflight_gauge, (double)atomic_load(&app->inflight));
+	if (app->budget_used && rwd_mem_budget())
+		rwd_metric_set(app->budget_used, (double)rwd_budget_used(rwd_mem_budget()));
 }
 
 rwd_batcher_params rwd_app_batcher_params(const rwd_model_config *mc, const rwd_served *s,

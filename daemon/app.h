@@ -87,6 +87,7 @@ struct rwd_app {
 	rwd_metric_family *f_items;      /* {model, outcome} */
 	rwd_metric_family *f_http;       /* {route, code} */
 	rwd_metric *rss_bytes, *threads, *ready, *connections, *inflight_gauge;
+	rwd_metric *budget_used;    /* limits.memory_budget_bytes in use (mem.c), sampled like RSS */
 	struct rwd_rl *rl;          /* api_rl.c: group table, reward statistics */
 	struct rwd_admin *admin;    /* daemon/admin.c: reload, admin API (NULL before it starts) */
 	char *admin_key;            /* the admin API's Bearer key; NULL = admin API off */

@@ -2,6 +2,7 @@
 #include "http.h"
 
 #include "api.h"
+#include "core/json.h"
 #include "core/thread.h"
 #include "log.h"
 #include "mem.h"
@@ -226,7 +227,7 @@ static enum MHD_Result send_reply(http_req *r)
 	size_t len;
 	const char *ctype;
 	if (rep->json) {
-		buf = json_dumps(rep->json, JSON_COMPACT | JSON_REAL_PRECISION(9));
+		buf = rwd_json_dumps(rep->json, JSON_COMPACT | JSON_REAL_PRECISION(9));
 		len = buf ? strlen(buf) : 0;
 		ctype = "application/json";
 		if (!buf) {
@@ -421,6 +422,7 @@ static void reply_budget(http_req *r)
 	rwd_reply_error(&r->reply, 503, "overloaded", "the server's memory budget for requests "
 		"(limits.memory_budget_bytes) is in use; retry later", NULL, 0, 0);
 	r->reply.retry_after_s = 1;
+	rwd_api_refused(&r->call, &r->reply); /* in the route's protocol (POST /: pickled) */
 }
 
 /* Make room for n more body bytes, charging the budget first. 0, or -1: the
@@ -528,6 +530,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (n > max - r->len) {
 			r->discarded = r->len + n;
 			rwd_call_too_large(&r->call, &r->reply);
+			rwd_api_refused(&r->call, &r->reply);
 			return refuse(r, 0, -1);
 		}
 		int br = body_reserve(r, n, max);

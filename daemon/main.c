@@ -14,6 +14,7 @@
 #include "rwd_config.h"
 
 #include "api_rl.h"
+#include "core/json.h"
 #include "admin.h"
 #include "sd.h"
 #include "app.h"
@@ -147,6 +148,9 @@ static void setup_metrics(rwd_app *app)
 		"Open HTTP connections (sampled when a request starts).", NULL, NULL, 0));
 	app->inflight_gauge = rwd_metric_0(rwd_metrics_family(m, RWD_METRIC_GAUGE,
 		"rewardd_inflight_requests", "Scoring requests queued or running.", NULL, NULL, 0));
+	app->budget_used = rwd_metric_0(rwd_metrics_family(m, RWD_METRIC_GAUGE,
+		"rewardd_memory_budget_used_bytes", "Bytes of limits.memory_budget_bytes in use (request bodies, "
+		"their parse, arenas, replies being built).", NULL, NULL, 0));
 	app->f_http = rwd_metrics_family(m, RWD_METRIC_COUNTER, "rewardd_http_requests_total",
 		"HTTP requests by route and status code.", l_route_code, NULL, 0);
 	app->f_requests = rwd_metrics_family(m, RWD_METRIC_COUNTER, "rewardd_requests_total",
@@ -266,7 +270,7 @@ static int check_config(rwd_config *cfg)
 		rwd_model_free(s.model);
 	}
 	json_t *j = rwd_config_to_json(cfg);
-	char *txt = json_dumps(j, JSON_INDENT(2));
+	char *txt = rwd_json_dumps(j, JSON_INDENT(2));
 	if (txt)
 		printf("%s\n", txt);
 	free(txt);
@@ -521,36 +525,39 @@ int main(int argc, char **argv)
 	app.models = calloc(cfg.n_models + RWD_APP_SPARE_MODELS, sizeof(*app.models));
 	if (!app.metrics || !app.models)
 		goto out;
-	int workers = 0;
+	int workers = 0, threaded = 0; /* threaded: workers that may use BLAS's pool */
 	for (size_t i = 0; i < cfg.n_models; i++) {
 		app.models[i].cfg = &cfg.models[i];
 		atomic_init(&app.models[i].state, RWD_SERVED_LOADING);
 		workers += cfg.models[i].batching.workers;
+		/* an ensemble computes nothing itself: its members are counted */
+		if (!cfg.models[i].ensemble.n_members && rwd_model_kind_threaded(cfg.models[i].kind))
+			threaded += cfg.models[i].batching.workers;
 	}
 	if (load_keys(&app, &err) || rwd_admin_init(&app, model_args, n_model_args, &err)) {
 		die_error("invalid configuration", &err);
 		goto out;
 	}
 	/*
-	 * lib/nn's threading model: one compute worker gets every core for
-	 * BLAS, several get one thread each. No cores are held back for the
-	 * HTTP threads: lib/nn runs GEMMs under 16M multiply-adds on one thread,
-	 * so a tiny head never wakes OpenBLAS's spinning pool (measured on 2
-	 * shared cores, aesthetic head, 1-item requests, c=16: 2 BLAS threads
-	 * gave 459-477 req/s against 814-1324 with 1 before that rule, and
-	 * 1177-1668 against 841-2302 with it), while CLIP and seqcls get both
-	 * cores (issue 13: edit rewards 8.1 against 5.0 items/s).
+	 * lib/nn's threading model (nn.h): at most one compute worker that may
+	 * run threaded GEMMs gets every core for BLAS, several get one thread
+	 * each. Workers of serial kinds (rules, image_metrics, sql: no GEMMs;
+	 * mlp: serial GEMMs) are not counted, so rules + a head + one CLIP model
+	 * still gives CLIP every core (bench/threads_daemon.py: 1-item edit
+	 * rewards 9.5 -> 19.5 req/s on 2 shared cores). No cores are held back
+	 * for the HTTP threads: GEMMs under 16M multiply-adds and every mlp GEMM
+	 * run on one thread, so small models never wake OpenBLAS's spinning pool.
 	 */
 	int blas = cfg.blas_threads;
 	if (!blas)
-		blas = rwd_nn_blas_threads_for(workers);
+		blas = rwd_nn_blas_threads_for(threaded);
 	app.blas_threads = rwd_nn_threading_init(blas, app.blas_desc, sizeof(app.blas_desc));
-	rwd_log(RWD_LOG_INFO, "rewardd %s starting: %d cores, %d compute workers, OpenBLAS: %s",
-		RWD_VERSION, rwd_cpu_count(), workers, app.blas_desc);
-	if (workers > 1 && app.blas_threads > 1)
+	rwd_log(RWD_LOG_INFO, "rewardd %s starting: %d cores, %d compute workers (%d may run threaded "
+		"GEMMs), OpenBLAS: %s", RWD_VERSION, rwd_cpu_count(), workers, threaded, app.blas_desc);
+	if (threaded > 1 && app.blas_threads > 1)
 		rwd_log(RWD_LOG_WARN, "%d compute workers with %d BLAS threads each oversubscribe the cores "
 			"(OpenBLAS serialises concurrent threaded GEMMs); set compute.blas_threads to 1",
-			workers, app.blas_threads);
+			threaded, app.blas_threads);
 	setup_metrics(&app);
 	/* the registry (app.c, admin.c) reaches the RL state through these */
 	app.hooks.model_ready = rwd__rl_model_ready;

@@ -20,7 +20,9 @@ static _Thread_local int *tl_over;
 
 #if defined(__GLIBC__)
 /* malloc_usable_size on both sides, so charge and release always agree
- * (jansson's free gets no size; a header would break free(json_dumps(...))). */
+ * (jansson's free gets no size). Text for the wire is written by
+ * rwd_json_dumps (core/json.h) into plain malloc memory: a json_dumps
+ * result freed with free() (MHD frees reply buffers) would never be released. */
 static void *j_malloc(size_t n)
 {
 	void *p = malloc(n);

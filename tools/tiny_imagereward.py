@@ -39,6 +39,10 @@ import torch
 KINDS = ("imagereward",)
 SIZES = {
     "tiny": dict(image=224, patch=16, vd=32, vl=2, vh=2, vf=64, td=32, tl=2, th=2, tf=64, vocab=30524, pos=512),
+    # real widths (BLIP ViT-B and BERT-base), one layer each: GEMMs past lib/nn's 16M
+    # multiply-add threading threshold, for the batch-invariance test's 2-thread runs
+    "wide": dict(image=224, patch=16, vd=768, vl=1, vh=12, vf=3072, td=768, tl=1, th=12, tf=3072,
+                 vocab=30524, pos=512),
 }
 
 

@@ -2,6 +2,7 @@
 #include "compat/compat.h"
 
 #include "core/base64.h"
+#include "core/json.h"
 #include "serve/request.h"
 
 #include <math.h>
@@ -219,7 +220,7 @@ static int no_text(const char *kind, rwd_error *err)
 static json_t *label_value(json_t *v)
 {
 	if (json_is_number(v)) {
-		char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+		char *s = rwd_json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
 		json_t *out = s ? json_string(s) : NULL;
 		free(s);
 		return out;

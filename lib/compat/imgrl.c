@@ -6,6 +6,7 @@
 
 #include "compat/compat.h"
 #include "core/base64.h"
+#include "core/json.h"
 
 #include <png.h>
 #include <stdarg.h>
@@ -75,12 +76,13 @@ static int map_kind(const char *kind, kind_map *m, rwd_error *err)
 		*m = (kind_map){NULL, 1, NULL};
 		return 0;
 	}
-	if (strcmp(kind, "imagereward") == 0) {
+	/* ocr: the prompt carries the quoted target (flow_grpo's ocr_score reads prompt.split('"')[1]) */
+	if (strcmp(kind, "imagereward") == 0 || strcmp(kind, "ocr") == 0) {
 		*m = (kind_map){"prompt", 0, NULL};
 		return 0;
 	}
-	return rwd_errorf(err, RWD_E_INVALID, "a model of kind '%s' scores no images (use a clip, imagereward or "
-		"image_metrics model)", kind);
+	return rwd_errorf(err, RWD_E_INVALID, "a model of kind '%s' scores no images (use a clip, imagereward, ocr "
+		"or image_metrics model)", kind);
 }
 
 static int where(rwd_error *err, int code, const char *fmt, ...) RWD_PRINTF(3, 4);
@@ -832,7 +834,7 @@ static json_t *geneval_groups(const rwd_imgrl_req *req, const double *reward)
 
 static json_t *reasoning_of(json_t *const *scores, size_t i)
 {
-	char *s = scores && scores[i] ? json_dumps(scores[i], JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(9)) : NULL;
+	char *s = scores && scores[i] ? rwd_json_dumps(scores[i], JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(9)) : NULL;
 	json_t *j = json_string(s ? s : "");
 	free(s);
 	return j;

@@ -1,6 +1,8 @@
 /* core/json.c — see json.h. */
 #include "core/json.h"
 
+#include <stdlib.h>
+
 int rwd_json_number(const json_t *obj, const char *key, int required, double def, double min,
 	double max, double *out, rwd_error *err)
 {
@@ -39,4 +41,21 @@ int rwd_json_bool(const json_t *obj, const char *key, int def, int *out, rwd_err
 	}
 	*out = json_is_true(v);
 	return 0;
+}
+
+char *rwd_json_dumps(const json_t *json, size_t flags)
+{
+	size_t n = json_dumpb(json, NULL, 0, flags);
+	if (n == 0)
+		return NULL;
+	char *buf = malloc(n + 1);
+	if (!buf)
+		return NULL;
+	/* the same value, so the same length (json_dumpb is deterministic) */
+	if (json_dumpb(json, buf, n, flags) != n) {
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	return buf;
 }

@@ -18,4 +18,16 @@ int rwd_json_number(const json_t *obj, const char *key, int required, double def
 
 int rwd_json_bool(const json_t *obj, const char *key, int def, int *out, rwd_error *err);
 
+/*
+ * json_dumps() into memory from plain malloc(): free it with free().
+ *
+ * Why not json_dumps: the daemon routes jansson's allocations through a
+ * memory budget (json_set_alloc_funcs), and json_dumps's result comes from
+ * that allocator, so a plain free() of it (MHD freeing a reply buffer, or
+ * any caller's free) released nothing and the budget leaked the text's
+ * size on every request. This writes with json_dumpb into a buffer of
+ * its own. Returns NULL on failure (as json_dumps) or out of memory.
+ */
+char *rwd_json_dumps(const json_t *json, size_t flags);
+
 #endif

@@ -412,6 +412,7 @@ static int kind_forward(const void *state, void *scratch, rwd_item *const *items
 
 const rwd_model_ops rwd__image_metrics_ops = {
 	.kind = "image_metrics",
+	.serial_blas = 1,
 	.inputs = im_inputs,
 	.load = kind_load,
 	.free = kind_free,

@@ -199,6 +199,13 @@ static int mlp_load(const char *path, const json_t *opts, size_t max_batch, int 
 
 	if (!path)
 		return rwd_errorf(err, RWD_E_INVALID, "an mlp model needs a path");
+	/* FP32 only: a head's GEMMs are too small for BF16 to gain (README) */
+	const json_t *prec = opts ? json_object_get(opts, "precision") : NULL;
+	if (prec && !(json_is_string(prec) && strcmp(json_string_value(prec), "fp32") == 0)) {
+		rwd_error_where(err, NULL, "precision");
+		return rwd_errorf(err, RWD_E_INVALID, "the mlp kind runs in fp32 only (precision \"bf16\" "
+			"is offered by clip and seqcls; a head's GEMMs are too small to gain from it)");
+	}
 	r = load_config(path, &cfg, st_path, sizeof(st_path), err);
 	if (r)
 		return r;
@@ -537,7 +544,10 @@ static int kind_forward(const void *state, void *scr, rwd_item *const *items, si
 		if (it->status)
 			memset(row, 0, in * sizeof(float));
 	}
+	/* serial GEMMs: a head gains nothing from BLAS threads (nn.h) */
+	const int saved = rwd_nn_serial_begin();
 	rwd_mlp_forward(m, s->x, n, s->y, s->tmp);
+	rwd_nn_serial_end(saved);
 	for (size_t r = 0; r < n; r++) {
 		if (items[r]->status)
 			continue;
@@ -551,6 +561,7 @@ static int kind_forward(const void *state, void *scr, rwd_item *const *items, si
 
 const rwd_model_ops rwd__mlp_ops = {
 	.kind = "mlp",
+	.serial_blas = 1,
 	.inputs = mlp_inputs,
 	.load = kind_load,
 	.free = kind_free,

@@ -66,6 +66,12 @@ const rwd_model_ops *rwd_model_kind(const char *kind)
 	return NULL;
 }
 
+int rwd_model_kind_threaded(const char *kind)
+{
+	const rwd_model_ops *ops = kind ? rwd_model_kind(kind) : NULL;
+	return ops ? !ops->serial_blas : 1;
+}
+
 const char *const *rwd_model_kinds(void)
 {
 	static const char *names[sizeof(kinds) / sizeof(kinds[0])];

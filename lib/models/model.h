@@ -103,6 +103,9 @@ typedef struct rwd_model_info {
 typedef struct rwd_model_ops {
 	const char *kind;
 	const char *const *inputs;     /* accepted item fields, NULL-terminated */
+	/* 1: forward() never runs a multi-threaded GEMM (no GEMMs at all, or
+	 * all inside rwd_nn_serial_begin), so its workers need no BLAS pool. */
+	int serial_blas;
 	/* path: folder or file (NULL for built-ins); opts: kind options object or NULL. */
 	int (*load)(const char *path, const json_t *opts, const rwd_batch_limits *lim,
 		void **state, rwd_error *err);
@@ -182,6 +185,13 @@ int rwd_model_run(const rwd_model *m, void *scratch, rwd_item *const *items, siz
 
 /* Kind lookup, for the registry and `--help`. NULL if unknown. */
 const rwd_model_ops *rwd_model_kind(const char *kind);
+/*
+ * 1 if workers of `kind` may run multi-threaded GEMMs (the BLAS thread
+ * rule, nn.h rwd_nn_blas_threads_for, counts them); 0 for serial kinds
+ * (rules, image_metrics, sql, mlp). NULL (kind detected at load) or an
+ * unknown kind: 1.
+ */
+int rwd_model_kind_threaded(const char *kind);
 /* NULL-terminated list of kind names. */
 const char *const *rwd_model_kinds(void);
 

@@ -21,8 +21,32 @@ struct rwd_ocr {
 	int limit_max; /* 1: "max", 0: "min" */
 	float thresh, box_thresh, unclip_ratio, drop_score;
 	int rec_h, rec_w, rec_batch;
+	int rec_run; /* crops per recogniser run (several PaddleOCR batches of one width) */
 	int max_candidates;
+	uint64_t det_batch_pixels; /* pixels per detector run (items of one resized size stacked) */
 };
+
+/* ---- per-thread working memory (reserved by rwd_ocr_ws_new, grown on demand) ---- */
+
+typedef struct wbuf {
+	void *p;
+	size_t cap;
+} wbuf;
+
+struct rwd_ocr_ws {
+	wbuf det_x, rs, rec_x, bit, stack, rows, pts, hull;
+};
+
+/* At least `bytes` of b (contents not kept), or NULL. */
+static void *wbuf_get(wbuf *b, size_t bytes)
+{
+	if (bytes <= b->cap && b->p)
+		return b->p;
+	free(b->p);
+	b->p = malloc(bytes ? bytes : 1);
+	b->cap = b->p ? bytes : 0;
+	return b->p;
+}
 
 /* ---- OpenCV-compatible resize (cv2.resize INTER_LINEAR, uint8, 3 channels) ---- */
 
@@ -288,18 +312,106 @@ static double box_score(const float *pred, int w, int h, const pt *box)
 	return cnt ? sum / (double)cnt : 0;
 }
 
+/* Clipper's Round: half away from zero, to an integer. */
+static double clipper_round(double v)
+{
+	return (double)(v < 0 ? (long long)(v - 0.5) : (long long)(v + 0.5));
+}
+
+/*
+ * The vertices of Clipper 6.4's ClipperOffset (pyclipper's PyclipperOffset:
+ * arc_tolerance 0.25, JT_ROUND, ET_CLOSEDPOLYGON) of the closed integer
+ * polygon q[4] by delta > 0, before its clean-up union (which only drops
+ * vertices, leaving the convex hull unchanged): each corner emits the
+ * offset points of its two edges with the arc between them stepped as
+ * DoRound steps it, every point rounded half away from zero. malloc'd;
+ * *n set. NULL when out of memory.
+ */
+static pt *clipper_round_offset(const pt *q_in, double delta, size_t *n)
+{
+	pt q[4];
+	size_t m = 0;
+	for (int k = 0; k < 4; k++) /* AddPath drops repeated points */
+		if (m == 0 || q_in[k].x != q[m - 1].x || q_in[k].y != q[m - 1].y)
+			q[m++] = q_in[k];
+	while (m > 1 && q[m - 1].x == q[0].x && q[m - 1].y == q[0].y)
+		m--;
+	double area = 0;
+	for (size_t k = 0; k < m; k++)
+		area += q[k].x * q[(k + 1) % m].y - q[(k + 1) % m].x * q[k].y;
+	if (area < 0) /* FixOrientations: a negative path is reversed */
+		for (size_t k = 0; k < m / 2; k++) {
+			pt t = q[k];
+			q[k] = q[m - 1 - k];
+			q[m - 1 - k] = t;
+		}
+	double y = 0.25 > fabs(delta) * 0.25 ? fabs(delta) * 0.25 : 0.25;
+	double steps = M_PI / acos(1 - y / fabs(delta));
+	if (steps > fabs(delta) * M_PI)
+		steps = fabs(delta) * M_PI;
+	double sn = sin(2 * M_PI / steps), cs = cos(2 * M_PI / steps), per_rad = steps / (2 * M_PI);
+	size_t cap = m * ((size_t)(per_rad * M_PI) + 4) + 4;
+	pt *out = malloc(sizeof(pt) * cap), nrm[4];
+	if (!out)
+		return NULL;
+	*n = 0;
+	if (m < 3 || !(delta > 0)) {
+		memcpy(out, q, sizeof(pt) * m);
+		*n = m;
+		return out;
+	}
+	for (size_t j = 0; j < m; j++) { /* GetUnitNormal(pts[j], pts[j + 1]) */
+		double dx = q[(j + 1) % m].x - q[j].x, dy = q[(j + 1) % m].y - q[j].y, f = 1 / sqrt(dx * dx + dy * dy);
+		nrm[j] = (pt){dy * f, -dx * f};
+	}
+	for (size_t j = 0, k = m - 1; j < m; k = j, j++) { /* OffsetPoint(j, k) */
+		double sinA = nrm[k].x * nrm[j].y - nrm[j].x * nrm[k].y, cosA = nrm[k].x * nrm[j].x + nrm[j].y * nrm[k].y;
+		pt p = q[j];
+		if (fabs(sinA * delta) < 1.0) {
+			if (cosA > 0) {
+				out[(*n)++] = (pt){clipper_round(p.x + nrm[k].x * delta), clipper_round(p.y + nrm[k].y * delta)};
+				continue;
+			}
+		} else if (sinA > 1.0) {
+			sinA = 1.0;
+		} else if (sinA < -1.0) {
+			sinA = -1.0;
+		}
+		if (sinA * delta < 0) { /* a concave corner (not in a rectangle; kept for completeness) */
+			out[(*n)++] = (pt){clipper_round(p.x + nrm[k].x * delta), clipper_round(p.y + nrm[k].y * delta)};
+			out[(*n)++] = p;
+			out[(*n)++] = (pt){clipper_round(p.x + nrm[j].x * delta), clipper_round(p.y + nrm[j].y * delta)};
+			continue;
+		}
+		double a = atan2(sinA, cosA);
+		long st = (long)clipper_round(per_rad * fabs(a));
+		if (st < 1)
+			st = 1;
+		double X = nrm[k].x, Y = nrm[k].y;
+		for (long i = 0; i < st && *n + 1 < cap; i++) {
+			out[(*n)++] = (pt){clipper_round(p.x + X * delta), clipper_round(p.y + Y * delta)};
+			double X2 = X;
+			X = X * cs - sn * Y;
+			Y = X2 * sn + Y * cs;
+		}
+		out[(*n)++] = (pt){clipper_round(p.x + nrm[j].x * delta), clipper_round(p.y + nrm[j].y * delta)};
+	}
+	return out;
+}
+
 typedef struct qbox {
 	pt p[4];
 } qbox;
 
 /* DBPostProcess.boxes_from_bitmap + filter_tag_det_res; boxes in image coordinates. */
-static int db_boxes(const rwd_ocr *o, const float *pred, int w, int h, int img_w, int img_h, qbox **out,
-	size_t *n_out)
+static int db_boxes(const rwd_ocr *o, rwd_ocr_ws *ws, const float *pred, int w, int h, int img_w, int img_h,
+	qbox **out, size_t *n_out)
 {
-	uint8_t *bit = malloc((size_t)w * (size_t)h);
-	int *stack = malloc(sizeof(int) * (size_t)w * (size_t)h);
-	int *rmin = malloc(sizeof(int) * (size_t)h), *rmax = malloc(sizeof(int) * (size_t)h);
-	pt *pts = malloc(sizeof(pt) * 2 * (size_t)h), *hull = malloc(sizeof(pt) * (4 * (size_t)h + 2)); /* monotone chain: 2n */
+	uint8_t *bit = wbuf_get(&ws->bit, (size_t)w * (size_t)h);
+	int *stack = wbuf_get(&ws->stack, sizeof(int) * (size_t)w * (size_t)h);
+	int *rmin = wbuf_get(&ws->rows, sizeof(int) * 2 * (size_t)h), *rmax = rmin ? rmin + h : NULL;
+	pt *pts = wbuf_get(&ws->pts, sizeof(pt) * 2 * (size_t)h);
+	pt *hull = wbuf_get(&ws->hull, sizeof(pt) * (4 * (size_t)h + 2)); /* monotone chain: 2n */
 	qbox *boxes = NULL;
 	size_t nb = 0, cap = 0;
 	int r = 0, ncand = 0;
@@ -373,10 +485,19 @@ static int db_boxes(const rwd_ocr *o, const float *pred, int w, int h, int img_w
 			}
 			area = fabs(area) / 2;
 			double dist = len > 0 ? area * o->unclip_ratio / len : 0;
-			pt qh[9];
-			size_t nq = convex_hull(q, 4, qh);
 			pt ex[4];
-			sside = min_area_rect(qh, nq, dist, ex);
+			size_t nq = 0;
+			pt *off = clipper_round_offset(q, dist, &nq);
+			pt *qh = off ? malloc(sizeof(pt) * (2 * nq + 1)) : NULL;
+			if (!qh) {
+				free(off);
+				r = RWD_E_NOMEM;
+				goto done;
+			}
+			nq = convex_hull(off, nq, qh);
+			sside = min_area_rect(qh, nq, 0, ex);
+			free(off);
+			free(qh);
 			if (nq < 3)
 				sside = 0;
 			if (sside < 3 + 2)
@@ -435,12 +556,6 @@ static int db_boxes(const rwd_ocr *o, const float *pred, int w, int h, int img_w
 			memcpy(boxes[nb++].p, rc, sizeof(rc));
 		}
 done:
-	free(bit);
-	free(stack);
-	free(rmin);
-	free(rmax);
-	free(pts);
-	free(hull);
 	if (r) {
 		free(boxes);
 		return r;
@@ -613,19 +728,6 @@ static int rotate_crop(const rwd_image *img, const pt *q, crop *out)
 
 /* ---- recognition ---- */
 
-typedef struct ratio_item {
-	double ratio;
-	size_t idx;
-} ratio_item;
-
-static int ratio_cmp(const void *a, const void *b)
-{
-	const ratio_item *p = a, *q = b;
-	if (p->ratio != q->ratio)
-		return p->ratio < q->ratio ? -1 : 1;
-	return p->idx < q->idx ? -1 : (p->idx > q->idx); /* stable */
-}
-
 static int str_append(char **s, size_t *len, size_t *cap, const char *add)
 {
 	size_t n = strlen(add);
@@ -642,189 +744,397 @@ static int str_append(char **s, size_t *len, size_t *cap, const char *add)
 	return 0;
 }
 
-static int recognise(const rwd_ocr *o, const crop *crops, size_t n, rwd_ocr_line *lines, rwd_error *err)
+/* CTC greedy decoding of one crop's [T, C] probabilities into l->text / l->confidence. */
+static int ctc_decode(const rwd_ocr *o, const float *p, int64_t T, int64_t C, rwd_ocr_line *l)
 {
-	ratio_item *ord = malloc(sizeof(*ord) * (n ? n : 1));
-	if (!ord)
-		return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
-	for (size_t i = 0; i < n; i++)
-		ord[i] = (ratio_item){(double)crops[i].w / (double)crops[i].h, i};
-	qsort(ord, n, sizeof(*ord), ratio_cmp);
+	char *s = NULL;
+	size_t len = 0, cap = 0, kept = 0;
+	double conf = 0;
+	int64_t prev = -1;
+	int r = str_append(&s, &len, &cap, "");
+	for (int64_t t = 0; !r && t < T; t++) {
+		int64_t am = 0;
+		for (int64_t j = 1; j < C; j++)
+			if (p[t * C + j] > p[t * C + am])
+				am = j;
+		if (am != 0 && am != prev) {
+			r = str_append(&s, &len, &cap, o->chars[am]);
+			conf += p[t * C + am];
+			kept++;
+		}
+		prev = am;
+	}
+	if (r) {
+		free(s);
+		return RWD_E_NOMEM;
+	}
+	l->text = s;
+	l->confidence = kept ? (float)(conf / (double)kept) : 0.0f;
+	return 0;
+}
+
+/* One image of a batch on its way through the pipeline. */
+typedef struct img_job {
+	int rh, rw;           /* DetResizeForTest's size */
+	qbox *boxes;          /* [nb], PaddleOCR's order */
+	size_t nb;
+	crop *crops;          /* [nb] */
+	rwd_ocr_line *lines;  /* [nb], before drop_score */
+} img_job;
+
+/* One crop's place in the recogniser runs. */
+typedef struct rec_job {
+	size_t img, box, seq; /* seq: the order PaddleOCR would feed it (image, then ratio rank) */
+	double ratio;         /* w / h */
+	int W;                /* its PaddleOCR batch's padded width */
+} rec_job;
+
+typedef struct det_key {
+	int rh, rw;
+	size_t img;
+} det_key;
+
+static int det_key_cmp(const void *a, const void *b)
+{
+	const det_key *p = a, *q = b;
+	if (p->rh != q->rh)
+		return p->rh < q->rh ? -1 : 1;
+	if (p->rw != q->rw)
+		return p->rw < q->rw ? -1 : 1;
+	return p->img < q->img ? -1 : (p->img > q->img);
+}
+
+static int rec_ratio_cmp(const void *a, const void *b) /* within one image: by ratio, stable */
+{
+	const rec_job *p = a, *q = b;
+	if (p->ratio != q->ratio)
+		return p->ratio < q->ratio ? -1 : 1;
+	return p->box < q->box ? -1 : (p->box > q->box);
+}
+
+static int rec_width_cmp(const void *a, const void *b) /* across images: by padded width, stable */
+{
+	const rec_job *p = a, *q = b;
+	if (p->W != q->W)
+		return p->W < q->W ? -1 : 1;
+	return p->seq < q->seq ? -1 : (p->seq > q->seq);
+}
+
+static void item_fail(rwd_ocr_result *res, int code, const rwd_error *e)
+{
+	if (res->status)
+		return;
+	res->status = code;
+	if (e)
+		res->err = *e;
+	else
+		rwd_errorf(&res->err, code, "out of memory");
+	if (!res->err.code)
+		res->err.code = code;
+}
+
+/* The detector on k images of one resized size (keys[0..k)), then DB post-processing per image. */
+static void det_run(const rwd_ocr *o, rwd_ocr_ws *ws, const rwd_image *const *imgs, img_job *jobs,
+	rwd_ocr_result *res, const det_key *keys, size_t k)
+{
+	const int rh = keys[0].rh, rw = keys[0].rw;
+	const size_t plane = (size_t)rw * (size_t)rh;
+	float *x = wbuf_get(&ws->det_x, sizeof(float) * 3 * plane * k);
+	uint8_t *rs = wbuf_get(&ws->rs, plane * 3);
+	rwd_error err = {0};
+	rwd_graph_tensor pm = {0};
 	int r = 0;
-	float *x = NULL;
-	uint8_t *rs = NULL;
-	for (size_t b0 = 0; b0 < n; b0 += (size_t)o->rec_batch) {
-		size_t bn = n - b0 < (size_t)o->rec_batch ? n - b0 : (size_t)o->rec_batch;
-		double mr = (double)o->rec_w / o->rec_h;
-		for (size_t k = 0; k < bn; k++)
-			mr = fmax(mr, ord[b0 + k].ratio);
-		int H = o->rec_h, W = (int)(H * mr);
-		free(x);
-		x = calloc(bn * 3 * (size_t)H * (size_t)W, sizeof(float));
-		free(rs);
-		rs = malloc((size_t)H * (size_t)W * 3);
-		if (!x || !rs) {
-			r = rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+	if (!x || !rs) {
+		r = rwd_errorf(&err, RWD_E_NOMEM, "out of memory");
+		goto done;
+	}
+	static const float mean[3] = {0.485f, 0.456f, 0.406f}, stdv[3] = {0.229f, 0.224f, 0.225f};
+	for (size_t j = 0; j < k; j++) {
+		const rwd_image *img = imgs[keys[j].img];
+		if ((r = cv_resize_linear(img->pixels, img->w, img->h, img->stride, rs, rw, rh))) {
+			r = rwd_errorf(&err, r, "out of memory");
 			goto done;
 		}
-		for (size_t k = 0; k < bn; k++) {
-			const crop *c = &crops[ord[b0 + k].idx];
-			double ratio = (double)c->w / c->h;
-			int rw = ceil(H * ratio) > W ? W : (int)ceil(H * ratio);
-			if (rw < 1)
-				rw = 1;
-			if ((r = cv_resize_linear(c->px, c->w, c->h, (size_t)c->w * 3, rs, rw, H))) {
-				r = rwd_errorf(err, r, "out of memory");
-				goto done;
-			}
-			float *xb = x + k * 3 * (size_t)H * (size_t)W;
-			for (int yy = 0; yy < H; yy++)
-				for (int xx = 0; xx < rw; xx++)
-					for (int ch = 0; ch < 3; ch++) {
-						float v = (float)rs[((size_t)yy * (size_t)rw + (size_t)xx) * 3 + (size_t)ch] / 255.0f;
-						xb[((size_t)ch * (size_t)H + (size_t)yy) * (size_t)W + (size_t)xx] = (v - 0.5f) / 0.5f;
-					}
-		}
-		int64_t dims[4] = {(int64_t)bn, 3, H, W};
-		rwd_graph_tensor out;
-		if ((r = rwd_graph_run(o->rec, x, 4, dims, NULL, &out, err)))
-			goto done;
-		if (out.rank != 3 || out.dims[0] != (int64_t)bn || out.dims[2] != (int64_t)o->n_chars) {
-			free(out.data);
-			r = rwd_errorf(err, RWD_E_INVALID, "the recogniser's output does not match the dictionary (%zu classes)",
-				o->n_chars);
-			goto done;
-		}
-		int64_t T = out.dims[1], C = out.dims[2];
-		for (size_t k = 0; k < bn; k++) {
-			const float *p = out.data + k * (size_t)T * (size_t)C;
-			char *s = NULL;
-			size_t len = 0, cap = 0;
-			double conf = 0;
-			size_t kept = 0;
-			int64_t prev = -1;
-			r = str_append(&s, &len, &cap, "");
-			for (int64_t t = 0; !r && t < T; t++) {
-				int64_t am = 0;
-				for (int64_t j = 1; j < C; j++)
-					if (p[t * C + j] > p[t * C + am])
-						am = j;
-				if (am != 0 && am != prev) {
-					r = str_append(&s, &len, &cap, o->chars[am]);
-					conf += p[t * C + am];
-					kept++;
-				}
-				prev = am;
-			}
-			if (r) {
-				free(s);
-				free(out.data);
-				r = rwd_errorf(err, RWD_E_NOMEM, "out of memory");
-				goto done;
-			}
-			rwd_ocr_line *l = &lines[ord[b0 + k].idx];
-			l->text = s;
-			l->confidence = kept ? (float)(conf / (double)kept) : 0.0f;
-		}
-		free(out.data);
+		float *xi = x + j * 3 * plane;
+		for (int c = 0; c < 3; c++)
+			for (size_t i = 0; i < plane; i++)
+				xi[(size_t)c * plane + i] = ((float)rs[i * 3 + (size_t)c] * (1.0f / 255.0f) - mean[c]) / stdv[c];
+	}
+	int64_t dims[4] = {(int64_t)k, 3, rh, rw};
+	if ((r = rwd_graph_run(o->det, x, 4, dims, NULL, &pm, &err)))
+		goto done;
+	if (pm.rank != 4 || pm.dims[0] != (int64_t)k || pm.dims[1] < 1 || pm.dims[2] != rh || pm.dims[3] != rw) {
+		r = rwd_errorf(&err, RWD_E_INVALID, "the detector's output is not a [%zu, 1, %d, %d] map", k, rh, rw);
+		goto done;
+	}
+	for (size_t j = 0; j < k; j++) {
+		size_t i = keys[j].img;
+		const float *map = pm.data + j * (size_t)pm.dims[1] * plane; /* channel 0 */
+		if (db_boxes(o, ws, map, rw, rh, imgs[i]->w, imgs[i]->h, &jobs[i].boxes, &jobs[i].nb))
+			item_fail(&res[i], RWD_E_NOMEM, NULL);
 	}
 done:
-	free(ord);
-	free(x);
-	free(rs);
+	if (r)
+		for (size_t j = 0; j < k; j++)
+			item_fail(&res[keys[j].img], r, &err);
+	free(pm.data);
+}
+
+/* The recogniser on k crops of one padded width W (rj[0..k)), decoded into their lines. */
+static void rec_run(const rwd_ocr *o, rwd_ocr_ws *ws, img_job *jobs, rwd_ocr_result *res, const rec_job *rj,
+	size_t k)
+{
+	const int H = o->rec_h, W = rj[0].W;
+	const size_t per = 3 * (size_t)H * (size_t)W;
+	float *x = wbuf_get(&ws->rec_x, sizeof(float) * per * k);
+	uint8_t *rs = wbuf_get(&ws->rs, (size_t)H * (size_t)W * 3);
+	rwd_error err = {0};
+	rwd_graph_tensor out = {0};
+	int r = 0;
+	if (!x || !rs) {
+		r = rwd_errorf(&err, RWD_E_NOMEM, "out of memory");
+		goto done;
+	}
+	memset(x, 0, sizeof(float) * per * k); /* the zero padding */
+	for (size_t q = 0; q < k; q++) {
+		const crop *c = &jobs[rj[q].img].crops[rj[q].box];
+		double ratio = (double)c->w / c->h;
+		int rw = ceil(H * ratio) > W ? W : (int)ceil(H * ratio);
+		if (rw < 1)
+			rw = 1;
+		if ((r = cv_resize_linear(c->px, c->w, c->h, (size_t)c->w * 3, rs, rw, H))) {
+			r = rwd_errorf(&err, r, "out of memory");
+			goto done;
+		}
+		float *xb = x + q * per;
+		for (int yy = 0; yy < H; yy++)
+			for (int xx = 0; xx < rw; xx++)
+				for (int ch = 0; ch < 3; ch++) {
+					float v = (float)rs[((size_t)yy * (size_t)rw + (size_t)xx) * 3 + (size_t)ch] / 255.0f;
+					xb[((size_t)ch * (size_t)H + (size_t)yy) * (size_t)W + (size_t)xx] = (v - 0.5f) / 0.5f;
+				}
+	}
+	int64_t dims[4] = {(int64_t)k, 3, H, W};
+	if ((r = rwd_graph_run(o->rec, x, 4, dims, NULL, &out, &err)))
+		goto done;
+	if (out.rank != 3 || out.dims[0] != (int64_t)k || out.dims[2] != (int64_t)o->n_chars) {
+		r = rwd_errorf(&err, RWD_E_INVALID, "the recogniser's output does not match the dictionary (%zu classes)",
+			o->n_chars);
+		goto done;
+	}
+	int64_t T = out.dims[1], C = out.dims[2];
+	for (size_t q = 0; q < k; q++)
+		if (ctc_decode(o, out.data + q * (size_t)T * (size_t)C, T, C, &jobs[rj[q].img].lines[rj[q].box]))
+			item_fail(&res[rj[q].img], RWD_E_NOMEM, NULL);
+done:
+	if (r)
+		for (size_t q = 0; q < k; q++)
+			item_fail(&res[rj[q].img], r, &err);
+	free(out.data);
+}
+
+int rwd_ocr_ws_new(const rwd_ocr *o, rwd_ocr_ws **out, rwd_error *err)
+{
+	*out = NULL;
+	rwd_ocr_ws *ws = calloc(1, sizeof(*ws));
+	if (!ws)
+		return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
+	/* "max" bounds both resized sides by the limit rounded to 32; "min" has no bound (grown on demand) */
+	size_t side = o->limit_max ? ((size_t)o->limit_side + 16) / 32 * 32 : 0, px = side * side;
+	size_t det_px = px > o->det_batch_pixels ? px : (size_t)o->det_batch_pixels;
+	size_t rec_px = (size_t)o->rec_h * (size_t)o->rec_w;
+	if (!o->limit_max)
+		det_px = 0;
+	if (!wbuf_get(&ws->det_x, sizeof(float) * 3 * det_px) ||
+		!wbuf_get(&ws->rs, 3 * (px > rec_px ? px : rec_px)) ||
+		!wbuf_get(&ws->rec_x, sizeof(float) * 3 * rec_px * (size_t)o->rec_run) ||
+		!wbuf_get(&ws->bit, px) || !wbuf_get(&ws->stack, sizeof(int) * px) ||
+		!wbuf_get(&ws->rows, sizeof(int) * 2 * side) || !wbuf_get(&ws->pts, sizeof(pt) * 2 * side) ||
+		!wbuf_get(&ws->hull, sizeof(pt) * (4 * side + 2))) {
+		rwd_ocr_ws_free(ws);
+		return rwd_errorf(err, RWD_E_NOMEM, "out of memory for the ocr working memory (%zu detector pixels)",
+			det_px);
+	}
+	*out = ws;
+	return 0;
+}
+
+void rwd_ocr_ws_free(rwd_ocr_ws *ws)
+{
+	if (!ws)
+		return;
+	wbuf *b[] = {&ws->det_x, &ws->rs, &ws->rec_x, &ws->bit, &ws->stack, &ws->rows, &ws->pts, &ws->hull};
+	for (size_t i = 0; i < sizeof(b) / sizeof(b[0]); i++)
+		free(b[i]->p);
+	free(ws);
+}
+
+size_t rwd_ocr_ws_bytes(const rwd_ocr_ws *ws)
+{
+	return ws->det_x.cap + ws->rs.cap + ws->rec_x.cap + ws->bit.cap + ws->stack.cap + ws->rows.cap +
+		ws->pts.cap + ws->hull.cap;
+}
+
+int rwd_ocr_read_batch(const rwd_ocr *o, rwd_ocr_ws *ws, const rwd_image *const *imgs, size_t n,
+	rwd_ocr_result *res)
+{
+	rwd_ocr_ws *own = NULL;
+	img_job *jobs = calloc(n ? n : 1, sizeof(*jobs));
+	det_key *keys = calloc(n ? n : 1, sizeof(*keys));
+	rec_job *rj = NULL;
+	int r = 0;
+	for (size_t i = 0; i < n; i++)
+		memset(&res[i], 0, sizeof(res[i]));
+	if (!ws && rwd_ocr_ws_new(o, &own, NULL) == 0)
+		ws = own;
+	if (!jobs || !keys || !ws) {
+		r = RWD_E_NOMEM;
+		for (size_t i = 0; i < n; i++)
+			item_fail(&res[i], r, NULL);
+		goto done;
+	}
+	/* DetResizeForTest per image; the detector runs on images of one resized size together */
+	size_t nk = 0;
+	for (size_t i = 0; i < n; i++) {
+		const rwd_image *img = imgs[i];
+		if (img->w < 1 || img->h < 1) {
+			rwd_errorf(&res[i].err, RWD_E_INVALID, "empty image");
+			res[i].status = RWD_E_INVALID;
+			continue;
+		}
+		double ratio = 1.0;
+		int mx = img->w > img->h ? img->w : img->h, mn = img->w < img->h ? img->w : img->h;
+		if (o->limit_max ? mx > o->limit_side : mn < o->limit_side)
+			ratio = o->limit_side / (o->limit_max ? mx : mn);
+		int rh = (int)(img->h * ratio), rw = (int)(img->w * ratio);
+		jobs[i].rh = (int)fmax(rint(rh / 32.0) * 32, 32);
+		jobs[i].rw = (int)fmax(rint(rw / 32.0) * 32, 32);
+		keys[nk++] = (det_key){jobs[i].rh, jobs[i].rw, i};
+	}
+	qsort(keys, nk, sizeof(*keys), det_key_cmp);
+	for (size_t a = 0; a < nk;) {
+		uint64_t px = (uint64_t)keys[a].rh * (uint64_t)keys[a].rw;
+		size_t per = px >= o->det_batch_pixels ? 1 : (size_t)(o->det_batch_pixels / px), b = a + 1;
+		while (b < nk && b - a < per && keys[b].rh == keys[a].rh && keys[b].rw == keys[a].rw)
+			b++;
+		det_run(o, ws, imgs, jobs, res, keys + a, b - a);
+		a = b;
+	}
+	/* crops, and each image's crops in PaddleOCR's batches: sorted by w / h, rec_batch at a time,
+	 * each batch padded to its widest ratio; crops of one padded width share recogniser runs */
+	size_t nc = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (res[i].status || !jobs[i].nb)
+			continue;
+		jobs[i].crops = calloc(jobs[i].nb, sizeof(crop));
+		jobs[i].lines = calloc(jobs[i].nb, sizeof(rwd_ocr_line));
+		if (!jobs[i].crops || !jobs[i].lines) {
+			item_fail(&res[i], RWD_E_NOMEM, NULL);
+			continue;
+		}
+		for (size_t b = 0; b < jobs[i].nb && !res[i].status; b++) {
+			int cr = rotate_crop(imgs[i], jobs[i].boxes[b].p, &jobs[i].crops[b]);
+			if (cr) {
+				rwd_errorf(&res[i].err, cr, "cannot crop box %zu", b);
+				res[i].status = cr;
+			}
+		}
+		if (!res[i].status)
+			nc += jobs[i].nb;
+	}
+	rj = malloc(sizeof(*rj) * (nc ? nc : 1));
+	if (!rj) {
+		r = RWD_E_NOMEM;
+		for (size_t i = 0; i < n; i++)
+			item_fail(&res[i], r, NULL);
+		goto done;
+	}
+	size_t q = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (res[i].status || !jobs[i].nb)
+			continue;
+		rec_job *mine = rj + q;
+		for (size_t b = 0; b < jobs[i].nb; b++) {
+			const crop *c = &jobs[i].crops[b];
+			mine[b] = (rec_job){.img = i, .box = b, .ratio = (double)c->w / (double)c->h};
+		}
+		qsort(mine, jobs[i].nb, sizeof(*mine), rec_ratio_cmp);
+		for (size_t b0 = 0; b0 < jobs[i].nb; b0 += (size_t)o->rec_batch) {
+			size_t bn = jobs[i].nb - b0 < (size_t)o->rec_batch ? jobs[i].nb - b0 : (size_t)o->rec_batch;
+			double mr = (double)o->rec_w / o->rec_h;
+			for (size_t k = 0; k < bn; k++)
+				mr = fmax(mr, mine[b0 + k].ratio);
+			for (size_t k = 0; k < bn; k++)
+				mine[b0 + k].W = (int)(o->rec_h * mr);
+		}
+		for (size_t b = 0; b < jobs[i].nb; b++)
+			mine[b].seq = q + b;
+		q += jobs[i].nb;
+	}
+	qsort(rj, nc, sizeof(*rj), rec_width_cmp);
+	for (size_t a = 0; a < nc;) {
+		size_t b = a + 1;
+		while (b < nc && b - a < (size_t)o->rec_run && rj[b].W == rj[a].W)
+			b++;
+		rec_run(o, ws, jobs, res, rj + a, b - a);
+		a = b;
+	}
+	/* drop_score, as TextSystem drops lines; boxes in PaddleOCR's order */
+	for (size_t i = 0; i < n; i++) {
+		if (res[i].status)
+			continue;
+		size_t kept = 0;
+		for (size_t b = 0; b < jobs[i].nb; b++) {
+			rwd_ocr_line l = jobs[i].lines[b];
+			if (l.confidence < o->drop_score) {
+				free(l.text);
+				continue;
+			}
+			for (int k = 0; k < 4; k++) {
+				l.box[k][0] = (int)jobs[i].boxes[b].p[k].x;
+				l.box[k][1] = (int)jobs[i].boxes[b].p[k].y;
+			}
+			jobs[i].lines[kept++] = l;
+		}
+		res[i].lines = jobs[i].lines;
+		res[i].n = kept;
+		jobs[i].lines = NULL;
+	}
+done:
+	if (jobs)
+		for (size_t i = 0; i < n; i++) {
+			if (jobs[i].lines)
+				for (size_t b = 0; b < jobs[i].nb; b++)
+					free(jobs[i].lines[b].text);
+			free(jobs[i].lines);
+			if (jobs[i].crops)
+				for (size_t b = 0; b < jobs[i].nb; b++)
+					free(jobs[i].crops[b].px);
+			free(jobs[i].crops);
+			free(jobs[i].boxes);
+		}
+	free(jobs);
+	free(keys);
+	free(rj);
+	rwd_ocr_ws_free(own);
 	return r;
 }
 
 int rwd_ocr_read(const rwd_ocr *o, const rwd_image *img, rwd_ocr_line **lines_out, size_t *n_out,
 	rwd_error *err)
 {
+	rwd_ocr_result res;
 	*lines_out = NULL;
 	*n_out = 0;
-	if (img->w < 1 || img->h < 1)
-		return rwd_errorf(err, RWD_E_INVALID, "empty image");
-	/* DetResizeForTest */
-	double ratio = 1.0;
-	int mx = img->w > img->h ? img->w : img->h, mn = img->w < img->h ? img->w : img->h;
-	if (o->limit_max ? mx > o->limit_side : mn < o->limit_side)
-		ratio = o->limit_side / (o->limit_max ? mx : mn);
-	int rh = (int)(img->h * ratio), rw = (int)(img->w * ratio);
-	rh = (int)fmax(rint(rh / 32.0) * 32, 32);
-	rw = (int)fmax(rint(rw / 32.0) * 32, 32);
-	uint8_t *rs = malloc((size_t)rw * (size_t)rh * 3);
-	float *x = malloc(sizeof(float) * 3 * (size_t)rw * (size_t)rh);
-	qbox *boxes = NULL;
-	size_t nb = 0;
-	crop *crops = NULL;
-	rwd_ocr_line *lines = NULL;
-	rwd_graph_tensor pm = {0};
-	int r = 0;
-	if (!rs || !x) {
-		r = rwd_errorf(err, RWD_E_NOMEM, "out of memory");
-		goto done;
+	int r = rwd_ocr_read_batch(o, NULL, &img, 1, &res);
+	if (r || res.status) {
+		if (err)
+			*err = res.err;
+		return res.status ? res.status : r;
 	}
-	if ((r = cv_resize_linear(img->pixels, img->w, img->h, img->stride, rs, rw, rh))) {
-		r = rwd_errorf(err, r, "out of memory");
-		goto done;
-	}
-	static const float mean[3] = {0.485f, 0.456f, 0.406f}, stdv[3] = {0.229f, 0.224f, 0.225f};
-	for (int c = 0; c < 3; c++)
-		for (size_t i = 0; i < (size_t)rw * (size_t)rh; i++)
-			x[(size_t)c * (size_t)rw * (size_t)rh + i] = ((float)rs[i * 3 + (size_t)c] * (1.0f / 255.0f) - mean[c]) / stdv[c];
-	int64_t dims[4] = {1, 3, rh, rw};
-	if ((r = rwd_graph_run(o->det, x, 4, dims, NULL, &pm, err)))
-		goto done;
-	if (pm.rank != 4 || pm.dims[1] < 1 || pm.dims[2] != rh || pm.dims[3] != rw) {
-		r = rwd_errorf(err, RWD_E_INVALID, "the detector's output is not a [1, 1, %d, %d] map", rh, rw);
-		goto done;
-	}
-	if ((r = db_boxes(o, pm.data, rw, rh, img->w, img->h, &boxes, &nb))) {
-		r = rwd_errorf(err, r, "out of memory");
-		goto done;
-	}
-	crops = calloc(nb ? nb : 1, sizeof(*crops));
-	lines = calloc(nb ? nb : 1, sizeof(*lines));
-	if (!crops || !lines) {
-		r = rwd_errorf(err, RWD_E_NOMEM, "out of memory");
-		goto done;
-	}
-	for (size_t i = 0; i < nb; i++) {
-		if ((r = rotate_crop(img, boxes[i].p, &crops[i]))) {
-			r = rwd_errorf(err, r, "cannot crop box %zu", i);
-			goto done;
-		}
-	}
-	if ((r = recognise(o, crops, nb, lines, err)))
-		goto done;
-	size_t kept = 0;
-	for (size_t i = 0; i < nb; i++) {
-		if (lines[i].confidence >= o->drop_score) {
-			rwd_ocr_line l = lines[i];
-			for (int k = 0; k < 4; k++) {
-				l.box[k][0] = (int)boxes[i].p[k].x;
-				l.box[k][1] = (int)boxes[i].p[k].y;
-			}
-			lines[kept++] = l;
-		} else {
-			free(lines[i].text);
-		}
-	}
-	*lines_out = lines;
-	*n_out = kept;
-	lines = NULL;
-done:
-	if (lines)
-		for (size_t i = 0; i < nb; i++)
-			free(lines[i].text);
-	free(lines);
-	if (crops)
-		for (size_t i = 0; i < nb; i++)
-			free(crops[i].px);
-	free(crops);
-	free(boxes);
-	free(pm.data);
-	free(rs);
-	free(x);
-	return r;
+	*lines_out = res.lines;
+	*n_out = res.n;
+	return 0;
 }
 
 void rwd_ocr_lines_free(rwd_ocr_line *lines, size_t n)
@@ -959,6 +1269,7 @@ int rwd_ocr_load(const char *dir, rwd_ocr **out, rwd_error *err)
 	o->rec_w = 320;
 	o->rec_batch = 6;
 	o->max_candidates = 1000;
+	o->det_batch_pixels = 2 * 960 * 960;
 	int use_space = 1;
 	snprintf(path, sizeof(path), "%s/config.json", dir);
 	json_error_t jerr;
@@ -994,6 +1305,11 @@ int rwd_ocr_load(const char *dir, rwd_ocr **out, rwd_error *err)
 	if ((r = cfg_num(cfg, "rec_batch_num", 1, 256, &v, path, err)))
 		goto fail;
 	o->rec_batch = (int)v;
+	o->rec_run = 4 * o->rec_batch;
+	v = (double)o->det_batch_pixels;
+	if ((r = cfg_num(cfg, "det_batch_pixels", 1, 1 << 30, &v, path, err)))
+		goto fail;
+	o->det_batch_pixels = (uint64_t)v;
 	const json_t *shp = json_object_get(cfg, "rec_image_shape");
 	if (shp) {
 		if (!json_is_array(shp) || json_array_size(shp) != 3 || json_integer_value(json_array_get(shp, 0)) != 3 ||
@@ -1207,19 +1523,74 @@ static int kind_prepare(const void *state, void *scratch, rwd_item *item, rwd_ar
 	return 0;
 }
 
+static int kind_scratch_new(const void *state, void **scratch, rwd_error *err)
+{
+	const ocr_state *s = state;
+	rwd_ocr_ws *ws;
+	int r = rwd_ocr_ws_new(s->ocr, &ws, err);
+	if (r)
+		return r;
+	*scratch = ws;
+	return 0;
+}
+
+static void kind_scratch_free(void *scratch)
+{
+	rwd_ocr_ws_free(scratch);
+}
+
+/*
+ * The item's extra: {"text": the recognised text as flow_grpo joins it (the
+ * lines with confidence > 0, concatenated with nothing between them, before
+ * the reward's lower-casing and space removal), "lines": [{"text",
+ * "confidence", "box": [[x, y] x 4]}] in PaddleOCR's order (after
+ * drop_score)}. Returns 0 or RWD_E_NOMEM.
+ */
+static int ocr_extra(const rwd_ocr_line *lines, size_t nl, const char *text, json_t **out)
+{
+	json_t *o = json_object(), *arr = json_array();
+	int bad = !o || !arr;
+	for (size_t k = 0; k < nl && !bad; k++) {
+		const rwd_ocr_line *l = &lines[k];
+		json_t *box = json_pack("[[ii][ii][ii][ii]]", l->box[0][0], l->box[0][1], l->box[1][0], l->box[1][1],
+			l->box[2][0], l->box[2][1], l->box[3][0], l->box[3][1]);
+		json_t *jl = box ? json_pack("{s:s, s:f, s:o}", "text", l->text, "confidence", (double)l->confidence,
+			"box", box) : NULL;
+		bad = !jl || json_array_append_new(arr, jl);
+	}
+	if (!bad)
+		bad = json_object_set_new(o, "text", json_string(text)) || json_object_set_new(o, "lines", arr);
+	else
+		json_decref(arr);
+	if (bad) {
+		json_decref(o);
+		return RWD_E_NOMEM;
+	}
+	*out = o;
+	return 0;
+}
+
 static int kind_forward(const void *state, void *scratch, rwd_item *const *items, size_t n, rwd_arena *arena)
 {
 	const ocr_state *s = state;
-	(void)scratch;
-	(void)arena;
+	const rwd_image **imgs = rwd_arena_alloc(arena, sizeof(*imgs) * (n ? n : 1));
+	rwd_ocr_result *res = rwd_arena_alloc(arena, sizeof(*res) * (n ? n : 1));
+	if (!imgs || !res) {
+		int r = rwd_arena_over_limit(arena) ? RWD_E_LIMIT : RWD_E_NOMEM;
+		for (size_t i = 0; i < n; i++)
+			items[i]->status = rwd_errorf(&items[i]->err, r, "out of memory for a batch of %zu images", n);
+		return r;
+	}
+	for (size_t i = 0; i < n; i++)
+		imgs[i] = &((const ocr_prep *)items[i]->prep)->img;
+	rwd_ocr_read_batch(s->ocr, scratch, imgs, n, res); /* failures are per image, in res[] */
 	for (size_t i = 0; i < n; i++) {
 		rwd_item *it = items[i];
-		const ocr_prep *p = it->prep;
-		rwd_ocr_line *lines = NULL;
-		size_t nl = 0;
-		int r = rwd_ocr_read(s->ocr, &p->img, &lines, &nl, &it->err);
-		if (r) {
-			it->status = r;
+		rwd_ocr_line *lines = res[i].lines;
+		size_t nl = res[i].n;
+		if (res[i].status) {
+			it->err = res[i].err;
+			it->status = res[i].status;
 			continue;
 		}
 		/* flow_grpo joins the texts of lines with confidence > 0 */
@@ -1233,18 +1604,25 @@ static int kind_forward(const void *state, void *scratch, rwd_item *const *items
 			continue;
 		}
 		text[0] = 0;
-		for (size_t k = 0; k < nl; k++)
-			if (lines[k].confidence > 0)
-				strcat(text, lines[k].text);
+		for (size_t k = 0, at = 0; k < nl; k++)
+			if (lines[k].confidence > 0) {
+				size_t l = strlen(lines[k].text);
+				memcpy(text + at, lines[k].text, l + 1);
+				at += l;
+			}
 		double rew = 0;
 		int dist = 0;
-		r = rwd_ocr_reward(text, json_string_value(json_object_get(it->input, "prompt")), &rew, &dist, &it->err);
+		int r = rwd_ocr_reward(text, json_string_value(json_object_get(it->input, "prompt")), &rew, &dist, &it->err);
+		json_t *extra = NULL;
+		if (!r && ocr_extra(lines, nl, text, &extra))
+			r = rwd_errorf(&it->err, RWD_E_NOMEM, "out of memory for the recognised lines");
 		free(text);
 		rwd_ocr_lines_free(lines, nl);
 		if (r) {
 			it->status = r;
 			continue;
 		}
+		it->extra = extra;
 		it->scores[DIM_OCR] = (float)rew;
 		it->scores[DIM_EDIT_DISTANCE] = (float)dist;
 		it->scores[DIM_DETECTIONS] = (float)nl;
@@ -1260,8 +1638,8 @@ const rwd_model_ops rwd__ocr_ops = {
 	.free = kind_free,
 	.describe = kind_describe,
 	.check = kind_check,
-	.scratch_new = NULL,
-	.scratch_free = NULL,
+	.scratch_new = kind_scratch_new,
+	.scratch_free = kind_scratch_free,
 	.prepare = kind_prepare,
 	.forward = kind_forward,
 };

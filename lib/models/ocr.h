@@ -42,13 +42,18 @@
  *     minAreaRect of its contour), ordered as get_mini_boxes orders it;
  *     skipped if its short side < 3; box score = mean of P inside the
  *     rectangle filled as cv2.fillPoly fills it (scan-line, edges included);
- *     skipped below box_thresh; unclip: the rectangle grown by
- *     d = area * 1.5 / perimeter on every side — the minimum-area rectangle
- *     of Clipper's round-joined offset of a rectangle, computed directly
- *     over the corner points truncated to integers as pyclipper takes them
- *     (no polygon library: for a convex input the offset's min-area
- *     rectangle is the grown bounding rectangle in one of the input's edge
- *     directions); skipped if its short side < 5; scaled back to the image
+ *     skipped below box_thresh; unclip: d = area * 1.5 / perimeter (of the
+ *     float box, as shapely measures it), then Clipper 6.4's round-joined
+ *     offset by d of the corners truncated to integers as pyclipper takes
+ *     them, re-done here for a 4-point closed path (its unit normals, the
+ *     arc stepped by arc tolerance 0.25 as DoRound steps it, each vertex
+ *     rounded half away from zero; the clean-up union only drops vertices,
+ *     so the convex hull is unchanged), and the minimum-area rectangle of
+ *     those vertices. Not linked to libpolyclipping: it is C++, and the
+ *     4-point case is ~60 lines. Known gap: OpenCV's minAreaRect computes
+ *     in float32, so a corner can come out as 355.99994 where ours is 356
+ *     and truncate to 355 before the offset: boxes may differ by 1 px.
+ *     Skipped if its short side < 5; scaled back to the image
  *     with round-half-even and clipped; then order_points_clockwise,
  *     clip to [0, w-1] x [0, h-1], dropped when a side is <= 3 pixels, and
  *     sorted_boxes (by top-left y then x, then the swap pass for boxes whose
@@ -68,9 +73,26 @@
  *     Lines with confidence < drop_score (0.5) are dropped, as TextSystem
  *     drops them.
  *
- * Threads: the loaded state is immutable; every call allocates its own
- * memory (the graphs' intermediates are sized by the image), so concurrent
- * calls are safe.
+ * Batching (rwd_ocr_read_batch, what a worker's forward pass calls): the
+ * results are those of PaddleOCR run on each image alone. Images whose
+ * DetResizeForTest sizes are equal run through the detector stacked, up to
+ * det_batch_pixels (config.json; default 2 x 960 x 960) pixels per run. Each
+ * image's crops are sorted and cut into batches of rec_batch_num exactly as
+ * PaddleOCR cuts them (the padded width is that batch's, which changes the
+ * outputs, so it is never widened by other images' crops); crops of all
+ * images whose padded widths are equal then share recogniser runs of up to
+ * 4 x rec_batch_num crops. Both networks compute every sample on its own
+ * (the interpreter's Conv and MatMul loop over the batch), so stacking
+ * changes no value; ocr-pipeline checks it bit for bit on the real weights,
+ * tests/unit/test_ocr.c on a toy pair through the model interface.
+ *
+ * Threads: the loaded state is immutable. Each thread passes its own
+ * rwd_ocr_ws (the kind's per-worker scratch): the pre- and post-processing
+ * buffers (detector input for det_batch_pixels, resize buffers, the DB
+ * bitmap and contour buffers for the largest "max"-limited map, the
+ * recogniser input for one run of 320-wide crops), reserved when it is made
+ * and grown only for wider crops or "min"-limited images. The graphs'
+ * intermediates are still allocated per run (their sizes follow the image).
  */
 #ifndef RWD_MODELS_OCR_H
 #define RWD_MODELS_OCR_H
@@ -103,6 +125,29 @@ uint64_t rwd_ocr_weight_bytes(const rwd_ocr *o);
 int rwd_ocr_read(const rwd_ocr *o, const rwd_image *img, rwd_ocr_line **lines, size_t *n,
 	rwd_error *err);
 void rwd_ocr_lines_free(rwd_ocr_line *lines, size_t n);
+
+/* Per-thread working memory, reserved for o's limits (see Threads above). */
+typedef struct rwd_ocr_ws rwd_ocr_ws;
+int rwd_ocr_ws_new(const rwd_ocr *o, rwd_ocr_ws **out, rwd_error *err);
+void rwd_ocr_ws_free(rwd_ocr_ws *ws); /* accepts NULL */
+size_t rwd_ocr_ws_bytes(const rwd_ocr_ws *ws); /* bytes reserved now */
+
+/* One image's outcome: status 0 and lines[n] (free with rwd_ocr_lines_free), or status/err. */
+typedef struct rwd_ocr_result {
+	rwd_ocr_line *lines;
+	size_t n;
+	int status;
+	rwd_error err;
+} rwd_ocr_result;
+
+/*
+ * Run the pipeline on n images at once (batched as described above; the
+ * lines of each image are those rwd_ocr_read gives for it alone). ws may
+ * be NULL (a temporary one is made). Failures are per image, in res[i];
+ * returns 0, or RWD_E_NOMEM when nothing could run (every res[i] says so).
+ */
+int rwd_ocr_read_batch(const rwd_ocr *o, rwd_ocr_ws *ws, const rwd_image *const *imgs, size_t n,
+	rwd_ocr_result *res);
 
 /*
  * flow_grpo's reward of recognised text `text` (the joined lines) against

@@ -2000,6 +2000,7 @@ static int rules_forward(const void *state, void *scratch, rwd_item *const *item
 
 const rwd_model_ops rwd__rules_ops = {
 	.kind = "rules",
+	.serial_blas = 1,
 	.inputs = rules_inputs,
 	.load = rules_load,
 	.free = rules_free,

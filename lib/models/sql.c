@@ -1742,6 +1742,7 @@ static int kind_forward(const void *state, void *scratch, rwd_item *const *items
 
 const rwd_model_ops rwd__sql_ops = {
 	.kind = "sql",
+	.serial_blas = 1,
 	.inputs = sql_inputs,
 	.load = kind_load,
 	.free = kind_free,

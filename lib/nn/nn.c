@@ -146,10 +146,11 @@ static size_t blocked_min_rows(size_t n, size_t k)
  * batches) never wakes the pool, and the default can give BLAS every core
  * for the heavy models (CLIP, seqcls: 25M+ MAC GEMMs, ~2x faster on 2
  * threads). The count is lowered around the call and restored from
- * OpenBLAS's own setting, so lib/ keeps no state; this is safe because a
- * count above 1 implies one compute worker (the threading model below:
- * never K > 1 workers with BLAS threads > 1), so no other thread is inside
- * BLAS. Row results do not depend on the thread count (test_nn.c).
+ * OpenBLAS's own setting (rwd_nn_serial_begin/end), so lib/ keeps no
+ * state. A count above 1 implies at most one worker that runs threaded
+ * GEMMs (the threading model below); serial workers beside it (mlp heads)
+ * lower and restore the count concurrently, which nn.h shows is benign.
+ * Row results do not depend on the thread count (test_nn.c).
  */
 #define RWD_NN_MT_MIN_MACS (16.0 * 1024 * 1024)
 
@@ -157,16 +158,12 @@ static void sgemm_sized(enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, size_t
 	size_t k, float alpha, const float *a, size_t lda, const float *b, size_t ldb, float beta,
 	float *c, size_t ldc)
 {
-	int saved = 0;
-	if ((double)m * (double)n * (double)k < RWD_NN_MT_MIN_MACS) {
-		saved = openblas_get_num_threads();
-		if (saved > 1)
-			openblas_set_num_threads(1);
-	}
+	const int small = (double)m * (double)n * (double)k < RWD_NN_MT_MIN_MACS;
+	const int saved = small ? rwd_nn_serial_begin() : 0;
 	cblas_sgemm(CblasRowMajor, ta, tb, BI(m), BI(n), BI(k), alpha, a, BI(lda), b, BI(ldb),
 		beta, c, BI(ldc));
-	if (saved > 1)
-		openblas_set_num_threads(saved);
+	if (small)
+		rwd_nn_serial_end(saved);
 }
 
 static void gemm_rows(const float *x, size_t m, size_t k, size_t ldx,
@@ -636,6 +633,20 @@ void rwd_nn_rope_apply(float *x, size_t t, size_t n_heads, size_t head_dim, size
 			rope_rotate(x1, x1 + half, c, s, half);
 		}
 	}
+}
+
+int rwd_nn_serial_begin(void)
+{
+	const int saved = openblas_get_num_threads();
+	if (saved > 1)
+		openblas_set_num_threads(1);
+	return saved;
+}
+
+void rwd_nn_serial_end(int saved)
+{
+	if (saved > 1)
+		openblas_set_num_threads(saved);
 }
 
 int rwd_nn_blas_threads_for(int compute_workers)

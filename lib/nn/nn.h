@@ -121,6 +121,21 @@ void rwd_nn_rope_apply(float *x, size_t t, size_t n_heads, size_t head_dim, size
  * threads spin on the cores the HTTP threads need; see nn.c. Results do
  * not depend on the thread count (rows are batch- and thread-invariant).
  *
+ * The daemon's default rule (compute.blas_threads 0): count the compute
+ * workers of models that may run threaded GEMMs (clip, imagereward,
+ * seqcls, ocr, and a model whose kind is detected at load); rules,
+ * image_metrics, sql (no GEMMs) and mlp (serial, rwd_nn_serial_begin) do
+ * not count. At most one such worker: BLAS threads = cores; more: 1.
+ * Measured through the daemon (bench/threads_daemon.py, 2 shared cores,
+ * load average 4-8, rough): rules + aesthetic head + ViT-B/32 CLIP, one
+ * worker each, 1-item edit rewards at c=16 went 9.5 -> 19.5 req/s with 2
+ * BLAS threads (3.8 -> 6.7 at load 8) and the head's 1-item requests were
+ * not slower (5460 -> 8009 req/s at c=16); head batches above 16M
+ * multiply-adds on 2 threads halved the head's rate at load 8 (8849 ->
+ * 4169 req/s at c=64), hence mlp runs serially; one CLIP model with 2
+ * workers and 2 BLAS threads fell to 3.3 req/s and stalled when mixed,
+ * hence never two threaded workers.
+ *
  * rwd_nn_threading_init sets OpenBLAS's process-wide thread count once at
  * start-up, before any worker runs and never while a thread is inside BLAS
  * (blas_threads <= 0: the usable cores). Returns the BLAS thread count in
@@ -130,8 +145,29 @@ void rwd_nn_rope_apply(float *x, size_t t, size_t n_heads, size_t head_dim, size
  */
 int rwd_nn_threading_init(int blas_threads, char *desc, size_t desc_size);
 
-/* The BLAS thread count for `compute_workers` concurrent compute workers:
- * the usable cores for one worker (model i), 1 for more (model ii). */
+/*
+ * The BLAS thread count for `compute_workers` concurrent compute workers
+ * that may run threaded GEMMs: the usable cores for at most one (model i),
+ * 1 for more (model ii). Workers of kinds that run all their GEMMs serially
+ * (rwd_nn_serial_begin: the mlp kind) and of kinds without GEMMs (rules,
+ * image_metrics, sql) are not counted: they never use BLAS's pool.
+ */
 int rwd_nn_blas_threads_for(int compute_workers);
+
+/*
+ * Run the calling thread's GEMMs on one BLAS thread until
+ * rwd_nn_serial_end(returned value): OpenBLAS's process-wide count is
+ * lowered to 1 and restored after. For models whose GEMMs gain no
+ * throughput from threads (MLP heads: at most ~60M multiply-adds per
+ * batch), so they never wake OpenBLAS's spinning pool beside a heavy
+ * model's worker or the HTTP threads. Nesting is harmless (an inner begin
+ * sees 1 and its end does nothing). Concurrent use by several workers is
+ * benign: only 1 and the configured count are ever written, every thread
+ * that writes 1 writes the count back, and a GEMM reads the count once at
+ * its start, so another worker's GEMM at worst runs on one thread for the
+ * duration; results do not depend on the thread count.
+ */
+int rwd_nn_serial_begin(void);
+void rwd_nn_serial_end(int saved);
 
 #endif

@@ -44,7 +44,9 @@ static void answer(group *g, int complete)
 			for (size_t i = 0; i < p->n; i++)
 				if (isfinite(p->rewards[i]))
 					r[k++] = p->rewards[i];
-		zero = rwd_reward_advantages(r, cnt, first->norm, first->eps, first->zero_std_tol, r + cnt, &mean, &sd);
+		rwd_reward_adv_spec sp = {.norm = first->norm, .std_kind = first->std_kind,
+			.singleton = first->singleton, .eps = first->eps, .zero_std_tol = first->zero_std_tol};
+		zero = rwd_reward_group_advantages(r, cnt, &sp, r + cnt, &mean, &sd);
 		k = 0;
 		for (rwd_group_part *p = g->parts; p; p = p->next_)
 			for (size_t i = 0; i < p->n; i++)

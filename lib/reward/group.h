@@ -11,7 +11,10 @@
  * once, on the thread that completed the group (the adding thread, the
  * table's deadline thread, or the caller of flush/free), outside the lock.
  * After a group is answered its key is free again: later items with the
- * same key start a new group.
+ * same key start a new group. The normalisation (norm, std_kind,
+ * singleton, eps, zero_std_tol) is the first part's, computed by
+ * rwd_reward_group_advantages over the group's own std: a cross-request
+ * group has no request scope (std_scope "request" is the caller's to refuse).
  *
  * Thread safety: every function may be called from any thread.
  */
@@ -32,6 +35,8 @@ struct rwd_group_part {
 	const double *rewards;  /* [n]; NaN: the item has no reward (not counted) */
 	double *adv;            /* [n] out; NaN where the item has no reward */
 	int norm;               /* enum rwd_reward_norm */
+	int std_kind;           /* enum rwd_reward_std_kind (0: unbiased) */
+	int singleton;          /* enum rwd_reward_singleton (0: unit) */
 	double eps;
 	double zero_std_tol;
 	void (*done)(rwd_group_part *p); /* required */

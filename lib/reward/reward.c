@@ -423,30 +423,120 @@ static int parse_overrides(const json_t *o, const char *path, rwd_reward_config 
 	return 0;
 }
 
+static const char *const conv_names[RWD_ADV_CONVS_] = {
+	"verl", "flow_grpo", "flow_grpo_global_std", "dancegrpo",
+};
+
+const char *rwd_reward_convention_name(int convention)
+{
+	return convention >= 0 && convention < RWD_ADV_CONVS_ ? conv_names[convention] : "?";
+}
+
+/*
+ * The presets, from each trainer's source:
+ *   verl: verl/trainer/ppo/core_algos.py compute_grpo_outcome_advantage
+ *     (torch.std, epsilon 1e-6, a group of one gets mean 0 and std 1);
+ *   flow_grpo: yifan123/flow_grpo@ac4c86e flow_grpo/stat_tracking.py:25-31,
+ *     (r - mean) / (np.std(...) + 1e-4), np.std's population std; a prompt
+ *     with one sample has std 0, so its advantage is 0; with global_std the
+ *     std is np.std over every reward of the update call (27), the mean
+ *     still per prompt (25);
+ *   dancegrpo: XueZeyue/DanceGRPO@15cc71d fastvideo/train_grpo_flux.py:
+ *     540-544 (and every train_grpo_*.py), group_rewards.std() + 1e-8,
+ *     torch's unbiased std: a group of one is NaN.
+ */
+static void set_convention(rwd_reward_adv_params *p, int conv)
+{
+	p->convention = conv;
+	p->norm = RWD_ADV_STD;
+	switch (conv) {
+	case RWD_ADV_CONV_FLOW_GRPO:
+	case RWD_ADV_CONV_FLOW_GRPO_GLOBAL_STD:
+		p->std_kind = RWD_ADV_STD_POPULATION;
+		p->eps = 1e-4;
+		p->singleton = RWD_ADV_ONE_ZERO;
+		p->scope = conv == RWD_ADV_CONV_FLOW_GRPO ? RWD_ADV_SCOPE_GROUP : RWD_ADV_SCOPE_REQUEST;
+		break;
+	case RWD_ADV_CONV_DANCEGRPO:
+		p->std_kind = RWD_ADV_STD_UNBIASED;
+		p->eps = 1e-8;
+		p->singleton = RWD_ADV_ONE_NULL;
+		p->scope = RWD_ADV_SCOPE_GROUP;
+		break;
+	default:
+		p->convention = RWD_ADV_CONV_VERL;
+		p->std_kind = RWD_ADV_STD_UNBIASED;
+		p->eps = 1e-6;
+		p->singleton = RWD_ADV_ONE_UNIT;
+		p->scope = RWD_ADV_SCOPE_GROUP;
+		break;
+	}
+}
+
+/* *out = the index of s in names[0..n) (NULL-free), or -1. */
+static int name_index(const json_t *j, const char *const *names, int n)
+{
+	const char *s = json_string_value(j);
+	for (int i = 0; s && i < n; i++)
+		if (strcmp(s, names[i]) == 0)
+			return i;
+	return -1;
+}
+
 static int parse_adv(const json_t *o, const char *path, rwd_reward_adv_params *p, rwd_error *err)
 {
-	static const char *const keys[] = {"normalize", "eps", "zero_std_tol", "group_timeout_ms",
-		"max_group_size", "max_open_groups", NULL};
+	static const char *const keys[] = {"convention", "normalize", "std", "singleton", "std_scope", "eps",
+		"zero_std_tol", "group_timeout_ms", "max_group_size", "max_open_groups", NULL};
+	static const char *const norms[] = {"std", "mean_only"};
+	static const char *const stds[] = {"unbiased", "population"};
+	static const char *const ones[] = {"unit", "zero", "null"};
+	static const char *const scopes[] = {"group", "request"};
 	if (!json_is_object(o))
 		return ferr(err, path, NULL, RWD_E_INVALID, "must be an object");
 	int r = only_keys(o, keys, path, err);
 	if (r)
 		return r;
-	const json_t *nj = json_object_get(o, "normalize");
-	if (nj) {
-		const char *s = json_string_value(nj);
-		if (s && strcmp(s, "std") == 0)
-			p->norm = RWD_ADV_STD;
-		else if (s && strcmp(s, "mean_only") == 0)
-			p->norm = RWD_ADV_MEAN_ONLY;
-		else
+	const json_t *x;
+	int v;
+	if ((x = json_object_get(o, "convention"))) {
+		if ((v = name_index(x, conv_names, RWD_ADV_CONVS_)) < 0)
+			return ferr(err, path, "convention", RWD_E_INVALID,
+				"must be \"verl\", \"flow_grpo\", \"flow_grpo_global_std\" or \"dancegrpo\"");
+		set_convention(p, v);
+	}
+	if ((x = json_object_get(o, "normalize"))) {
+		if ((v = name_index(x, norms, 2)) < 0)
 			return ferr(err, path, "normalize", RWD_E_INVALID, "must be \"std\" or \"mean_only\"");
+		p->norm = v == 0 ? RWD_ADV_STD : RWD_ADV_MEAN_ONLY;
+	}
+	if ((x = json_object_get(o, "std"))) {
+		if ((v = name_index(x, stds, 2)) < 0)
+			return ferr(err, path, "std", RWD_E_INVALID, "must be \"unbiased\" or \"population\"");
+		p->std_kind = v == 0 ? RWD_ADV_STD_UNBIASED : RWD_ADV_STD_POPULATION;
+		/* a population std of one value is 0, so its advantage is 0; an
+		 * unbiased one is undefined: "zero" becomes verl's "unit" (unless
+		 * "singleton" says otherwise, below) */
+		if (v == 1)
+			p->singleton = RWD_ADV_ONE_ZERO;
+		else if (p->singleton == RWD_ADV_ONE_ZERO)
+			p->singleton = RWD_ADV_ONE_UNIT;
+	}
+	if ((x = json_object_get(o, "singleton"))) {
+		if ((v = name_index(x, ones, 3)) < 0)
+			return ferr(err, path, "singleton", RWD_E_INVALID, "must be \"unit\", \"zero\" or \"null\"");
+		p->singleton = v == 0 ? RWD_ADV_ONE_UNIT : v == 1 ? RWD_ADV_ONE_ZERO : RWD_ADV_ONE_NULL;
+	}
+	if ((x = json_object_get(o, "std_scope"))) {
+		if ((v = name_index(x, scopes, 2)) < 0)
+			return ferr(err, path, "std_scope", RWD_E_INVALID, "must be \"group\" or \"request\"");
+		p->scope = v == 0 ? RWD_ADV_SCOPE_GROUP : RWD_ADV_SCOPE_REQUEST;
 	}
 	if (get_num(o, "eps", &p->eps) < 0 || p->eps < 0 || p->eps > 1)
 		return ferr(err, path, "eps", RWD_E_INVALID, "must be a number in [0, 1]");
 	if (get_num(o, "zero_std_tol", &p->zero_std_tol) < 0 || p->zero_std_tol < 0 || p->zero_std_tol > 1)
 		return ferr(err, path, "zero_std_tol", RWD_E_INVALID, "must be a number in [0, 1]");
-	const json_t *x;
+	if (p->scope == RWD_ADV_SCOPE_REQUEST && p->norm == RWD_ADV_MEAN_ONLY)
+		return ferr(err, path, "std_scope", RWD_E_INVALID, "\"request\" needs normalize \"std\" (mean_only divides by nothing)");
 	if ((x = json_object_get(o, "group_timeout_ms"))) {
 		if (!json_is_integer(x) || json_integer_value(x) < 1 || json_integer_value(x) > 600000)
 			return ferr(err, path, "group_timeout_ms", RWD_E_INVALID, "must be an integer 1..600000");
@@ -474,8 +564,7 @@ int rwd_reward_config_parse(const json_t *j, const char *path, rwd_reward_config
 	rwd_reward_config *c = calloc(1, sizeof(*c));
 	if (!c)
 		return rwd_errorf(err, RWD_E_NOMEM, "out of memory");
-	c->adv.norm = RWD_ADV_STD;
-	c->adv.eps = 1e-6;
+	set_convention(&c->adv, RWD_ADV_CONV_VERL);
 	c->adv.zero_std_tol = 1e-6;
 	c->adv.group_timeout_ms = 10000;
 	c->adv.max_group_size = 4096;
@@ -646,7 +735,12 @@ const rwd_reward_adv_params *rwd_reward_config_adv(const rwd_reward_config *c)
 json_t *rwd_reward_config_to_json(const rwd_reward_config *c)
 {
 	json_t *o = c->src ? json_deep_copy(c->src) : json_object();
-	json_t *adv = json_pack("{ss sf sf sI sI sI}", "normalize", c->adv.norm == RWD_ADV_STD ? "std" : "mean_only",
+	json_t *adv = json_pack("{ss ss ss ss ss sf sf sI sI sI}",
+		"convention", rwd_reward_convention_name(c->adv.convention),
+		"normalize", c->adv.norm == RWD_ADV_STD ? "std" : "mean_only",
+		"std", c->adv.std_kind == RWD_ADV_STD_POPULATION ? "population" : "unbiased",
+		"singleton", c->adv.singleton == RWD_ADV_ONE_ZERO ? "zero" : c->adv.singleton == RWD_ADV_ONE_NULL ? "null" : "unit",
+		"std_scope", c->adv.scope == RWD_ADV_SCOPE_REQUEST ? "request" : "group",
 		"eps", c->adv.eps, "zero_std_tol", c->adv.zero_std_tol, "group_timeout_ms", (json_int_t)c->adv.group_timeout_ms,
 		"max_group_size", (json_int_t)c->adv.max_group_size,
 		"max_open_groups", (json_int_t)c->adv.max_open_groups);
@@ -864,34 +958,69 @@ int rwd_reward_eval(const rwd_reward_config *c, const rwd_reward_override *ov,
 
 /* ---- advantages --------------------------------------------------------- */
 
-int rwd_reward_advantages(const double *r, size_t n, int norm, double eps, double tol, double *adv,
+rwd_reward_adv_spec rwd_reward_adv_spec_of(const rwd_reward_adv_params *p, int norm)
+{
+	rwd_reward_adv_spec s = {
+		.norm = norm >= 0 ? norm : p->norm,
+		.std_kind = p->std_kind,
+		.singleton = p->singleton,
+		.eps = p->eps,
+		.zero_std_tol = p->zero_std_tol,
+	};
+	return s;
+}
+
+/* mean and the sum of squared deviations of r[0..n), n >= 1 */
+static void moments(const double *r, size_t n, double *mean, double *ss)
+{
+	double m = 0.0, q = 0.0;
+	for (size_t i = 0; i < n; i++)
+		m += r[i];
+	m /= (double)n;
+	for (size_t i = 0; i < n; i++) {
+		double d = r[i] - m;
+		q += d * d;
+	}
+	*mean = m;
+	*ss = q;
+}
+
+int rwd_reward_group_advantages(const double *r, size_t n, const rwd_reward_adv_spec *s, double *adv,
 	double *mean_out, double *std_out)
 {
 	double mean = 0.0, sd = 1.0;
-	int zero = 0;
-	if (n > 1) {
-		for (size_t i = 0; i < n; i++)
-			mean += r[i];
-		mean /= (double)n;
-		double ss = 0.0;
+	int zero = 0, none = 0;
+	if (n == 1) {
+		if (s->singleton == RWD_ADV_ONE_ZERO) {
+			mean = r[0];
+			zero = 1;
+		} else if (s->singleton == RWD_ADV_ONE_NULL) {
+			mean = r[0];
+			sd = NAN;
+			none = 1;
+		} /* unit: mean 0, std 1, whatever the scope */
+	} else if (n > 1) {
+		double ss;
+		moments(r, n, &mean, &ss);
 		zero = 1;
-		for (size_t i = 0; i < n; i++) {
-			double d = r[i] - mean;
-			ss += d * d;
+		for (size_t i = 0; i < n; i++)
 			if (r[i] != r[0])
 				zero = 0;
-		}
-		sd = sqrt(ss / (double)(n - 1));
-		if (sd <= tol * (fabs(mean) > 1.0 ? fabs(mean) : 1.0))
+		sd = sqrt(ss / (double)(s->std_kind == RWD_ADV_STD_POPULATION ? n : n - 1));
+		if (sd <= s->zero_std_tol * (fabs(mean) > 1.0 ? fabs(mean) : 1.0))
 			zero = 1;
+		if (s->scoped)
+			sd = s->scope_std;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (zero)
+		if (none)
+			adv[i] = NAN;
+		else if (zero)
 			adv[i] = 0.0;
-		else if (norm == RWD_ADV_MEAN_ONLY)
+		else if (s->norm == RWD_ADV_MEAN_ONLY)
 			adv[i] = r[i] - mean;
 		else
-			adv[i] = (r[i] - mean) / (sd + eps);
+			adv[i] = (r[i] - mean) / (sd + s->eps);
 	}
 	if (zero)
 		sd = 0.0;
@@ -900,6 +1029,34 @@ int rwd_reward_advantages(const double *r, size_t n, int norm, double eps, doubl
 	if (std_out)
 		*std_out = sd;
 	return zero;
+}
+
+double rwd_reward_scope_std(const double *r, size_t n, int std_kind)
+{
+	size_t k = 0;
+	double m = 0.0, q = 0.0;
+	for (size_t i = 0; i < n; i++)
+		if (isfinite(r[i])) {
+			m += r[i];
+			k++;
+		}
+	if (k == 0 || (k == 1 && std_kind != RWD_ADV_STD_POPULATION))
+		return NAN;
+	m /= (double)k;
+	for (size_t i = 0; i < n; i++)
+		if (isfinite(r[i])) {
+			double d = r[i] - m;
+			q += d * d;
+		}
+	return sqrt(q / (double)(std_kind == RWD_ADV_STD_POPULATION ? k : k - 1));
+}
+
+int rwd_reward_advantages(const double *r, size_t n, int norm, double eps, double tol, double *adv,
+	double *mean_out, double *std_out)
+{
+	rwd_reward_adv_spec s = {.norm = norm, .std_kind = RWD_ADV_STD_UNBIASED, .singleton = RWD_ADV_ONE_UNIT,
+		.eps = eps, .zero_std_tol = tol};
+	return rwd_reward_group_advantages(r, n, &s, adv, mean_out, std_out);
 }
 
 /* ---- ensembles ----------------------------------------------------------- */

@@ -58,15 +58,58 @@ enum rwd_reward_mode {
 
 enum rwd_reward_norm { RWD_ADV_STD, RWD_ADV_MEAN_ONLY };
 
+/* Which standard deviation divides: torch.std's default (n - 1) or numpy.std's (n). */
+enum rwd_reward_std_kind { RWD_ADV_STD_UNBIASED, RWD_ADV_STD_POPULATION };
+
+/*
+ * What a group with one counted reward gets:
+ *   unit: mean 0, std 1 (verl's compute_grpo_outcome_advantage): r / (1 + eps);
+ *   zero: mean r, std 0 (what a population std gives): advantage 0;
+ *   null: no advantage (NaN, answered null): torch.std of one element is NaN,
+ *         which is what DanceGRPO's formula produces.
+ */
+enum rwd_reward_singleton { RWD_ADV_ONE_UNIT, RWD_ADV_ONE_ZERO, RWD_ADV_ONE_NULL };
+
+/*
+ * Where the divisor comes from: each group's own std, or one std over every
+ * grouped reward of the request (flow_grpo's `sample.global_std`), the mean
+ * staying per group. The request scope needs every group whole within the
+ * request (a cross-request group has no single request); the pipeline
+ * refuses the combination.
+ */
+enum rwd_reward_std_scope { RWD_ADV_SCOPE_GROUP, RWD_ADV_SCOPE_REQUEST };
+
+/*
+ * Named trainer conventions (`advantage.convention`): each sets normalize,
+ * std, eps, singleton and std_scope; explicit fields then override them.
+ *   verl (default)        std, unbiased, eps 1e-6, singleton unit, group;
+ *   flow_grpo             std, population, eps 1e-4, singleton zero, group
+ *                         (PerPromptStatTracker with global_std=False);
+ *   flow_grpo_global_std  the same with std_scope request (global_std=True,
+ *                         flow_grpo's config/base.py default);
+ *   dancegrpo             std, unbiased, eps 1e-8, singleton null.
+ */
+enum rwd_reward_convention {
+	RWD_ADV_CONV_VERL,
+	RWD_ADV_CONV_FLOW_GRPO,
+	RWD_ADV_CONV_FLOW_GRPO_GLOBAL_STD,
+	RWD_ADV_CONV_DANCEGRPO,
+	RWD_ADV_CONVS_
+};
+
 #define RWD_REWARD_MAX_TRANSFORMS 8
 #define RWD_REWARD_MAX_TERMS 16
 #define RWD_REWARD_MAX_DEPTH 4
 
 typedef struct rwd_reward_config rwd_reward_config;
 
-/* Advantage settings (defaults: std, eps 1e-6, deadline 10 s, 4096 open groups). */
+/* Advantage settings (defaults: verl's convention, deadline 10 s, 4096 open groups). */
 typedef struct rwd_reward_adv_params {
+	int convention;           /* enum rwd_reward_convention (the preset the others started from) */
 	int norm;                 /* enum rwd_reward_norm */
+	int std_kind;             /* enum rwd_reward_std_kind */
+	int singleton;            /* enum rwd_reward_singleton */
+	int scope;                /* enum rwd_reward_std_scope */
 	double eps;
 	double zero_std_tol;      /* std <= tol * max(1, |mean|) counts as zero variance (default 1e-6) */
 	unsigned group_timeout_ms;/* a cross-request group is answered after this */
@@ -101,6 +144,7 @@ const rwd_reward_adv_params *rwd_reward_config_adv(const rwd_reward_config *c);
 json_t *rwd_reward_config_to_json(const rwd_reward_config *c);
 
 const char *rwd_reward_mode_name(int mode);
+const char *rwd_reward_convention_name(int convention);
 
 /* ---- per request ------------------------------------------------------- */
 
@@ -134,20 +178,50 @@ int rwd_reward_eval(const rwd_reward_config *c, const rwd_reward_override *ov,
 
 /* ---- GRPO advantages (pure) -------------------------------------------- */
 
+/* One group's normalisation, as configured (rwd_reward_adv_spec_of) and per request (norm). */
+typedef struct rwd_reward_adv_spec {
+	int norm;          /* enum rwd_reward_norm */
+	int std_kind;      /* enum rwd_reward_std_kind */
+	int singleton;     /* enum rwd_reward_singleton */
+	double eps;
+	double zero_std_tol;
+	int scoped;        /* 1: divide by scope_std instead of the group's own std */
+	double scope_std;  /* rwd_reward_scope_std over the request (std_scope request) */
+} rwd_reward_adv_spec;
+
+/* The spec of configuration p with normalisation norm (-1: p's own); scoped = 0. */
+rwd_reward_adv_spec rwd_reward_adv_spec_of(const rwd_reward_adv_params *p, int norm);
+
 /*
- * Advantages of one group's rewards r[0..n) into adv[0..n):
+ * Advantages of one group's rewards r[0..n) (n >= 1, all finite) into
+ * adv[0..n):
  *   mean_only: r - mean;
- *   std:       (r - mean) / (std + eps), std the unbiased (n - 1) estimator,
- *              as torch.std's default used by verl and TRL.
- * As verl's compute_grpo_outcome_advantage: a group of one has mean 0 and
- * std 1 (advantage r / (1 + eps), or r for mean_only). A group whose
- * rewards are all equal has advantage exactly 0 (TRL and verl give 0 up to
- * rounding). "Equal" allows float residue: std <= tol * max(1, |mean|)
- * (tol 0: exact equality). The scores are float32, and one input scored at
- * two batch positions can differ in the last bit; without the tolerance that
- * residue divided by eps becomes a large advantage (the blow-up TRL and
- * NeMo-RL guard against). Returns 1 when the group had zero variance, else 0. *mean_out and *std_out (may be NULL) get the
- * statistics used.
+ *   std:       (r - mean) / (D + eps), D the group's std of s->std_kind, or
+ *              s->scope_std when s->scoped.
+ * A group of one follows s->singleton (unit: mean 0, std 1; zero: advantage
+ * 0, counted as zero variance; null: NaN advantages and std). A group of two
+ * or more whose rewards are all equal has advantage exactly 0. "Equal"
+ * allows float residue: its own std <= tol * max(1, |mean|) (tol 0: exact
+ * equality). The scores are float32, and one input scored at two batch
+ * positions can differ in the last bit; without the tolerance that residue
+ * divided by eps becomes a large advantage (the blow-up TRL and NeMo-RL
+ * guard against; DanceGRPO's float32 formula turns 8 equal rewards 0.7 into
+ * advantages of +-0.81). Returns 1 when the group had zero variance, else 0.
+ * *mean_out and *std_out (may be NULL) get the statistics used (std: the
+ * divisor D without eps; 0 for zero variance).
+ */
+int rwd_reward_group_advantages(const double *r, size_t n, const rwd_reward_adv_spec *s, double *adv,
+	double *mean_out, double *std_out);
+
+/*
+ * The std of kind std_kind over the finite values of r[0..n), for
+ * std_scope request. NaN when none is finite (or one, for unbiased).
+ */
+double rwd_reward_scope_std(const double *r, size_t n, int std_kind);
+
+/*
+ * verl's convention (unbiased std, singleton unit, the group's own std):
+ * rwd_reward_group_advantages with those settings and norm, eps, tol.
  */
 int rwd_reward_advantages(const double *r, size_t n, int norm, double eps, double tol, double *adv,
 	double *mean_out, double *std_out);

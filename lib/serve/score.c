@@ -28,6 +28,7 @@ struct rwd_score {
 	rwd_job job;
 	rwd_reward_override ov;
 	int norm;
+	double scope_std;   /* std_scope request: the request's std (rwd_reward_scope_std) */
 	size_t n, nd, m;     /* items, model dimensions, ensemble members */
 	double *vals;        /* [n * nd] transformed scores */
 	double *reward;      /* [n]; NaN: none */
@@ -124,6 +125,14 @@ static int parse_groups(rwd_score *sc, rwd_arena *ar, const rwd_reward_adv_param
 				"more items of this group in the request than its \"group_size\"");
 		}
 		gr->cross = gr->pub.size > gr->count;
+		if (gr->cross && ap->scope == RWD_ADV_SCOPE_REQUEST && sc->norm == RWD_ADV_STD) {
+			size_t first = 0;
+			while (first < sc->n && sc->gidx[first] != (int)k)
+				first++;
+			return bad_item(err, first, "group_size",
+				"the model's advantage.std_scope is \"request\" (flow_grpo's global_std): "
+				"a group must be whole within its request");
+		}
 		if (!gr->pub.size)
 			gr->pub.size = gr->count;
 		gr->items = rwd_arena_calloc(ar, gr->count, sizeof(size_t));
@@ -293,9 +302,14 @@ static void local_group(rwd_score *sc, score_group *gr, const rwd_reward_adv_par
 	gr->pub.complete = 1;
 	gr->pub.arrived = gr->count;
 	gr->pub.counted = res ? c : 0;
-	if (res && c)
-		gr->pub.zero_std = rwd_reward_advantages(gr->a, c, sc->norm, ap->eps, ap->zero_std_tol, res,
-			&gr->pub.mean, &gr->pub.std);
+	if (res && c) {
+		rwd_reward_adv_spec sp = rwd_reward_adv_spec_of(ap, sc->norm);
+		if (ap->scope == RWD_ADV_SCOPE_REQUEST) {
+			sp.scoped = 1;
+			sp.scope_std = sc->scope_std;
+		}
+		gr->pub.zero_std = rwd_reward_group_advantages(gr->a, c, &sp, res, &gr->pub.mean, &gr->pub.std);
+	}
 	c = 0;
 	for (size_t k = 0; k < gr->count; k++)
 		gr->a[k] = isfinite(gr->r[k]) && res ? res[c++] : NAN;
@@ -335,6 +349,16 @@ static void scored(rwd_score *sc)
 			record(sk->reward, sk->h_reward, r);
 	}
 	const rwd_reward_adv_params *ap = rwd_reward_config_adv(sc->t.reward);
+	if (ap->scope == RWD_ADV_SCOPE_REQUEST) {
+		/* flow_grpo's global_std: one std over every grouped reward of the request */
+		double *all = malloc((sc->n ? sc->n : 1) * sizeof(double));
+		size_t k = 0;
+		for (size_t i = 0; all && i < sc->n; i++)
+			if (sc->gidx[i] >= 0)
+				all[k++] = sc->reward[i];
+		sc->scope_std = all ? rwd_reward_scope_std(all, k, ap->std_kind) : NAN;
+		free(all);
+	}
 	for (size_t g = 0; g < sc->n_groups; g++) {
 		score_group *gr = &sc->groups[g];
 		for (size_t k = 0; k < gr->count; k++)
@@ -348,6 +372,8 @@ static void scored(rwd_score *sc)
 		p->rewards = gr->r;
 		p->adv = gr->a;
 		p->norm = sc->norm;
+		p->std_kind = ap->std_kind;
+		p->singleton = ap->singleton;
 		p->eps = ap->eps;
 		p->zero_std_tol = ap->zero_std_tol;
 		p->done = part_done;

@@ -7,8 +7,9 @@
  * "scores": [numbers], "present": [0|1...], "rewards": [numbers]}. Invariants:
  * a refusal names a field (err.object) and has a message; an accepted
  * configuration evaluates to a finite reward or a documented status;
- * advantages of finite rewards are finite, and exactly 0 for an all-equal
- * group.
+ * advantages of finite rewards under the configured convention (std
+ * kind, singleton, request scope) are finite, except a group of one under
+ * singleton "null", and exactly 0 for an all-equal group.
  *
  * Run: CC=clang meson setup build-fuzz -Dfuzzing=true -Db_sanitize=address,undefined
  *      build-fuzz/tests/fuzz/fuzz-reward -max_len=4096 tests/fuzz/corpus/reward
@@ -89,11 +90,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				rv[i] = 0.0;
 			same &= rv[i] == rv[0];
 		}
-		int zero = rwd_reward_advantages(rv, n, ov.norm == RWD_ADV_MEAN_ONLY, 1e-6, 1e-6, adv, &mean, &sd);
+		const rwd_reward_adv_params *ap = rwd_reward_config_adv(c);
+		rwd_reward_adv_spec sp = rwd_reward_adv_spec_of(ap, ov.norm);
+		if (ap->scope == RWD_ADV_SCOPE_REQUEST) {
+			sp.scoped = 1;
+			sp.scope_std = rwd_reward_scope_std(rv, n, ap->std_kind);
+		}
+		int zero = rwd_reward_group_advantages(rv, n, &sp, adv, &mean, &sd);
 		if (same && n > 1 && !zero)
 			abort();
+		/* only a group of one under singleton "null" has no advantage */
+		int none_ok = n == 1 && ap->singleton == RWD_ADV_ONE_NULL;
 		for (size_t i = 0; i < n; i++)
-			if (!isfinite(adv[i]) || (zero && adv[i] != 0.0))
+			if ((!isfinite(adv[i]) && !none_ok) || (zero && adv[i] != 0.0))
 				abort();
 	}
 out:

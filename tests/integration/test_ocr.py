@@ -92,10 +92,34 @@ def main():
         if r.status == 200:
             for (rew, dist, n, texts), res in zip(want, r.json["results"]):
                 sc = res.get("scores", {})
+                # the item's extra, rendered into its result: flow_grpo's joined text and PaddleOCR's lines
+                got_lines = res.get("lines", [])
                 ok = abs(sc.get("ocr", -1) - rew) <= 1e-6 and sc.get("edit_distance") == dist and \
-                    sc.get("detections") == n
+                    sc.get("detections") == n and [l.get("text") for l in got_lines] == texts and \
+                    res.get("text") == "".join(texts) and \
+                    all(isinstance(l.get("confidence"), float) and len(l.get("box", [])) == 4 for l in got_lines)
                 C.check(ok, "item %s: ours %s, oracle reward %.6f dist %d lines %d %s" % (
                     res.get("id"), sc, rew, dist, n, texts))
+        # An image-RL trainer's pickled POST / (flow_grpo's remote-scorer body, as its
+        # unifiedreward_score_remote builds it: JPEG bytes from PIL's default save and the prompts
+        # as a numpy array, yifan123/flow_grpo@54809b5 flow_grpo/rewards.py; flow_grpo itself runs ocr in-process)
+        # gets {"outputs": flow_grpo's ocr_score} of the decoded JPEG pixels, from the oracle.
+        import pickle
+        jpegs, pw = [], []
+        for img, prompt in cases:
+            buf = io.BytesIO()
+            Image.fromarray(np.array(img.convert("RGB"))).save(buf, format="JPEG")
+            jpegs.append(buf.getvalue())
+            arr = np.array(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+            pw.append(O.flow_grpo_reward(O.paddle_ocr(arr), prompt)[0])
+        body = pickle.dumps({"images": jpegs, "prompts": np.array([p for _, p in cases])})
+        conn = d.conn()
+        conn.request("POST", "/?model=ocr_reward", body=body)
+        resp = conn.getresponse()
+        raw = resp.read()
+        out = pickle.loads(raw).get("outputs") if resp.status == 200 else None
+        C.check(isinstance(out, list) and len(out) == len(pw) and all(abs(a - b) <= 1e-6 for a, b in zip(out, pw)),
+                "pickled POST / (flow_grpo shape): outputs %s vs oracle %s (%d)" % (out, pw, resp.status))
         # bad items next to a good one: per-item errors naming the field
         good = items[0]
         bad_prompt = dict(good, id="noquote", prompt="a sign without a quoted target")

@@ -160,11 +160,15 @@ def main():
             "fe": {"path": os.path.join(work, "fe"), "reward": firm["firm_edit"]["reward"]},
             "ens": {"members": ["h1", "h2"], "combine": {"mode": "mean_minus_kstd", "k": 0.5}},
             "ens_min": {"members": ["h1", "h2"], "combine": "min"},
+            "h2_fg": {"path": os.path.join(work, "h2"), "reward": {"advantage": {"convention": "flow_grpo_global_std"}}},
+            "h2_fp": {"path": os.path.join(work, "h2"), "reward": {"advantage": {"convention": "flow_grpo"}}},
+            "h2_dg": {"path": os.path.join(work, "h2"), "reward": {"advantage": {"convention": "dancegrpo"}}},
         },
     }
     d = H.Daemon(exe, cfg)
     try:
         sent = run(d, o1, o2, o3, o4, es_reward, firm)
+        run_conventions(d)
         check_stats(d, sent)
     finally:
         rc = d.stop()
@@ -348,6 +352,54 @@ def run(d, o1, o2, o3, o4, es_reward, firm):
     C.check(r.status == 200 and r.json["kind"] == "ensemble" and r.json["members"] == ["h1", "h2"],
             "GET /v1/models/ens describes the ensemble")
     return sent
+
+
+def flow_grpo_tracker(prompts, rewards, global_std):
+    """yifan123/flow_grpo@ac4c86e flow_grpo/stat_tracking.py:11-31 (type 'grpo',
+    a fresh tracker: train_sd3.py clears it every epoch), numpy float64."""
+    prompts = np.array(prompts)
+    rewards = np.array(rewards, dtype=np.float64)
+    adv = np.zeros_like(rewards)
+    for p in np.unique(prompts):
+        mine = rewards[prompts == p]
+        std = (np.std(rewards) if global_std else np.std(mine)) + 1e-4
+        adv[prompts == p] = (mine - np.mean(mine)) / std
+    return adv
+
+
+def run_conventions(d):
+    """advantage.convention through /v1/rewards: the daemon's own rewards
+    fed to each trainer's formula (numpy for flow_grpo, torch for DanceGRPO).
+    The rewards come back rounded to the reply's digits, so the bound is 1e-6
+    (tests/parity/test_adv_conventions.py compares the exact doubles)."""
+    zs = rand_items(11, 21)
+    prompts = ["a cat"] * 4 + ["a dog \U0001F436"] * 4 + ["a red cube"] * 2 + ["once"]
+    for model, global_std in (("h2_fg", True), ("h2_fp", False)):
+        r = post(d, {"model": model, "items": [{"embedding": z, "group": p} for z, p in zip(zs, prompts)]})
+        C.check(r.status == 200, "%s scored: %s" % (model, r.raw[:200]))
+        res = r.json["results"]
+        want = flow_grpo_tracker(prompts, [x["reward"] for x in res], global_std)
+        worst = max(abs(x["advantage"] - w) for x, w in zip(res, want))
+        print("%s vs flow_grpo's PerPromptStatTracker(global_std=%s): worst abs error %.3g" % (model, global_std, worst))
+        C.check(worst < 1e-6, "%s advantages equal flow_grpo's tracker (worst %.3g)" % (model, worst))
+        C.check(res[10]["advantage"] == 0.0, "%s: a prompt with one sample gets 0, as np.std gives" % model)
+    r = post(d, {"model": "h2_fg", "items": [{"embedding": z, "group": "p", "group_size": 4} for z in zs[:2]]})
+    C.check(r.status == 400 and r.json["error"].get("field") == "items[0].group_size",
+            "std_scope request refuses a cross-request group: %s %s" % (r.status, r.raw[:200]))
+    # DanceGRPO: contiguous chunks of num_generations, float32 torch in the trainer
+    import torch
+    groups = ["c0"] * 4 + ["c1"] * 4 + ["c2"] * 2 + ["lone"]
+    r = post(d, {"model": "h2_dg", "items": [{"embedding": z, "group": g} for z, g in zip(zs, groups)]})
+    res = r.json["results"]
+    rw = torch.tensor([x["reward"] for x in res], dtype=torch.float64)
+    worst = 0.0
+    for a, b in ((0, 4), (4, 8), (8, 10)):
+        g = rw[a:b]
+        want = ((g - g.mean()) / (g.std() + 1e-8)).tolist()   # train_grpo_flux.py:540-544
+        worst = max([worst] + [abs(res[a + i]["advantage"] - w) for i, w in enumerate(want)])
+    print("h2_dg vs DanceGRPO's group loop (float64 torch): worst abs error %.3g" % worst)
+    C.check(r.status == 200 and worst < 1e-6, "dancegrpo advantages equal DanceGRPO's (worst %.3g)" % worst)
+    C.check(res[10]["advantage"] is None, "dancegrpo: a group of one is null (torch.std of one is NaN)")
 
 
 def check_stats(d, sent):

@@ -15,7 +15,8 @@
  * 2, 3, 5, 8, 13 and all items, each size twice (forward and reversed
  * order, rotated), so it meets different neighbours at different positions.
  * Every score, presence flag and status must equal the oracle's bit for
- * bit. Prints one line per thread count and batch size, and exits 1 on any
+ * bit, and per-item extras (a PRM's step rewards) their JSON with every
+ * float printed exactly. Prints one line per thread count and batch size, and exits 1 on any
  * difference (2 on a usage or load error).
  */
 #include "core/arena.h"
@@ -38,6 +39,7 @@ struct result {
 	int status;
 	uint8_t present[RWD_MAX_DIMS];
 	float scores[RWD_MAX_DIMS];
+	char *extra; /* item->extra (a PRM's step_rewards/step_probs) as JSON, every float exact */
 };
 
 struct run {
@@ -69,14 +71,19 @@ static void score(struct run *r, const size_t *idx, size_t k, struct result *out
 		rwd_model_run(r->m, r->scratch, r->ptrs, nb, r->arena);
 	for (size_t i = 0; i < k; i++) {
 		struct result *o = &out[idx[i]];
+		free(o->extra);
 		memset(o, 0, sizeof(*o));
 		o->status = r->its[i].status;
+		if (r->its[i].extra)
+			o->extra = json_dumps(r->its[i].extra, JSON_SORT_KEYS | JSON_COMPACT |
+				JSON_REAL_PRECISION(17));
 		for (int d = 0; d < RWD_MAX_DIMS; d++) {
 			o->present[d] = r->its[i].present[d];
 			if (o->present[d])
 				o->scores[d] = r->its[i].scores[d];
 		}
 	}
+	rwd_item_release(r->its, k);
 }
 
 static void load(struct run *r, const char *kind, const char *path, const json_t *opts, size_t n)
@@ -111,6 +118,14 @@ static size_t compare(const struct result *a, const struct result *ref, size_t n
 		size_t d0 = bad;
 		if (a[i].status != ref[i].status)
 			bad++;
+		if (!a[i].extra != !ref[i].extra || (a[i].extra && strcmp(a[i].extra, ref[i].extra))) {
+			bad++;
+			(*items_bad)++;
+			if (*items_bad <= 3)
+				fprintf(stderr, "  item %zu extra: %.200s vs %.200s alone\n", i,
+					a[i].extra ? a[i].extra : "(none)", ref[i].extra ? ref[i].extra : "(none)");
+			continue;
+		}
 		for (int d = 0; d < RWD_MAX_DIMS; d++) {
 			if (a[i].present[d] != ref[i].present[d])
 				bad++;
@@ -190,9 +205,17 @@ int main(int argc, char **argv)
 		}
 		unload(&r);
 	}
-	size_t ok = 0;
-	for (size_t i = 0; i < n; i++)
+	size_t ok = 0, extras = 0;
+	for (size_t i = 0; i < n; i++) {
 		ok += ref[i].status == 0;
+		extras += ref[i].extra != NULL;
+	}
+	if (extras)
+		printf("%s: %zu items carry per-item extras (compared as exact JSON)\n", argv[1], extras);
+	for (size_t i = 0; i < n; i++) {
+		free(ref[i].extra);
+		free(got[i].extra);
+	}
 	printf("%s: %zu items (%zu scored, %zu failed alike), %zu scorings: %s\n", argv[1], n, ok,
 		n - ok, scored, total_bad ? "NOT batch-invariant" : "bit-identical");
 	rwd_arena_destroy(r.arena);

@@ -5,11 +5,14 @@
  * rwd_ocr_reward, and prints one JSON object: {"lines": [{"text",
  * "confidence", "box"}], "text" (flow_grpo's join), "reward", "dist"} or
  * {"error": ...}.
- *   ocr-harness --items DIR ITEMS.json
+ *   ocr-harness --items DIR ITEMS.json [MAX_IMAGE_PIXELS]
  * loads DIR as a served model (rwd_model_load, the kind read from
  * config.json), check()s and runs the items of ITEMS.json (a JSON array of
  * item objects) in one batch as a worker does, and prints one JSON array:
- * per item {"scores": {dim: value}} or {"error", "field"}.
+ * per item {"scores": {dim: value}, "extra": the item's extra} or {"error", "field"}.
+ *   ocr-harness --bench DIR ITEMS.json REPEAT
+ * the same, the batch run REPEAT times after load; prints the JSON of the
+ * last pass and "seconds_per_pass S" on stderr (bench/bench_ocr.py).
  *   ocr-harness --reward PAIRS.json
  * rwd_ocr_reward on each [text, prompt] pair of a JSON array; prints
  * [[reward, dist] or {"error", "field"}, ...].
@@ -22,14 +25,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-static int run_items(const char *dir, const char *items_path)
+static int run_items(const char *dir, const char *items_path, const char *max_pixels, int repeat)
 {
 	rwd_error err = {0};
 	char buf[1024];
 	rwd_model_params p = rwd_model_default_params();
 	p.name = "ocr";
 	p.path = dir;
+	if (max_pixels)
+		p.limits.max_image_pixels = strtoull(max_pixels, NULL, 10);
 	rwd_model *m;
 	if (rwd_model_load(&p, &m, &err)) {
 		fprintf(stderr, "load: %s\n", rwd_error_format(&err, buf, sizeof(buf)));
@@ -54,7 +60,21 @@ static int run_items(const char *dir, const char *items_path)
 	rwd_arena *arena = rwd_arena_create(1 << 20, 0);
 	void *scratch = NULL;
 	rwd_model_scratch_new(m, &scratch, &err);
-	int r = rwd_model_run(m, scratch, run, nrun, arena);
+	int r = 0;
+	if (repeat > 0) { /* bench/bench_ocr.py: seconds per pass over the items as one batch, load excluded */
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		for (int k = 0; k < repeat && !r; k++) {
+			rwd_item_release(items, n);
+			rwd_arena_reset(arena);
+			r = rwd_model_run(m, scratch, run, nrun, arena);
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		fprintf(stderr, "seconds_per_pass %.6f\n",
+			((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9) / repeat);
+	} else {
+		r = rwd_model_run(m, scratch, run, nrun, arena);
+	}
 	const rwd_model_info *info = rwd_model_get_info(m);
 	json_t *out = json_array();
 	for (size_t i = 0; i < n; i++) {
@@ -68,6 +88,8 @@ static int run_items(const char *dir, const char *items_path)
 				if (items[i].present[k])
 					json_object_set_new(sc, info->dims[k], json_real(items[i].scores[k]));
 			json_object_set_new(o, "scores", sc);
+			if (items[i].extra)
+				json_object_set(o, "extra", items[i].extra);
 		}
 		json_array_append_new(out, o);
 	}
@@ -75,6 +97,7 @@ static int run_items(const char *dir, const char *items_path)
 	puts(s);
 	free(s);
 	json_decref(out);
+	rwd_item_release(items, n);
 	rwd_model_scratch_free(m, scratch);
 	rwd_arena_destroy(arena);
 	free(items);
@@ -116,8 +139,10 @@ int main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "--reward") == 0)
 		return run_rewards(argv[2]);
-	if (argc == 4 && strcmp(argv[1], "--items") == 0)
-		return run_items(argv[2], argv[3]);
+	if ((argc == 4 || argc == 5) && strcmp(argv[1], "--items") == 0)
+		return run_items(argv[2], argv[3], argc == 5 ? argv[4] : NULL, 0);
+	if (argc == 5 && strcmp(argv[1], "--bench") == 0)
+		return run_items(argv[2], argv[3], NULL, atoi(argv[4]));
 	if (argc != 4) {
 		fprintf(stderr, "usage: %s DIR IMAGE PROMPT\n", argv[0]);
 		return 2;

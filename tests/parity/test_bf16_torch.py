@@ -13,10 +13,17 @@ projection GEMM (FP32 accumulation), so it is NOT expected to match them to
   40 items of 1..300 tokens scored as one batch):
     worst relative error |c - r| / max(|r|, rms(r))          <= SEQCLS_REL
     Spearman rank correlation of each label over the items    >= SEQCLS_RHO
+  seqcls process reward model (a Qwen2ForProcessRewardModel head, 18 items with
+  1..7 step separators each): the step rewards against seqcls_ref's HF definition
+    worst relative error |c - r| / max(|r|, rms(r))          <= PRM_REL
+    Spearman of all step rewards                              >= PRM_RHO
   clip (tiny quick_gelu and gelu towers; 24 random images, 24 texts):
     worst relative error of the embeddings, max|c - r| / max|r|   <= CLIP_REL
     Spearman of the 24 x 24 image-text cosine matrix (the ranking
     text_alignment / CLIPScore give)                                >= CLIP_RHO
+    image_similarity and edit_direction (clip.h's definitions, 24 pairs)
+    from those embeddings: worst absolute error                     <= CLIP_EDIT_ABS
+    and Spearman of edit_direction                                  >= CLIP_EDIT_RHO
 Also checked, so the bound cannot pass vacuously: the BF16 scores differ
 from the FP32 path's (the BF16 path ran), and the FP32 path still meets its
 own 1e-4 bound on the same items. --full adds the Qwen3-0.6B-shaped
@@ -51,6 +58,15 @@ SEQCLS_RHO = 0.999
 CLIP_REL = 1e-2
 CLIP_RHO = 0.9995
 FP32_TOL = 1e-4
+# Process reward models' per-step rewards (softmax probabilities at the separators), measured
+# rel 3.0e-3 and Spearman 0.9938 over 57 steps of a random-weight Qwen2 PRM head: its step
+# probabilities cluster near 0.5, so near-ties swap ranks; the bound is ~2x the measured gap.
+# clip's edit dimensions from BF16 embeddings (cosines, so absolute error): measured worst
+# image_similarity 1.2e-3, edit_direction 4.1e-3, edit_direction Spearman 0.99913 over 24 pairs.
+CLIP_EDIT_ABS = 1e-2
+CLIP_EDIT_RHO = 0.998
+PRM_REL = 1e-2
+PRM_RHO = 0.985
 
 
 def spearman(a, b):
@@ -163,6 +179,75 @@ def clip_case(harness, src, tmp, name, extra, n, failures, rows, folder=None):
     if np.array_equal(got["bf16"][0], got["fp32"][0]):
         failures.append(f"{label}: bf16 embeddings identical to fp32: the BF16 path did not run")
 
+    # the edit dimensions as clip.h defines them, from BF16 embeddings against the oracle's:
+    # image_similarity cos(src, img) and edit_direction cos(img - src, txt_t - txt_s) over
+    # L2-normalised embeddings, for the pairs (i, i+1) and texts (i, i+2)
+    def edit_dims(ie, te):
+        u = ie / np.linalg.norm(ie, axis=1, keepdims=True)
+        t = te / np.linalg.norm(te, axis=1, keepdims=True)
+        j, k = (np.arange(n) + 1) % n, (np.arange(n) + 2) % n
+        sim = (u * u[j]).sum(1)
+        di, dt = u - u[j], t[k] - t
+
+        def unit(x):
+            return x / np.linalg.norm(x, axis=1, keepdims=True)
+        return sim, (unit(di) * unit(dt)).sum(1)
+    rs, rd = edit_dims(ri, rt)
+    bs, bd = edit_dims(*got["bf16"])
+    es, ed = float(np.abs(bs - rs).max()), float(np.abs(bd - rd).max())
+    rho_d = spearman(bd, rd)
+    print(f"{label} edit dims: image_similarity worst abs err {es:.3g} (bound {CLIP_EDIT_ABS:g}), "
+          f"edit_direction worst abs err {ed:.3g} (bound {CLIP_EDIT_ABS:g}), Spearman {rho_d:.5f} "
+          f"(bound {CLIP_EDIT_RHO})", flush=True)
+    rows.append((label + " edit dims", max(es, ed), rho_d, 0.0))
+    if not max(es, ed) <= CLIP_EDIT_ABS:
+        failures.append(f"{label}: edit dims abs err {max(es, ed):.3g} > {CLIP_EDIT_ABS:g}")
+    if not rho_d >= CLIP_EDIT_RHO:
+        failures.append(f"{label}: edit_direction Spearman {rho_d:.5f} < {CLIP_EDIT_RHO}")
+
+
+def prm_case(harness, src, cache, rng, failures, rows):
+    """A process reward model (Qwen2ForProcessRewardModel head): its per-step rewards in BF16."""
+    import random
+    from test_prm_torch import STEP, make_model as make_prm, random_items
+    folder = make_prm(src, cache, "qwen2", "tiny", "f32", "prm", STEP)
+    model = seqcls_ref.Model(folder)
+    V = model.cfg["vocab_size"]
+    pad = model.cfg.get("pad_token_id")
+    items = random_items(random.Random(int(rng.integers(1 << 30))), V, STEP, pad)
+    items += random_items(random.Random(int(rng.integers(1 << 30))), V, STEP, pad)
+    ref = [np.asarray(model.step_rewards(ids, STEP)[0], np.float64) for ids in items]
+    allref = np.concatenate(ref)
+    scale = max(float(np.sqrt((allref ** 2).mean())), 1e-6)
+    inp = "".join(json.dumps(x) + "\n" for x in items)
+    out = {}
+    for prec in ("fp32", "bf16"):
+        rc, so, se = run([harness, folder, "--precision", prec], inp)
+        if rc != 0:
+            failures.append(f"prm: harness ({prec}) failed: {se[:300]}")
+            return
+        lines = [json.loads(x) for x in so.splitlines()][1:]
+        got = [np.asarray(o.get("extra", {}).get("step_rewards", []), np.float64) for o in lines]
+        if [len(g) for g in got] != [len(r) for r in ref]:
+            failures.append(f"prm ({prec}): step counts {[len(g) for g in got]} vs {[len(r) for r in ref]}")
+            return
+        out[prec] = np.concatenate(got)
+    name = f"seqcls PRM qwen2/tiny/{model.L}L step_rewards"
+    e32 = max(rel_errors(out["fp32"], allref, scale))
+    e16 = max(rel_errors(out["bf16"], allref, scale))
+    rho = spearman(out["bf16"], allref)
+    rows.append((name, e16, rho, e32))
+    print(f"{name}: {len(items)} items, {len(allref)} steps: bf16 worst rel err {e16:.3g} "
+          f"(bound {PRM_REL:g}), Spearman {rho:.5f} (bound {PRM_RHO}); fp32 {e32:.2e}", flush=True)
+    if not e16 <= PRM_REL:
+        failures.append(f"{name}: bf16 rel err {e16:.3g} > {PRM_REL:g}")
+    if not rho >= PRM_RHO:
+        failures.append(f"{name}: Spearman {rho:.5f} < {PRM_RHO}")
+    if not e32 <= FP32_TOL:
+        failures.append(f"{name}: fp32 rel err {e32:.3g} > {FP32_TOL:g}")
+    if np.array_equal(out["bf16"], out["fp32"]):
+        failures.append(f"{name}: bf16 step rewards identical to fp32: the BF16 path did not run")
+
 
 def main():
     argv = [a for a in sys.argv[1:] if not a.startswith("--")]
@@ -184,6 +269,7 @@ def main():
             cases.append(("qwen3", "0.6b", "bf16", "helpfulness,correctness", 2))
         for c in cases:
             seqcls_case(sh, src, cache, *c, rng, failures, rows)
+        prm_case(sh, src, cache, rng, failures, rows)
         clip_case(ch, src, tmp, "tiny quick_gelu", ["--seed", "1"], 24, failures, rows)
         clip_case(ch, src, tmp, "tiny gelu", ["--act", "gelu", "--seed", "2"], 24, failures, rows)
         if full:

@@ -219,6 +219,22 @@ START_TEST(aesthetic_fixture_named_output_and_errors)
 }
 END_TEST
 
+/* The BLAS thread rule's kind table: serial kinds are not counted. */
+START_TEST(kinds_that_run_threaded_gemms)
+{
+	ck_assert_int_eq(rwd_model_kind_threaded("mlp"), 0);
+	ck_assert_int_eq(rwd_model_kind_threaded("rules"), 0);
+	ck_assert_int_eq(rwd_model_kind_threaded("image_metrics"), 0);
+	ck_assert_int_eq(rwd_model_kind_threaded("sql"), 0);
+	ck_assert_int_eq(rwd_model_kind_threaded("clip"), 1);
+	ck_assert_int_eq(rwd_model_kind_threaded("seqcls"), 1);
+	ck_assert_int_eq(rwd_model_kind_threaded("imagereward"), 1);
+	ck_assert_int_eq(rwd_model_kind_threaded("ocr"), 1);
+	ck_assert_int_eq(rwd_model_kind_threaded(NULL), 1);
+	ck_assert_int_eq(rwd_model_kind_threaded("no-such-kind"), 1);
+}
+END_TEST
+
 START_TEST(missing_path_and_unknown_kind)
 {
 	rwd_model_params p = rwd_model_default_params();
@@ -233,6 +249,17 @@ START_TEST(missing_path_and_unknown_kind)
 	ck_assert_int_eq(rwd_model_load(&p, &m, &err), RWD_E_UNSUPPORTED);
 	p.name = NULL;
 	ck_assert_int_eq(rwd_model_load(&p, &m, &err), RWD_E_INVALID);
+	/* precision "bf16" is refused by name, before any file is read */
+	json_t *o = json_pack("{ss}", "precision", "bf16");
+	p.name = "x";
+	p.kind = "mlp";
+	p.options = o;
+	rwd_error_clear(&err);
+	ck_assert_int_eq(rwd_model_load(&p, &m, &err), RWD_E_INVALID);
+	ck_assert_ptr_null(m);
+	ck_assert_str_eq(err.object, "precision");
+	ck_assert_ptr_nonnull(strstr(err.msg, "fp32 only"));
+	json_decref(o);
 }
 END_TEST
 
@@ -241,6 +268,7 @@ static Suite *mlp_suite(void)
 	Suite *s = suite_create("mlp");
 	TCase *tc = tcase_create("mlp");
 	tcase_add_test(tc, missing_path_and_unknown_kind);
+	tcase_add_test(tc, kinds_that_run_threaded_gemms);
 	suite_add_tcase(s, tc);
 	/* the real head in ../shared/fixtures: meson test mlp-fixture */
 	tc = tcase_create("fixture");

@@ -500,6 +500,27 @@ START_TEST(threading_init_describes_openblas)
 	ck_assert_int_ge(n, 1);
 	ck_assert_int_eq(rwd_nn_blas_threads_for(2), 1);
 	ck_assert_int_ge(rwd_nn_blas_threads_for(1), 1);
+	ck_assert_int_eq(rwd_nn_blas_threads_for(0), rwd_nn_blas_threads_for(1));
+}
+END_TEST
+
+/* rwd_nn_serial_begin lowers OpenBLAS's count to 1, nests, and end restores it. */
+START_TEST(serial_section_lowers_and_restores)
+{
+	ck_assert_int_eq(rwd_nn_threading_init(2, NULL, 0), 2);
+	int outer = rwd_nn_serial_begin();
+	ck_assert_int_eq(outer, 2);
+	ck_assert_int_eq(openblas_get_num_threads(), 1);
+	int inner = rwd_nn_serial_begin();
+	ck_assert_int_eq(inner, 1);
+	rwd_nn_serial_end(inner);
+	ck_assert_int_eq(openblas_get_num_threads(), 1);
+	rwd_nn_serial_end(outer);
+	ck_assert_int_eq(openblas_get_num_threads(), 2);
+	rwd_nn_threading_init(1, NULL, 0);
+	ck_assert_int_eq(rwd_nn_serial_begin(), 1);
+	rwd_nn_serial_end(1);
+	ck_assert_int_eq(openblas_get_num_threads(), 1);
 }
 END_TEST
 
@@ -516,6 +537,7 @@ static Suite *nn_suite(void)
 	tcase_add_test(tc, rope_inv_freq_follows_llama3_rule);
 	tcase_add_test(tc, rope_matches_rotation_loops);
 	tcase_add_test(tc, threading_init_describes_openblas);
+	tcase_add_test(tc, serial_section_lowers_and_restores);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -280,6 +280,117 @@ START_TEST(advantages_formulas)
 }
 END_TEST
 
+/*
+ * The trainer conventions: the parser's presets and overrides, and the
+ * formulas written out by hand (flow_grpo stat_tracking.py:25-31: population
+ * std + 1e-4, global_std over the request; DanceGRPO train_grpo_flux.py:
+ * 540-544: unbiased std + 1e-8, NaN for a group of one). The numpy/torch
+ * oracles are tests/parity/test_adv_conventions.py.
+ */
+START_TEST(advantage_conventions)
+{
+	rwd_reward_config *c = cfg("{}");
+	const rwd_reward_adv_params *p = rwd_reward_config_adv(c);
+	ck_assert_int_eq(p->convention, RWD_ADV_CONV_VERL);
+	ck_assert_int_eq(p->std_kind, RWD_ADV_STD_UNBIASED);
+	ck_assert_int_eq(p->singleton, RWD_ADV_ONE_UNIT);
+	ck_assert_int_eq(p->scope, RWD_ADV_SCOPE_GROUP);
+	ck_assert(p->eps == 1e-6);
+	rwd_reward_config_free(c);
+
+	c = cfg("{\"advantage\": {\"convention\": \"flow_grpo\"}}");
+	p = rwd_reward_config_adv(c);
+	ck_assert(p->std_kind == RWD_ADV_STD_POPULATION && p->singleton == RWD_ADV_ONE_ZERO &&
+		p->scope == RWD_ADV_SCOPE_GROUP && p->eps == 1e-4 && p->norm == RWD_ADV_STD);
+	json_t *js = rwd_reward_config_to_json(c);
+	json_t *aj = json_object_get(js, "advantage");
+	ck_assert_str_eq(json_string_value(json_object_get(aj, "convention")), "flow_grpo");
+	ck_assert_str_eq(json_string_value(json_object_get(aj, "std")), "population");
+	ck_assert_str_eq(json_string_value(json_object_get(aj, "singleton")), "zero");
+	ck_assert_str_eq(json_string_value(json_object_get(aj, "std_scope")), "group");
+	ck_assert(json_real_value(json_object_get(aj, "eps")) == 1e-4);
+	json_decref(js);
+	rwd_reward_config_free(c);
+
+	c = cfg("{\"advantage\": {\"convention\": \"flow_grpo_global_std\"}}");
+	ck_assert_int_eq(rwd_reward_config_adv(c)->scope, RWD_ADV_SCOPE_REQUEST);
+	rwd_reward_config_free(c);
+	c = cfg("{\"advantage\": {\"convention\": \"dancegrpo\"}}");
+	p = rwd_reward_config_adv(c);
+	ck_assert(p->std_kind == RWD_ADV_STD_UNBIASED && p->singleton == RWD_ADV_ONE_NULL && p->eps == 1e-8);
+	rwd_reward_config_free(c);
+	/* explicit fields override the preset, in any key order */
+	c = cfg("{\"advantage\": {\"eps\": 1e-3, \"convention\": \"dancegrpo\", \"singleton\": \"unit\"}}");
+	p = rwd_reward_config_adv(c);
+	ck_assert(p->eps == 1e-3 && p->singleton == RWD_ADV_ONE_UNIT && p->convention == RWD_ADV_CONV_DANCEGRPO);
+	rwd_reward_config_free(c);
+	/* std population alone implies singleton zero; unbiased alone gives unit back */
+	c = cfg("{\"advantage\": {\"std\": \"population\"}}");
+	ck_assert_int_eq(rwd_reward_config_adv(c)->singleton, RWD_ADV_ONE_ZERO);
+	rwd_reward_config_free(c);
+	c = cfg("{\"advantage\": {\"convention\": \"flow_grpo\", \"std\": \"unbiased\"}}");
+	ck_assert_int_eq(rwd_reward_config_adv(c)->singleton, RWD_ADV_ONE_UNIT);
+	rwd_reward_config_free(c);
+
+	cfg_err("{\"advantage\": {\"convention\": \"grpo\"}}", "models.m.reward.advantage.convention");
+	cfg_err("{\"advantage\": {\"std\": \"sample\"}}", "models.m.reward.advantage.std");
+	cfg_err("{\"advantage\": {\"singleton\": 0}}", "models.m.reward.advantage.singleton");
+	cfg_err("{\"advantage\": {\"std_scope\": \"batch\"}}", "models.m.reward.advantage.std_scope");
+	cfg_err("{\"advantage\": {\"convention\": \"flow_grpo_global_std\", \"normalize\": \"mean_only\"}}",
+		"models.m.reward.advantage.std_scope");
+
+	/* population std: r = {1, 2, 3, 6}, mean 3, var 14/4 */
+	double r[4] = {1, 2, 3, 6}, a[8], m, sd;
+	rwd_reward_adv_spec fg = {.norm = RWD_ADV_STD, .std_kind = RWD_ADV_STD_POPULATION,
+		.singleton = RWD_ADV_ONE_ZERO, .eps = 1e-4, .zero_std_tol = 1e-6};
+	ck_assert_int_eq(rwd_reward_group_advantages(r, 4, &fg, a, &m, &sd), 0);
+	ck_assert_double_eq_tol(sd, sqrt(14.0 / 4.0), EPS);
+	for (int i = 0; i < 4; i++)
+		ck_assert_double_eq_tol(a[i], (r[i] - 3.0) / (sqrt(3.5) + 1e-4), EPS);
+	/* a group of one: 0 (population), null (DanceGRPO), r/(1+eps) (verl) */
+	double one = 0.7;
+	ck_assert_int_eq(rwd_reward_group_advantages(&one, 1, &fg, a, &m, &sd), 1);
+	ck_assert(a[0] == 0.0 && m == 0.7 && sd == 0.0);
+	rwd_reward_adv_spec dg = {.norm = RWD_ADV_STD, .std_kind = RWD_ADV_STD_UNBIASED,
+		.singleton = RWD_ADV_ONE_NULL, .eps = 1e-8, .zero_std_tol = 1e-6};
+	ck_assert_int_eq(rwd_reward_group_advantages(&one, 1, &dg, a, &m, &sd), 0);
+	ck_assert(isnan(a[0]) && isnan(sd));
+	ck_assert_int_eq(rwd_reward_group_advantages(r, 4, &dg, a, NULL, &sd), 0);
+	ck_assert_double_eq_tol(a[3], 3.0 / (sqrt(14.0 / 3.0) + 1e-8), EPS);
+	/* eps 1e-8 on equal rewards: exactly 0, not a residue over 1e-8 */
+	double same[8] = {0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7};
+	ck_assert_int_eq(rwd_reward_group_advantages(same, 8, &dg, a, NULL, NULL), 1);
+	for (int i = 0; i < 8; i++)
+		ck_assert(a[i] == 0.0);
+	/* request scope: the divisor is the request's std, the mean the group's */
+	double all[6] = {1, 2, 3, 6, 10, 12};
+	double gs = rwd_reward_scope_std(all, 6, RWD_ADV_STD_POPULATION);
+	double mu = 34.0 / 6.0, ss = 0;
+	for (int i = 0; i < 6; i++)
+		ss += (all[i] - mu) * (all[i] - mu);
+	ck_assert_double_eq_tol(gs, sqrt(ss / 6.0), EPS);
+	fg.scoped = 1;
+	fg.scope_std = gs;
+	rwd_reward_group_advantages(all + 4, 2, &fg, a, &m, &sd);
+	ck_assert_double_eq_tol(m, 11.0, EPS);
+	ck_assert_double_eq_tol(sd, gs, EPS);
+	ck_assert_double_eq_tol(a[0], -1.0 / (gs + 1e-4), EPS);
+	ck_assert(rwd_reward_group_advantages(&one, 1, &fg, a, NULL, NULL) == 1 && a[0] == 0.0);
+	/* NaN and single values for the scope */
+	double holes[3] = {NAN, 4.0, NAN};
+	ck_assert(rwd_reward_scope_std(holes, 3, RWD_ADV_STD_POPULATION) == 0.0);
+	ck_assert(isnan(rwd_reward_scope_std(holes, 3, RWD_ADV_STD_UNBIASED)));
+	/* the old entry point is verl's convention */
+	double b[4];
+	rwd_reward_adv_spec vl = rwd_reward_adv_spec_of(rwd_reward_config_adv(c = cfg("{}")), -1);
+	rwd_reward_group_advantages(r, 4, &vl, a, NULL, NULL);
+	rwd_reward_advantages(r, 4, RWD_ADV_STD, 1e-6, 1e-6, b, NULL, NULL);
+	for (int i = 0; i < 4; i++)
+		ck_assert(a[i] == b[i]);
+	rwd_reward_config_free(c);
+}
+END_TEST
+
 typedef struct waiter {
 	rwd_group_part part;
 	double rewards[4], adv[4];
@@ -500,6 +611,7 @@ static Suite *reward_suite(void)
 	tcase_add_test(tc, config_errors_name_the_field);
 	tcase_add_test(tc, request_overrides_within_bounds);
 	tcase_add_test(tc, advantages_formulas);
+	tcase_add_test(tc, advantage_conventions);
 	tcase_add_test(tc, group_table_complete_deadline_flush);
 	tcase_add_test(tc, group_table_concurrent_parts);
 	tcase_add_test(tc, ensemble_parse_and_combine);
