@@ -641,6 +641,23 @@ static int kind_forward(const void *state, void *scratch, rwd_item *const *items
 			if (!m->field_image[f])
 				continue;
 			const int32_t *g = p->img[f].grid;
+			const json_t *js = json_object_get(items[i]->input, m->fields[f]);
+			int dup = 0;
+			/* an image given again (same text) in this batch is encoded once */
+			for (size_t i2 = 0; i2 <= i && !dup; i2++) {
+				if (items[i2]->status)
+					continue;
+				for (size_t f2 = 0; f2 < (i2 == i ? f : m->n_fields) && !dup; f2++) {
+					const json_t *j2 = m->field_image[f2] ? json_object_get(items[i2]->input, m->fields[f2]) : NULL;
+					if (j2 && json_string_length(j2) == json_string_length(js) &&
+					    memcmp(json_string_value(j2), json_string_value(js), json_string_length(js)) == 0) {
+						img_off[i * MF + f] = img_off[i2 * MF + f2];
+						dup = 1;
+					}
+				}
+			}
+			if (dup)
+				continue;
 			memcpy(grids + 3 * nimg, g, 3 * sizeof(int32_t));
 			rowp[nimg++] = p->img[f].rows;
 			img_off[i * MF + f] = C;
