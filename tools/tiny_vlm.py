@@ -195,13 +195,27 @@ def make_head(kind, cfg, gen, style, weights):
         heads = {"rm_head": seq("rm_head")}
         dims = [{"name": "hpsv3", "prompt": "overall", "pool": "<|Reward|>", "head": "rm_head",
                  "mu": 0, "log_sigma": 1}]
+        # HPSv3's data_collator_qwen layout (a shortened INSTRUCTION): the
+        # image, then the instruction with the item's prompt and <|Reward|>
+        prompts = {"overall": {"add_generation_prompt": True, "messages": [{"role": "user", "content": [
+            {"type": "image", "field": "image"},
+            {"type": "text", "text": "You are evaluating an image generated from the prompt: {text_prompt}\n"
+                                     "Please provide the overall ratings of this image: <|Reward|>\n\nEND\n",
+             "text_field": "prompt"}]}]}}
     else:
         heads = {"head_0": seq("rm_heads.head_0"), "head_1": seq("rm_heads.head_1")}
         dims = [{"name": "instruction_following", "prompt": "dim1", "pool": "<|Reward|>", "head": "head_0",
                  "mu": 0, "log_sigma": 1},
                 {"name": "visual_quality", "prompt": "dim2", "pool": "<|Reward|>", "head": "head_1",
                  "mu": 0, "log_sigma": 1}]
-    return {"heads": heads, "dimensions": dims, "position_ids": "sequential",
+        def edit_prompt(question):
+            return {"add_generation_prompt": True, "messages": [{"role": "user", "content": [
+                {"type": "image", "field": "source_image"}, {"type": "image", "field": "edited_image"},
+                {"type": "text", "text": "Editing instruction: {text_prompt}\n" + question + " <|Reward|>",
+                 "text_field": "instruction"}]}]}
+        prompts = {"dim1": edit_prompt("How well does the edit follow the instruction?"),
+                   "dim2": edit_prompt("How good is the edited image's visual quality?")}
+    return {"prompts": prompts, "heads": heads, "dimensions": dims, "position_ids": "sequential",
             "special_tokens": {"<|Reward|>": reward_id}, "source": f"tools/tiny_vlm.py ({style}, random)"}
 
 

@@ -1,6 +1,8 @@
 /* models/model.c — the generic model handle and the registry of kinds. */
 #include "models/model.h"
 
+#include "models/vlm.h"
+
 #include "core/base64.h"
 #include "core/thread.h"
 
@@ -22,6 +24,7 @@ extern const rwd_model_ops rwd__seqcls_ops;
 extern const rwd_model_ops rwd__sql_ops; /* models/sql.c */
 extern const rwd_model_ops rwd__imagereward_ops; /* models/imagereward.c */
 extern const rwd_model_ops rwd__ocr_ops; /* models/ocr.c */
+/* rwd__vlm_ops: models/vlm.h */
 
 static const rwd_model_ops *const kinds[] = {
 	&rwd__mlp_ops,
@@ -32,6 +35,7 @@ static const rwd_model_ops *const kinds[] = {
 	&rwd__sql_ops,
 	&rwd__imagereward_ops,
 	&rwd__ocr_ops,
+	&rwd__vlm_ops,
 	NULL,
 };
 
@@ -78,8 +82,9 @@ const char *const *rwd_model_kinds(void)
 	return names;
 }
 
-/* Map a Hugging Face "architectures" entry to one of our kinds. */
-static const char *kind_from_architecture(const char *arch)
+/* Map a Hugging Face "architectures" entry to one of our kinds; has_head: the
+ * folder holds a reward_head.json (a Qwen2-VL / Qwen2.5-VL reward model). */
+static const char *kind_from_architecture(const char *arch, int has_head)
 {
 	size_t n = strlen(arch);
 	static const char suffix[] = "ForSequenceClassification";
@@ -87,6 +92,8 @@ static const char *kind_from_architecture(const char *arch)
 		return "clip";
 	if (strcmp(arch, "ImageReward") == 0)
 		return "imagereward";
+	if (has_head && rwd_vlm_architecture(arch))
+		return "vlm";
 	if (n > sizeof(suffix) - 1 && strcmp(arch + n - (sizeof(suffix) - 1), suffix) == 0)
 		return "seqcls";
 	/* process reward models (Qwen2.5-Math-PRM) and token classifiers: seqcls's step heads */
@@ -123,10 +130,16 @@ static int detect_kind(const char *path, char *out, size_t size, rwd_error *err)
 	const char *kind = json_string_value(json_object_get(root, "rewardd_kind"));
 	if (!kind) {
 		json_t *arch = json_object_get(root, "architectures");
+		char head[PATH_MAX];
+		snprintf(head, sizeof(head), "%s/reward_head.json", path);
+		FILE *hf = fopen(head, "r");
+		int has_head = hf != NULL;
+		if (hf)
+			fclose(hf);
 		size_t i;
 		json_t *v;
 		json_array_foreach(arch, i, v) {
-			if (json_is_string(v) && (kind = kind_from_architecture(json_string_value(v))))
+			if (json_is_string(v) && (kind = kind_from_architecture(json_string_value(v), has_head)))
 				break;
 		}
 	}
@@ -134,7 +147,8 @@ static int detect_kind(const char *path, char *out, size_t size, rwd_error *err)
 		rwd_error_where(err, cfg, "architectures");
 		r = rwd_errorf(err, RWD_E_UNSUPPORTED,
 			"no supported architecture (expected CLIPModel, *ForSequenceClassification, "
-			"Qwen2ForProcessRewardModel, *ForTokenClassification or \"rewardd_kind\")");
+			"Qwen2ForProcessRewardModel, *ForTokenClassification, Qwen2(.5)-VL with a reward_head.json "
+			"or \"rewardd_kind\")");
 	} else {
 		snprintf(out, size, "%s", kind);
 	}

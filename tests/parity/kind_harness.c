@@ -5,7 +5,8 @@
  * (test_sql_sqlite.py, test_long_inputs.py).
  *
  *   kind-harness KIND PATH OPTIONS ITEMS [LIMITS]
- *     KIND     a model kind ("sql", "rules", "seqcls", ...)
+ *     KIND     a model kind ("sql", "rules", "seqcls", ...), or "auto" to
+ *              detect it from the folder as --model NAME=DIR does
  *     PATH     the model folder or file, "-" for a built-in kind
  *     OPTIONS  the kind options as JSON, or "null"
  *     ITEMS    a JSON file: an array of item objects
@@ -56,7 +57,7 @@ int main(int argc, char **argv)
 	rwd_error_clear(&err);
 	rwd_model_params p = rwd_model_default_params();
 	p.name = "harness";
-	p.kind = argv[1];
+	p.kind = strcmp(argv[1], "auto") ? argv[1] : NULL;
 	p.path = strcmp(argv[2], "-") ? argv[2] : NULL;
 	p.options = json_is_null(opts) ? NULL : opts;
 	size_t bs = 16;
