@@ -1,7 +1,9 @@
 /* core/json.c — see json.h. */
 #include "core/json.h"
 
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 int rwd_json_number(const json_t *obj, const char *key, int required, double def, double min,
 	double max, double *out, rwd_error *err)
@@ -43,19 +45,41 @@ int rwd_json_bool(const json_t *obj, const char *key, int def, int *out, rwd_err
 	return 0;
 }
 
+/* json_dump_callback's sink: a buffer from plain malloc/realloc, doubling. */
+typedef struct dump_buf {
+	char *p;
+	size_t n, cap;
+} dump_buf;
+
+static int dump_append(const char *buf, size_t size, void *data)
+{
+	dump_buf *d = data;
+	if (size + 1 > d->cap - d->n) {
+		size_t cap = d->cap ? d->cap : 256;
+		while (size + 1 > cap - d->n) {
+			if (cap > SIZE_MAX / 2)
+				return -1;
+			cap *= 2;
+		}
+		char *p = realloc(d->p, cap);
+		if (!p)
+			return -1;
+		d->p = p;
+		d->cap = cap;
+	}
+	memcpy(d->p + d->n, buf, size);
+	d->n += size;
+	return 0;
+}
+
 char *rwd_json_dumps(const json_t *json, size_t flags)
 {
-	size_t n = json_dumpb(json, NULL, 0, flags);
-	if (n == 0)
-		return NULL;
-	char *buf = malloc(n + 1);
-	if (!buf)
-		return NULL;
-	/* the same value, so the same length (json_dumpb is deterministic) */
-	if (json_dumpb(json, buf, n, flags) != n) {
-		free(buf);
+	/* one pass, as json_dumps, into memory of our own */
+	dump_buf d = {NULL, 0, 0};
+	if (json_dump_callback(json, dump_append, &d, flags) != 0 || !d.p) {
+		free(d.p);
 		return NULL;
 	}
-	buf[n] = '\0';
-	return buf;
+	d.p[d.n] = '\0';
+	return d.p;
 }

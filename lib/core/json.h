@@ -25,8 +25,8 @@ int rwd_json_bool(const json_t *obj, const char *key, int def, int *out, rwd_err
  * memory budget (json_set_alloc_funcs), and json_dumps's result comes from
  * that allocator, so a plain free() of it (MHD freeing a reply buffer, or
  * any caller's free) released nothing and the budget leaked the text's
- * size on every request. This writes with json_dumpb into a buffer of
- * its own. Returns NULL on failure (as json_dumps) or out of memory.
+ * size on every request. This writes with json_dump_callback into a
+ * buffer of its own, in one pass. Returns NULL on failure (as json_dumps) or out of memory.
  */
 char *rwd_json_dumps(const json_t *json, size_t flags);
 
