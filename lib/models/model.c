@@ -1,8 +1,6 @@
 /* models/model.c — the generic model handle and the registry of kinds. */
 #include "models/model.h"
 
-#include "models/vlm.h"
-
 #include "core/base64.h"
 #include "core/thread.h"
 
@@ -24,7 +22,9 @@ extern const rwd_model_ops rwd__seqcls_ops;
 extern const rwd_model_ops rwd__sql_ops; /* models/sql.c */
 extern const rwd_model_ops rwd__imagereward_ops; /* models/imagereward.c */
 extern const rwd_model_ops rwd__ocr_ops; /* models/ocr.c */
-/* rwd__vlm_ops: models/vlm.h */
+extern const rwd_model_ops rwd__vlm_ops; /* models/vlm.c */
+/* models/vlm.c: a Qwen2-VL / Qwen2.5-VL reward-model architecture name */
+int rwd__vlm_architecture(const char *arch);
 
 static const rwd_model_ops *const kinds[] = {
 	&rwd__mlp_ops,
@@ -92,7 +92,7 @@ static const char *kind_from_architecture(const char *arch, int has_head)
 		return "clip";
 	if (strcmp(arch, "ImageReward") == 0)
 		return "imagereward";
-	if (has_head && rwd_vlm_architecture(arch))
+	if (has_head && rwd__vlm_architecture(arch))
 		return "vlm";
 	if (n > sizeof(suffix) - 1 && strcmp(arch + n - (sizeof(suffix) - 1), suffix) == 0)
 		return "seqcls";

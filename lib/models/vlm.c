@@ -67,7 +67,7 @@ typedef struct vlm_prep {
 	vlm_image img[VLM_MAX_FIELDS]; /* by field index (image fields only) */
 } vlm_prep;
 
-int rwd_vlm_architecture(const char *arch)
+int rwd__vlm_architecture(const char *arch)
 {
 	return strstr(arch, "Qwen2VL") != NULL || strstr(arch, "Qwen2_5_VL") != NULL;
 }

@@ -46,7 +46,7 @@
 #include "models/model.h"
 
 /* 1 if `arch` (a config.json architectures entry) names a Qwen2-VL / Qwen2.5-VL model. */
-int rwd_vlm_architecture(const char *arch);
+int rwd__vlm_architecture(const char *arch);
 
 extern const rwd_model_ops rwd__vlm_ops;
 

@@ -52,7 +52,7 @@ def main():
     import test_vlm_kind as K
     import test_vlm_prep
     import vlm_ref
-    fix = os.path.join(os.environ.get("RWD_FIXTURES", os.path.join(SRC, "..", "..", "shared", "fixtures")),
+    fix = os.path.join(os.environ.get("RWD_FIXTURES", os.path.join(SRC, "..", "shared", "fixtures")),
                        "qwen2-tokenizer")
     if not os.path.exists(os.path.join(fix, "vocab.json")):
         print("SKIP: fixture %s is absent (set RWD_FIXTURES)" % fix)

@@ -174,6 +174,7 @@ static void run(rwd_model *m, const char *const *items, size_t n, float (*scores
 		scores[i][1] = it[i].scores[1];
 		json_decref(js[i]);
 	}
+	rwd_item_release(it, n); /* a PRM's step_rewards (item->extra) */
 	rwd_arena_destroy(a);
 	rwd_model_scratch_free(m, scratch);
 }
